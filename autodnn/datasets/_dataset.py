@@ -1,0 +1,200 @@
+"""The :class:`Dataset` every loader ends in, and the raw arrays the loaders hand over."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from autodnn.errors import DatasetError
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Dataset:
+    """Train, validation and test arrays ready for a dense network, with what identifies them.
+
+    Attributes:
+        name: Canonical spec: ``"digits"``, ``"cifar10"``, ``"csv:/abs/path.csv"``, ...
+        x_train: Training features, float32, shape ``(n, n_features)``: flattened and scaled with statistics of
+            ``x_train`` only.
+        y_train: Class indices ``0 .. n_classes - 1``, int32, shape ``(n,)``.
+        x_valid: Validation features, scaled like ``x_train``.
+        y_valid: Validation class indices.
+        x_test: Test features, scaled like ``x_train``.
+        y_test: Test class indices.
+        class_names: Name of each class index.
+        fingerprint: Hex digest of the raw arrays and of the split settings; equal fingerprints mean equal arrays.
+        source: Where the data came from, for people (a file path, ``"scikit-learn bundled"``, ...).
+        scaling: ``"standard"``, ``"unit"`` or ``"none"`` (see :func:`autodnn.datasets.load_dataset`).
+        valid_fraction: Fraction of the training part that became ``x_valid``.
+        seed: Seed of the shuffles and splits.
+        image_shape: ``(height, width, channels)`` of image datasets before flattening, else ``None``.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_valid: np.ndarray
+    y_valid: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    fingerprint: str
+    source: str
+    scaling: str = "standard"
+    valid_fraction: float = 0.1
+    seed: int = 0
+    image_shape: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        n_features = None
+        for part in ("train", "valid", "test"):
+            x, y = getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
+            if x.dtype != np.float32 or x.ndim != 2:
+                raise DatasetError(f"dataset {self.name}: x_{part} is {x.dtype} with shape {x.shape}, "
+                                   "expected a float32 array of shape (n, n_features)")
+            if y.dtype != np.int32 or y.shape != (len(x),):
+                raise DatasetError(f"dataset {self.name}: y_{part} is {y.dtype} with shape {y.shape}, "
+                                   f"expected int32 class indices of shape ({len(x)},)")
+            if n_features is not None and x.shape[1] != n_features:
+                raise DatasetError(f"dataset {self.name}: x_{part} has {x.shape[1]} features, "
+                                   f"x_train has {n_features}; every part needs the same features")
+            n_features = x.shape[1]
+            if len(y) and (y.min() < 0 or y.max() >= len(self.class_names)):
+                raise DatasetError(f"dataset {self.name}: y_{part} holds labels outside "
+                                   f"0..{len(self.class_names) - 1}; there are {len(self.class_names)} class names")
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)
+
+    @property
+    def n_features(self) -> int:
+        """Number of input features of each example (after flattening and one-hot encoding)."""
+        return int(self.x_train.shape[1])
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Number of examples in each part: ``{"train": ..., "valid": ..., "test": ...}``."""
+        return {"train": len(self.y_train), "valid": len(self.y_valid), "test": len(self.y_test)}
+
+    def describe(self) -> dict[str, Any]:
+        """Returns a JSON-able summary, without the arrays, for studies and reports."""
+        return {
+            "name": self.name,
+            "fingerprint": self.fingerprint,
+            "sizes": self.sizes,
+            "n_features": self.n_features,
+            "n_classes": self.n_classes,
+            "class_names": list(self.class_names),
+            "source": self.source,
+            "scaling": self.scaling,
+            "valid_fraction": self.valid_fraction,
+            "seed": self.seed,
+            "image_shape": list(self.image_shape) if self.image_shape is not None else None,
+        }
+
+    def __repr__(self) -> str:
+        return (f"Dataset(name={self.name!r}, sizes={self.sizes}, n_features={self.n_features}, "
+                f"n_classes={self.n_classes}, fingerprint={self.fingerprint!r})")
+
+
+@dataclass(frozen=True, eq=False)
+class RawData:
+    """What a loader read, before splitting and scaling.
+
+    Attributes:
+        x_train: Examples of the training part, shape ``(n, ...)``: uint8 pixels ``(n, height, width, channels)``
+            for images, numbers for tabular data.
+        y_train: Class indices into ``class_names``, shape ``(n,)``.
+        x_test: The official test examples, or ``None`` when the source has no test part.
+        y_test: Class indices of ``x_test``, or ``None``.
+        class_names: Name of each class index.
+        source: Where the data came from, for people.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    class_names: tuple[str, ...]
+    source: str
+
+    @property
+    def is_image(self) -> bool:
+        """Whether the examples are uint8 pixels (so that ``scaling="unit"`` divides by 255)."""
+        return self.x_train.dtype == np.uint8 and self.x_train.ndim >= 3
+
+
+def one_line(exc: BaseException) -> str:
+    """Returns the message of ``exc`` on one line, for embedding in a :class:`DatasetError`."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def encode_labels(
+    y_train: np.ndarray, y_test: np.ndarray | None, where: str
+) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]]:
+    """Turns labels (integers, integral floats, booleans or strings) into class indices.
+
+    Classes are the sorted distinct labels of the training part; their names are the labels as text.
+
+    Args:
+        y_train: Labels of the training part, shape ``(n,)``.
+        y_test: Labels of the test part, or ``None``.
+        where: What the labels are, for messages (``"npz:/data/x.npz: y_train"``).
+
+    Returns:
+        ``(train indices, test indices or None, class names)``, indices as int64.
+
+    Raises:
+        DatasetError: The labels are continuous numbers, of an unusable type, or the test part has labels the
+            training part lacks.
+    """
+    parts = [y_train] if y_test is None else [y_train, y_test]
+    cleaned = [_label_values(y, where) for y in parts]
+    classes = np.unique(cleaned[0])
+    if len(classes) == 0:
+        raise DatasetError(f"{where}: there are no examples; give at least one example of each class")
+    codes = []
+    for y in cleaned:
+        idx = np.searchsorted(classes, y)
+        idx = np.clip(idx, 0, len(classes) - 1)
+        unknown = classes[idx] != y
+        if unknown.any():
+            extra = ", ".join(map(str, np.unique(y[unknown])[:5]))
+            raise DatasetError(f"{where}: the test part has labels that the training part lacks ({extra}); "
+                               "a model cannot learn classes it never sees, so add them to the training part")
+        codes.append(idx.astype(np.int64))
+    names = tuple(_label_name(v) for v in classes.tolist())
+    return codes[0], (codes[1] if y_test is not None else None), names
+
+
+def _label_values(y: np.ndarray, where: str) -> np.ndarray:
+    if y.dtype == np.bool_ or np.issubdtype(y.dtype, np.integer):
+        return y
+    if np.issubdtype(y.dtype, np.floating):
+        if not np.isfinite(y).all():
+            raise DatasetError(f"{where}: labels contain NaN or infinite values; drop those rows or fill them")
+        if (y != np.round(y)).any():
+            example = y[y != np.round(y)][0]
+            raise DatasetError(f"{where}: labels are continuous numbers (e.g. {example}), not classes; autodnn "
+                               "classifies, so give class labels (integers or text)")
+        return y.astype(np.int64)
+    if y.dtype.kind in "US":
+        return y
+    if y.dtype == object:
+        bad = [v for v in y.tolist() if not isinstance(v, (str, bool, int))]
+        if bad:
+            raise DatasetError(f"{where}: labels must be integers or text, but one is {type(bad[0]).__name__} "
+                               f"({bad[0]!r}); convert the labels first")
+        return np.array([str(v) for v in y.tolist()])
+    raise DatasetError(f"{where}: labels of type {y.dtype} cannot be classes; give integers or text")
+
+
+def _label_name(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)

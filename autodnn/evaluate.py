@@ -1,0 +1,110 @@
+"""Final evaluation: retrain the best configuration and the book's defaults with several seeds, test once.
+
+The search picks configurations by validation accuracy; only this step touches the test split, once per
+retrained network, and stores mean and spread in the study (``evaluation`` attribute) for the report.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+
+from autodnn.config import TrialConfig
+from autodnn.errors import StudyError, UsageError
+from autodnn.study import baseline_trials, best_trial, dataset_of
+
+SEED_OFFSET = 10_000
+
+
+def evaluation_entries(study: optuna.Study) -> list[dict[str, Any]]:
+    """The configurations to evaluate: the best searched trial first, then every baseline of the study.
+
+    Raises:
+        StudyError: No searched trial has completed yet.
+    """
+    best = best_trial(study)
+    if best is None:
+        raise StudyError(f"study '{study.study_name}' has no completed trial to evaluate yet; run 'autodnn search'")
+    entries = [{"name": "best", "title": f"Best found (trial {best.number})", "kind": "best",
+                "trial_number": best.number, "config": best.user_attrs["config"]}]
+    for trial in baseline_trials(study):
+        entries.append({"name": trial.user_attrs["baseline"], "title": trial.user_attrs.get("title", ""),
+                        "kind": "baseline", "trial_number": trial.number, "config": trial.user_attrs["config"]})
+    return entries
+
+
+def evaluate(
+    study: optuna.Study,
+    *,
+    seeds: int = 3,
+    max_epochs: int | None = None,
+    on_run: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Retrains each entry of :func:`evaluation_entries` with ``seeds`` seeds and tests each network once.
+
+    Args:
+        study: A study made by ``autodnn search``.
+        seeds: Trainings per configuration; mean and standard deviation are taken over them.
+        max_epochs: Epoch budget; defaults to the study's own, so every network has the same budget.
+        on_run: Called with (entry, run) after each training, e.g. to print progress.
+
+    Returns:
+        The evaluation, as stored in the study's ``evaluation`` attribute.
+
+    Raises:
+        UsageError: ``seeds`` < 1.
+        StudyError: Nothing to evaluate, or the dataset no longer matches the study's fingerprint.
+    """
+    from autodnn.trainer import train
+
+    if seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, but got {seeds}")
+    entries = evaluation_entries(study)
+    dataset = dataset_of(study)
+    settings = study.user_attrs.get("settings", {})
+    budget = max_epochs or int(settings.get("max_epochs", 50))
+    mc_samples = int(settings.get("mc_samples", 0)) or 30
+    base_seed = int(settings.get("seed", 0)) + SEED_OFFSET
+    for entry in entries:
+        config = TrialConfig.from_dict(entry["config"])
+        entry["runs"] = []
+        for i in range(seeds):
+            start = time.perf_counter()
+            result = train(config, dataset, max_epochs=budget, seed=base_seed + i, evaluate_test=True,
+                           mc_samples=mc_samples if config.has_dropout else 0)
+            run = {
+                "seed": base_seed + i,
+                "test_accuracy": result.test_accuracy,
+                "test_loss": result.test_loss,
+                "val_accuracy": result.val_accuracy,
+                "mc_test_accuracy": result.mc_test_accuracy,
+                "epochs": result.epochs,
+                "seconds": time.perf_counter() - start,
+                "learning_rate": result.learning_rate,
+                "stopped": result.stopped,
+                "history": result.to_dict()["history"],
+            }
+            entry["runs"].append(run)
+            if on_run is not None:
+                on_run(entry, run)
+        entry.update(summarize(entry["runs"]))
+    evaluation = {"seeds": [base_seed + i for i in range(seeds)], "max_epochs": budget, "entries": entries,
+                  "mc_samples": mc_samples}
+    study.set_user_attr("evaluation", evaluation)
+    return evaluation
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and sample standard deviation of each metric over runs (spread 0 for a single run)."""
+    out: dict[str, Any] = {}
+    for key in ("test_accuracy", "test_loss", "mc_test_accuracy", "epochs", "seconds"):
+        values = [r[key] for r in runs if r.get(key) is not None]
+        if not values:
+            continue
+        out[f"{key}_mean"] = statistics.fmean(values)
+        out[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    return out

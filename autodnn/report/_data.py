@@ -1,0 +1,420 @@
+"""What a report shows, gathered from one study into plain dataclasses (no plotting, no HTML).
+
+Everything here comes from the study database: study attributes (dataset, space, environment, settings,
+evaluation) and the trials with their user attributes. :func:`gather` reads the trials once and builds no
+per-trial objects beyond one table row, so it stays fast with thousands of trials.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from autodnn.defaults import PUBLISHED_CIFAR10
+from autodnn.errors import UsageError
+from autodnn.report._scores import BASELINE_TITLES, Comparison, Headline, Score, headline
+
+__all__ = ["Comparison", "Compute", "Curve", "Headline", "LRCurve", "ParamColumn", "ReportData", "Score",
+           "SearchData", "TrialRow", "gather"]
+
+#: The intermediate-values plot draws at most this many trials (evenly spread over the study).
+MAX_LINES = 1000
+
+
+@dataclass
+class TrialRow:
+    """One line of the trials table.
+
+    Attributes:
+        number: Optuna's trial number.
+        state: ``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING`` or ``WAITING``.
+        value: Best validation accuracy (complete trials only).
+        epochs: Epochs trained, when known.
+        pruned_at: 1-based epoch at which a pruned trial stopped.
+        seconds: Wall time of the trial.
+        baseline: The book default this trial trains (``book-2e`` ...), or None for a searched one.
+        retry_of: Number of the failed trial this one retries.
+        reason: Why the trial failed or was pruned.
+        params: Sampled parameters.
+    """
+
+    number: int
+    state: str
+    value: float | None
+    epochs: int | None
+    pruned_at: int | None
+    seconds: float | None
+    baseline: str | None
+    retry_of: int | None
+    reason: str
+    params: dict[str, Any]
+
+
+@dataclass
+class Curve:
+    """Validation accuracy and loss per epoch of one training run (index 0 is epoch 1)."""
+
+    name: str
+    title: str
+    kind: str
+    seed: int | None
+    trial_number: int | None
+    val_accuracy: list[float]
+    val_loss: list[float]
+
+
+@dataclass
+class LRCurve:
+    """The learning-rate finder's sweep of one trial and its pick."""
+
+    trial_number: int
+    learning_rates: list[float]
+    losses: list[float]
+    smoothed: list[float]
+    suggestion: float | None
+    turning_point: float | None
+    diverged: bool
+
+
+@dataclass
+class ParamColumn:
+    """One parameter over the complete trials of :class:`SearchData` (None where a trial lacks it)."""
+
+    name: str
+    values: list[Any]
+    categorical: bool
+    log: bool
+
+
+@dataclass
+class SearchData:
+    """What the search-visualization figures need.
+
+    Attributes:
+        numbers: Numbers of the complete trials, in order.
+        values: Their validation accuracies.
+        baselines: Their baseline mark (None for searched trials).
+        searched: Validation accuracies of the complete searched trials (baselines have no sampled parameters).
+        columns: Parameters that take more than one value among the searched trials, aligned with ``searched``.
+        importances: Parameter -> share of the validation-accuracy variance it explains, or empty.
+        importance_note: Why importances are missing, or how they were computed.
+        lines: ``(number, pruned, values per epoch)`` of the trials the intermediate-values plot draws.
+        lines_note: Says when only a sample of the trials is drawn.
+    """
+
+    numbers: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    baselines: list[str | None] = field(default_factory=list)
+    searched: list[float] = field(default_factory=list)
+    columns: list[ParamColumn] = field(default_factory=list)
+    importances: dict[str, float] = field(default_factory=dict)
+    importance_note: str = ""
+    lines: list[tuple[int, bool, list[float | None]]] = field(default_factory=list)
+    lines_note: str = ""
+
+
+@dataclass
+class Compute:
+    """What the study cost: trial counts, epochs and time."""
+
+    counts: dict[str, int]
+    epochs_spent: int
+    median_complete_epochs: float | None
+    epochs_saved: float | None
+    epochs_saved_max: int | None
+    max_epochs: int | None
+    epoch_seconds: float | None
+    trial_seconds: float
+    wall_seconds: float | None
+    evaluation_seconds: float
+
+
+@dataclass
+class ReportData:
+    """Everything the report shows about one study."""
+
+    study: str
+    dataset: dict[str, Any]
+    space: dict[str, Any]
+    space_digest: str
+    environment: dict[str, Any]
+    settings: dict[str, Any]
+    headline: Headline
+    best_config: dict[str, Any] | None
+    best_learning_rate: float | None
+    best_label: str
+    published: list[dict[str, Any]]
+    curves: list[Curve]
+    curves_source: str
+    lr_curve: LRCurve | None
+    search: SearchData
+    trials: list[TrialRow]
+    compute: Compute
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _floats(values: Any) -> list[float]:
+    return [float(v) if isinstance(v, (int, float)) else float("nan") for v in values or ()]
+
+
+def _value(trial: FrozenTrial) -> float:
+    return float(trial.value) if trial.value is not None else -math.inf
+
+
+def _epochs(trial: FrozenTrial) -> int | None:
+    result = _dict(trial.user_attrs.get("result"))
+    if isinstance(result.get("epochs"), int):
+        return result["epochs"]
+    history = _dict(trial.user_attrs.get("history")).get("val_accuracy")
+    if history:
+        return len(history)
+    return len(trial.intermediate_values) or None
+
+
+def _row(trial: FrozenTrial) -> TrialRow:
+    pruned_at = None
+    if trial.state == TrialState.PRUNED and trial.intermediate_values:
+        pruned_at = max(trial.intermediate_values) + 1
+    retry = trial.system_attrs.get("failed_trial")
+    return TrialRow(
+        number=trial.number,
+        state=trial.state.name,
+        value=trial.value if trial.state == TrialState.COMPLETE else None,
+        epochs=_epochs(trial),
+        pruned_at=pruned_at,
+        seconds=trial.duration.total_seconds() if trial.duration is not None else None,
+        baseline=trial.user_attrs.get("baseline") or None,
+        retry_of=retry if isinstance(retry, int) else None,
+        reason=str(trial.user_attrs.get("reason") or ""),
+        params=dict(trial.params),
+    )
+
+
+def gather(study: optuna.Study) -> ReportData:
+    """Collects everything the report shows about ``study``.
+
+    Args:
+        study: A single-objective study written by autodnn (or any study with the same attributes).
+
+    Returns:
+        The report's data; sections without data (no trials, no evaluation) are empty, never missing.
+
+    Raises:
+        UsageError: The study has more than one objective.
+    """
+    if len(study.directions) != 1:
+        raise UsageError(f"study {study.study_name!r} has {len(study.directions)} objectives; autodnn reports "
+                         "single-objective studies (validation accuracy)")
+    trials = study.get_trials(deepcopy=False)
+    attrs = study.user_attrs
+    settings = _dict(attrs.get("settings"))
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    searched = [t for t in complete if not t.user_attrs.get("baseline")]
+    best = max(searched, key=_value) if searched else None
+    by_number = {t.number: t for t in trials}
+    baselines: dict[str, FrozenTrial] = {}
+    for t in complete:
+        mark = t.user_attrs.get("baseline")
+        if mark and (mark not in baselines or _value(t) > _value(baselines[mark])):
+            baselines[str(mark)] = t
+    evaluation = _dict(attrs.get("evaluation"))
+    entries = [e for e in evaluation.get("entries") or () if isinstance(e, dict)]
+
+    top = headline(entries, evaluation.get("seeds") or [], best, baselines)
+    source_trial = best
+    if top.best is not None and top.best.trial_number in by_number:
+        source_trial = by_number[top.best.trial_number]
+    best_config = (top.best.config if top.best else None) or (
+        _dict(source_trial.user_attrs.get("config")) if source_trial else None)
+    used_lr = _dict(source_trial.user_attrs.get("result")).get("learning_rate") if source_trial else None
+    curves, source = (_evaluation_curves(entries), "evaluation") if entries else (
+        _trial_curves(best, baselines), "trials")
+    name = str(_dict(attrs.get("dataset")).get("name", ""))
+    cifar = "cifar10" in name.lower().replace("-", "").replace("_", "") and "cifar100" not in name.lower()
+    return ReportData(
+        study=study.study_name,
+        dataset=_dict(attrs.get("dataset")),
+        space=_dict(attrs.get("space")),
+        space_digest=str(attrs.get("space_digest") or ""),
+        environment=_dict(attrs.get("environment")),
+        settings=settings,
+        headline=top,
+        best_config=best_config or None,
+        best_learning_rate=used_lr if isinstance(used_lr, (int, float)) else None,
+        best_label=top.best.title if top.best else "",
+        published=[dict(row) for row in PUBLISHED_CIFAR10] if cifar else [],
+        curves=curves,
+        curves_source=source,
+        lr_curve=_lr_curve(source_trial),
+        search=_search(study, trials, complete),
+        trials=[_row(t) for t in trials],
+        compute=_compute(trials, settings, entries),
+    )
+
+
+def _evaluation_curves(entries: list[dict[str, Any]]) -> list[Curve]:
+    curves = []
+    for entry in entries:
+        for run in entry.get("runs") or ():
+            history = _dict(_dict(run).get("history"))
+            if history.get("val_accuracy"):
+                curves.append(Curve(str(entry.get("name", "")), str(entry.get("title", "")), str(entry.get("kind", "")),
+                                    run.get("seed"), entry.get("trial_number"), _floats(history.get("val_accuracy")),
+                                    _floats(history.get("val_loss"))))
+    return curves
+
+
+def _trial_curves(best: FrozenTrial | None, baselines: dict[str, FrozenTrial]) -> list[Curve]:
+    chosen: list[tuple[str, str, str, FrozenTrial]] = []
+    if best is not None and not best.user_attrs.get("baseline"):
+        chosen.append(("best", f"Best trial (#{best.number})", "best", best))
+    for mark, trial in sorted(baselines.items()):
+        title = trial.user_attrs.get("title") or BASELINE_TITLES.get(mark, mark)
+        chosen.append((mark, f"{title} (trial #{trial.number})", "baseline", trial))
+    curves = []
+    for name, title, kind, trial in chosen:
+        history = _dict(trial.user_attrs.get("history"))
+        accuracy = history.get("val_accuracy") or [trial.intermediate_values[k] for k in
+                                                   sorted(trial.intermediate_values)]
+        if accuracy:
+            curves.append(Curve(name, title, kind, trial.user_attrs.get("seed"), trial.number, _floats(accuracy),
+                                _floats(history.get("val_loss"))))
+    return curves
+
+
+def _lr_curve(trial: FrozenTrial | None) -> LRCurve | None:
+    finder = _dict(trial.user_attrs.get("lr_finder")) if trial is not None else {}
+    if trial is None or not finder.get("learning_rates"):
+        return None
+    suggestion, turning = finder.get("suggestion"), finder.get("turning_point")
+    return LRCurve(
+        trial_number=trial.number,
+        learning_rates=_floats(finder.get("learning_rates")),
+        losses=_floats(finder.get("losses")),
+        smoothed=_floats(finder.get("smoothed")),
+        suggestion=float(suggestion) if isinstance(suggestion, (int, float)) else None,
+        turning_point=float(turning) if isinstance(turning, (int, float)) else None,
+        diverged=bool(finder.get("diverged")),
+    )
+
+
+def _search(study: optuna.Study, trials: list[FrozenTrial], complete: list[FrozenTrial]) -> SearchData:
+    data = SearchData(
+        numbers=[t.number for t in complete],
+        values=[_value(t) for t in complete],
+        baselines=[t.user_attrs.get("baseline") or None for t in complete],
+    )
+    searched = [t for t in complete if not t.user_attrs.get("baseline")]
+    data.searched = [_value(t) for t in searched]
+    names: dict[str, bool] = {}
+    for t in searched:
+        for key, dist in t.distributions.items():
+            if key not in names:
+                names[key] = getattr(dist, "log", False)
+    for key, log in names.items():
+        values = [t.params.get(key) for t in searched]
+        if len({repr(v) for v in values}) < 2:
+            continue
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None)
+        data.columns.append(ParamColumn(key, values, not numeric, bool(log) and numeric))
+    data.importances, data.importance_note = _importances(study, searched, data.columns)
+
+    drawn = [t for t in trials if t.intermediate_values and t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    if len(drawn) > MAX_LINES:
+        step = len(drawn) / MAX_LINES
+        data.lines_note = (f"Showing {MAX_LINES:,} of {len(drawn):,} trials, an even sample by trial number, "
+                           "to keep the page light.")
+        drawn = [drawn[int(i * step)] for i in range(MAX_LINES)]
+    for t in drawn:
+        steps = t.intermediate_values
+        line: list[float | None] = [None] * (max(steps) + 1)
+        for k, v in steps.items():
+            line[k] = v
+        data.lines.append((t.number, t.state == TrialState.PRUNED, line))
+    return data
+
+
+def _importances(study: optuna.Study, searched: list[FrozenTrial],
+                 columns: list[ParamColumn]) -> tuple[dict[str, float], str]:
+    if len(searched) < 2:
+        return {}, "Parameter importances need at least 2 complete searched trials."
+    if not columns:
+        return {}, "Parameter importances need at least one parameter that varies between complete trials."
+    from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
+
+    logger = logging.getLogger("optuna")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            # PED-ANOVA (Optuna's default evaluator since 5.0) stays fast at 10,000 trials; fANOVA takes minutes.
+            found = get_param_importances(_snapshot(study, searched), evaluator=PedAnovaImportanceEvaluator())
+    except Exception as exc:  # noqa: BLE001 - any evaluator error costs only this figure; the note says why
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return {}, f"Optuna could not compute parameter importances for this study: {first[:300]}"
+    finally:
+        logger.setLevel(level)
+    note = ("PED-ANOVA (Optuna's importance evaluator): how much each parameter separates the best 10% of "
+            "complete searched trials from the rest.")
+    if caught:
+        note += f" Optuna warned: {str(caught[0].message).splitlines()[0][:200]}"
+    return {k: float(v) for k, v in found.items()}, note
+
+
+def _snapshot(study: optuna.Study, trials: list[FrozenTrial]) -> optuna.Study:
+    """An in-memory copy of the trials' parameters and values.
+
+    The evaluator reads the study's trials more than once; from a database each read reloads every trial with
+    its histories, seconds per thousand trials.
+    """
+    from optuna.trial import create_trial
+
+    copy = optuna.create_study(directions=study.directions)
+    copy.add_trials([create_trial(value=t.value, params=t.params, distributions=t.distributions) for t in trials])
+    return copy
+
+
+def _compute(trials: list[FrozenTrial], settings: dict[str, Any], entries: list[dict[str, Any]]) -> Compute:
+    counts = {state.name: 0 for state in TrialState}
+    for t in trials:
+        counts[t.state.name] += 1
+    epochs = {t.number: _epochs(t) or 0 for t in trials}
+    complete_epochs = [epochs[t.number] for t in trials if t.state == TrialState.COMPLETE and epochs[t.number]]
+    pruned = [epochs[t.number] for t in trials if t.state == TrialState.PRUNED]
+    median = statistics.median(complete_epochs) if complete_epochs else None
+    max_epochs = settings.get("max_epochs") if isinstance(settings.get("max_epochs"), int) else None
+    times = [float(s) for t in trials for s in t.user_attrs.get("epoch_times") or ()
+             if isinstance(s, (int, float))]
+    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
+    wall = (max(ends) - min(starts)).total_seconds() if starts and ends else None
+    evaluation_seconds = sum(float(_dict(r).get("seconds") or 0) for e in entries for r in e.get("runs") or ())
+    return Compute(
+        counts=counts,
+        epochs_spent=sum(epochs.values()),
+        median_complete_epochs=median,
+        epochs_saved=sum(max(0.0, median - e) for e in pruned) if median is not None and pruned else None,
+        epochs_saved_max=sum(max(0, max_epochs - e) for e in pruned) if max_epochs and pruned else None,
+        max_epochs=max_epochs,
+        epoch_seconds=statistics.median(times) if times else None,
+        trial_seconds=sum(t.duration.total_seconds() for t in trials if t.duration is not None),
+        wall_seconds=wall,
+        evaluation_seconds=evaluation_seconds,
+    )
+
+
+def generated_at() -> str:
+    """The local time a report is made, for its footer."""
+    return datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()

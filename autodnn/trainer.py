@@ -1,0 +1,317 @@
+"""Trains one configuration on one dataset and returns what happened, epoch by epoch.
+
+The trainer knows nothing of Optuna: it talks to the search through a :class:`Reporter`, which receives each
+epoch's validation metrics and may ask to stop (pruning).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import keras
+import numpy as np
+
+from autodnn import _fit
+from autodnn.backend import configured_precision
+from autodnn.lr_finder import LRFinder, LRFinderResult
+from autodnn.model import build_model
+from autodnn.optim import build_optimizer
+
+if TYPE_CHECKING:
+    from autodnn.config import TrialConfig
+    from autodnn.datasets import Dataset
+
+LOSS = "sparse_categorical_crossentropy"
+
+
+class Reporter(Protocol):
+    """How the trainer tells the search about progress, and learns that it should stop."""
+
+    def report(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Receives the metrics of the epoch just finished (0-based ``epoch``)."""
+
+    def should_stop(self) -> str | None:
+        """Returns a reason to stop training now (the trial is hopeless), or None to go on."""
+
+
+@dataclass
+class TrialResult:
+    """What one training run produced.
+
+    Attributes:
+        val_accuracy: Validation accuracy of the restored (best-validation-loss) weights.
+        val_loss: Validation loss of the restored weights.
+        train_accuracy: Training accuracy at the best epoch, as Keras measured it during the epoch.
+        train_loss: Training loss at the best epoch.
+        epochs: Epochs trained.
+        best_epoch: 1-based epoch whose weights were kept.
+        stopped: ``completed`` (ran all epochs), ``early_stopping``, ``pruned`` or ``nan``.
+        reason: Why training stopped early, in words (empty when it completed).
+        history: Per-epoch lists of ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``learning_rate``.
+        epoch_times: Wall seconds of each epoch, validation included.
+        learning_rate: The initial (for 1cycle: peak) learning rate used.
+        lr_finder: The learning-rate finder's curve and pick, when it ran.
+        mc_val_accuracy: Validation accuracy with MC dropout, when the net has dropout and it was asked for.
+        test_accuracy: Test accuracy, only when the caller asked for a test evaluation.
+        test_loss: Test loss, likewise.
+        mc_test_accuracy: Test accuracy with MC dropout, likewise.
+        n_params: Trainable and non-trainable parameters of the network.
+        samples_per_second: Training samples processed per second of epoch time.
+    """
+
+    val_accuracy: float
+    val_loss: float
+    train_accuracy: float
+    train_loss: float
+    epochs: int
+    best_epoch: int
+    stopped: str
+    reason: str = ""
+    history: dict[str, list[float]] = field(default_factory=dict)
+    epoch_times: list[float] = field(default_factory=list)
+    learning_rate: float = 0.0
+    lr_finder: dict[str, Any] | None = None
+    mc_val_accuracy: float | None = None
+    test_accuracy: float | None = None
+    test_loss: float | None = None
+    mc_test_accuracy: float | None = None
+    n_params: int = 0
+    samples_per_second: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the result as JSON-able values (NaN becomes None)."""
+        return _json_safe(asdict(self))
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The scalar fields: everything but the per-epoch history, epoch times and LR-finder curve."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("history", "epoch_times", "lr_finder")}
+
+
+def train(
+    config: TrialConfig,
+    dataset: Dataset,
+    *,
+    max_epochs: int,
+    reporter: Reporter | None = None,
+    seed: int = 0,
+    evaluate_test: bool = False,
+    mc_samples: int | None = None,
+    verbose: int = 0,
+    precision: str | None = None,
+) -> TrialResult:
+    """Builds the network of ``config`` and trains it with early stopping on ``dataset``.
+
+    An epoch is one compiled call with the data on the device (see :mod:`autodnn._fit`): every epoch trains
+    ``len(x_train) // batch_size`` full batches in a fresh order and drops the ragged remainder, then
+    validates once.
+
+    Args:
+        config: The hyperparameters.
+        dataset: Train, validation and test arrays; only train and validation are used unless
+            ``evaluate_test``.
+        max_epochs: Upper bound on epochs; early stopping usually ends sooner.
+        reporter: Receives each epoch's metrics and may stop training.
+        seed: Seeds weights, dropout and shuffling, so a run repeats on the same backend and device.
+        evaluate_test: Also evaluate the final weights on the test split.
+        mc_samples: Passes of MC dropout at evaluation; defaults to ``config.mc_samples``.
+        verbose: 0 is silent; otherwise one progress line per epoch.
+        precision: ``float32``, ``mixed_bfloat16`` or ``mixed_float16``; None keeps what
+            :func:`autodnn.backend.configure_device` set for this process (``float32`` by default).
+
+    Returns:
+        The result; a NaN loss or a stop asked by the reporter ends training early and says so in
+        ``stopped`` and ``reason``.
+    """
+    # Frees the previous trial's model, optimizer and compiled functions; it also resets the dtype policy,
+    # so the precision is applied after it, for every trial.
+    keras.backend.clear_session(free_memory=True)
+    keras.mixed_precision.set_global_policy(precision or configured_precision())
+    seed_everything(seed)
+    steps_per_epoch = _fit.steps_per_epoch(len(dataset.x_train), config.batch_size)
+    model = build_model(config, dataset.n_features, dataset.n_classes, seed=seed)
+
+    learning_rate = config.learning_rate
+    finder_result = None
+    if config.lr_finder:
+        finder_result = sweep_learning_rate(model, config, dataset, seed=seed)
+        learning_rate = float(finder_result.suggestion)
+
+    optimizer, schedule_callbacks = build_optimizer(
+        config, learning_rate, steps_per_epoch=steps_per_epoch, epochs=max_epochs
+    )
+    model.compile(optimizer=optimizer, loss=LOSS, metrics=["accuracy"], **_fit.compile_options(steps_per_epoch))
+    monitor = _EpochMonitor(reporter, optimizer)
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.patience, restore_best_weights=True
+    )
+    outcome = _fit.fit(
+        model,
+        dataset,
+        batch_size=config.batch_size,
+        epochs=max_epochs,
+        callbacks=[*schedule_callbacks, early_stopping, monitor],
+        seed=seed,
+        verbose=verbose,
+    )
+
+    history = {k: [float(v) for v in values] for k, values in monitor.history.items()}
+    epochs = len(monitor.epoch_times)
+    best = int(np.nanargmin(history["val_loss"])) if _any_finite(history.get("val_loss", [])) else 0
+    val_loss, val_accuracy = _fit.evaluate(model, dataset, "valid")
+    if monitor.stop_reason:
+        stopped, reason = monitor.stop_kind, monitor.stop_reason
+    elif early_stopping.stopped_epoch > 0:
+        stopped = "early_stopping"
+        reason = f"no better validation loss for {config.patience} epochs"
+    else:
+        stopped, reason = "completed", ""
+    samples = mc_samples if mc_samples is not None else config.mc_samples
+    result = TrialResult(
+        val_accuracy=val_accuracy,
+        val_loss=val_loss,
+        train_accuracy=history["accuracy"][best] if epochs else float("nan"),
+        train_loss=history["loss"][best] if epochs else float("nan"),
+        epochs=epochs,
+        best_epoch=best + 1,
+        stopped=stopped,
+        reason=reason,
+        history=history,
+        epoch_times=monitor.epoch_times,
+        learning_rate=learning_rate,
+        lr_finder=finder_result.to_dict() if finder_result is not None else None,
+        n_params=int(model.count_params()),
+        samples_per_second=outcome.samples_per_epoch * epochs / max(sum(monitor.epoch_times), 1e-9),
+    )
+    if samples and config.has_dropout and stopped != "nan":
+        from autodnn.layers import mc_accuracy
+
+        result.mc_val_accuracy = mc_accuracy(model, dataset.x_valid, dataset.y_valid, samples)
+    if evaluate_test:
+        result.test_loss, result.test_accuracy = _fit.evaluate(model, dataset, "test")
+        if samples and config.has_dropout and stopped != "nan":
+            from autodnn.layers import mc_accuracy
+
+            result.mc_test_accuracy = mc_accuracy(model, dataset.x_test, dataset.y_test, samples)
+    return result
+
+
+def sweep_learning_rate(
+    model: keras.Model, config: TrialConfig, dataset: Dataset, *, seed: int = 0, iterations: int | None = None
+) -> LRFinderResult:
+    """Runs the learning-rate finder on ``model`` with the optimizer of ``config`` at a constant rate.
+
+    The model's weights are left as they were, so training starts from the same initialization.
+
+    Args:
+        model: The freshly built network.
+        config: Gives the optimizer and batch size (the best rate depends on both).
+        dataset: Its training split is swept over.
+        seed: Order of the batches.
+        iterations: Steps of the sweep; defaults to the book's 500, or 5 epochs when that is fewer (at
+            least 50: small datasets are cycled through).
+    """
+    steps_per_epoch = _fit.steps_per_epoch(len(dataset.x_train), config.batch_size)
+    optimizer, _ = build_optimizer(config.replace(schedule="constant"), config.learning_rate,
+                                   steps_per_epoch=steps_per_epoch, epochs=1)
+    model.compile(optimizer=optimizer, loss=LOSS)
+    finder = LRFinder(iterations=iterations or max(50, min(500, 5 * steps_per_epoch)), seed=seed)
+    return finder.find(model, dataset.x_train, dataset.y_train, batch_size=config.batch_size)
+
+
+def find_learning_rate(
+    config: TrialConfig, dataset: Dataset, *, seed: int = 0, iterations: int | None = None
+) -> LRFinderResult:
+    """Builds the network of ``config`` and sweeps the learning rate on it (``autodnn lr-find``)."""
+    keras.backend.clear_session(free_memory=True)
+    seed_everything(seed)
+    model = build_model(config, dataset.n_features, dataset.n_classes, seed=seed)
+    return sweep_learning_rate(model, config, dataset, seed=seed, iterations=iterations)
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy and Keras' global generator for the current backend.
+
+    ``keras.utils.set_random_seed`` would also import TensorFlow just to seed it, which costs seconds and
+    memory on the JAX and PyTorch backends.
+    """
+    if keras.backend.backend() == "tensorflow":
+        keras.utils.set_random_seed(seed)
+        return
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        from keras.src.backend.common import global_state
+        from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
+    except ImportError:
+        keras.utils.set_random_seed(seed)
+        return
+    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.manual_seed(seed)
+
+
+class _EpochMonitor(keras.callbacks.Callback):
+    """Times epochs, records metrics and the learning rate, stops on NaN and when the reporter asks."""
+
+    def __init__(self, reporter: Reporter | None, optimizer: keras.optimizers.Optimizer) -> None:
+        super().__init__()
+        self.reporter = reporter
+        self.optimizer_ref = optimizer
+        self.history: dict[str, list[float]] = {}
+        self.epoch_times: list[float] = []
+        self.stop_kind = ""
+        self.stop_reason = ""
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch_times.append(time.perf_counter() - self._start)
+        logs = dict(logs or {})
+        logs["learning_rate"] = _current_learning_rate(self.optimizer_ref)
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
+            self.history.setdefault(key, []).append(float(logs.get(key, float("nan"))))
+        if not (math.isfinite(logs.get("loss", math.nan)) and math.isfinite(logs.get("val_loss", math.nan))):
+            self.stop_kind = "nan"
+            self.stop_reason = f"loss became {logs.get('loss')} (validation {logs.get('val_loss')}) at epoch {epoch + 1}"
+            self.model.stop_training = True
+            return
+        if self.reporter is None:
+            return
+        self.reporter.report(epoch, {k: float(v) for k, v in logs.items()})
+        reason = self.reporter.should_stop()
+        if reason:
+            self.stop_kind, self.stop_reason = "pruned", reason
+            self.model.stop_training = True
+
+
+def _current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
+    lr = optimizer.learning_rate
+    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
+        lr = lr(optimizer.iterations)
+    return float(keras.ops.convert_to_numpy(lr))
+
+
+def _any_finite(values: list[float]) -> bool:
+    return any(math.isfinite(v) for v in values)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value

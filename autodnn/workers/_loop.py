@@ -1,0 +1,258 @@
+"""The loop every worker runs: admit a trial only while the study misses one, train it with heartbeats, retry
+lost ones; and :func:`run_worker`, the body of ``autodnn worker``.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+import threading
+import time
+import warnings
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import FrozenTrial, TrialState
+
+from autodnn.errors import StudyError, TrialFailed
+from autodnn.study import FINISHED, STORAGE_ENV, redact
+from autodnn.workers._lock import StudyLock, study_lock
+
+#: Seconds between checks of a worker that waits for trials running elsewhere (a heartbeat interval when
+#: that is shorter).
+WAIT_POLL = 5.0
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process, as stored in the trials it runs (find the process of a stuck trial)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Progress:
+    """What a worker's loop reports after each trial.
+
+    Attributes:
+        trial: The trial as stored after it ended.
+        lost: Another worker declared this trial lost (no heartbeat within the grace period) while it ran; its
+            retry elsewhere counts instead, and this run's result was discarded.
+    """
+
+    trial: FrozenTrial
+    lost: bool = False
+
+
+@dataclass
+class _FailureGuard:
+    """Stops a worker after too many consecutive failed trials (a broken setup, not a bad configuration)."""
+
+    limit: int
+    count: int = 0
+    last_reason: str = ""
+
+    def record(self, trial: FrozenTrial) -> bool:
+        """Counts a finished trial; returns True when the limit is reached."""
+        if trial.state != TrialState.FAIL:
+            self.count = 0
+            return False
+        self.count += 1
+        self.last_reason = trial.user_attrs.get("reason", "unknown")
+        return self.count >= self.limit
+
+
+@dataclass
+class _Heartbeat:
+    """Records a running trial's heartbeat every ``interval`` seconds from a thread.
+
+    A failed write (the database briefly away) is skipped: the next one may succeed before the grace period
+    ends, and failing the trial over it would waste the training.
+    """
+
+    storage: Any
+    trial_id: int
+    interval: int | None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> _Heartbeat:  # noqa: PYI034 - a dataclass, never subclassed
+        if self.interval:
+            self._thread = threading.Thread(target=self._beat, name="autodnn-heartbeat", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _beat(self) -> None:
+        while True:
+            try:
+                self.storage.record_heartbeat(self.trial_id)
+            except Exception:  # noqa: BLE001, S110 - see the class docstring
+                pass
+            if self._stop.wait(self.interval):
+                return
+
+
+def run_trials(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    *,
+    n_trials: int,
+    lock: StudyLock | None = None,
+    timeout: float | None = None,
+    max_failures: int = 5,
+    on_trial: Callable[[optuna.Study, Progress], None] | None = None,
+    on_wait: Callable[[optuna.Study, int], None] | None = None,
+) -> int:
+    """Runs trials until the study holds ``n_trials`` finished ones, counting every worker's.
+
+    Args:
+        study: The study, possibly shared with other workers.
+        objective: What a trial runs; raises :class:`TrialFailed` for a trial that failed on its own.
+        n_trials: Finished (complete or pruned) trials the whole study should hold.
+        lock: The study's :func:`study_lock`; without it, only this process's threads are coordinated.
+        timeout: Stop starting (or waiting for) trials after this many seconds.
+        max_failures: Stop with an error after this many consecutive failed trials.
+        on_trial: Called after every trial this worker ran.
+        on_wait: Called with the number of trials running elsewhere when this worker starts to wait for them.
+
+    Returns:
+        How many trials this worker ran.
+
+    Raises:
+        StudyError: ``max_failures`` consecutive trials failed.
+    """
+    lock = lock or StudyLock()
+    guard = _FailureGuard(max_failures)
+    interval = study._storage.get_heartbeat_interval() if hasattr(study._storage, "get_heartbeat_interval") else None
+    poll = min(WAIT_POLL, float(interval)) if interval else WAIT_POLL
+    deadline = None if timeout is None else time.monotonic() + timeout
+    ran = 0
+    waiting = False
+    while deadline is None or time.monotonic() < deadline:
+        lock.acquire()
+        try:
+            if interval:
+                optuna.storages.fail_stale_trials(study)
+            states = [t.state for t in study.get_trials(deepcopy=False)]
+            finished = sum(s in FINISHED for s in states)
+            running = states.count(TrialState.RUNNING)
+            if finished >= n_trials:
+                return ran
+            if finished + running >= n_trials:
+                lock.release()
+                if not waiting and on_wait is not None:
+                    on_wait(study, running)
+                waiting = True
+                time.sleep(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic())))
+                continue
+            waiting = False
+            progress = _run_one(study, objective, lock, interval)
+        finally:
+            lock.release()
+        ran += 1
+        gc.collect()
+        if on_trial is not None:
+            on_trial(study, progress)
+        if not progress.lost and guard.record(progress.trial):
+            raise StudyError(f"{max_failures} trials in a row failed, the last with: {guard.last_reason}; "
+                             f"see 'autodnn show {study.study_name}'")
+    return ran
+
+
+def _run_one(study: optuna.Study, objective: Callable[[optuna.Trial], float], lock: StudyLock,
+             interval: int | None) -> Progress:
+    """Starts a trial (a queued one first: baselines, retries), releases the lock, trains and records it."""
+    with warnings.catch_warnings():
+        # Optuna warns that heartbeats expect Study.optimize; this loop keeps them itself.
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        trial = study.ask()
+    lock.release()
+    value: float | None = None
+    state = TrialState.FAIL
+    lost = False
+    # study._storage and trial._trial_id: the heartbeat API is keyed by Optuna's internal trial id.
+    with _Heartbeat(study._storage, trial._trial_id, interval):
+        try:
+            trial.set_user_attr("worker", worker_id())
+            value = objective(trial)
+            state = TrialState.COMPLETE
+        except optuna.TrialPruned:
+            state = TrialState.PRUNED
+        except TrialFailed:
+            state = TrialState.FAIL
+        except UpdateFinishedTrialError:
+            lost = True
+        except BaseException:
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            raise
+    frozen = study.tell(trial, value if state == TrialState.COMPLETE else None, state=state,
+                        skip_if_finished=True)
+    return Progress(frozen, lost=lost or frozen.state != state)
+
+
+# --- One worker -----------------------------------------------------------------------------------------------
+
+
+def run_worker(
+    study_name: str,
+    storage: str | None = None,
+    *,
+    backend: str = "auto",
+    timeout: float | None = None,
+    on_start: Callable[[optuna.Study, Any, int], None] | None = None,
+    on_trial: Callable[[optuna.Study, Progress], None] | None = None,
+    on_wait: Callable[[optuna.Study, int], None] | None = None,
+) -> optuna.Study:
+    """Joins a study made by ``autodnn search`` and runs its missing trials: the body of ``autodnn worker``.
+
+    Everything else comes from the study: dataset (reloaded and checked against its fingerprint), space,
+    epochs, seed and the target number of trials.
+
+    Args:
+        study_name: The study to join.
+        storage: Its storage URL; defaults to ``$AUTODNN_STORAGE``, then ``sqlite:///studies/<study>.db``.
+        backend: Keras backend of this worker.
+        timeout: Stop starting trials after this many seconds.
+        on_start: Called with (study, dataset, target) before the first trial.
+        on_trial: Called after every trial.
+        on_wait: Called when the worker starts waiting for trials running elsewhere.
+
+    Returns:
+        The study.
+
+    Raises:
+        UsageError: The study does not exist, was not made by ``autodnn search``, or its data changed.
+        StudyError: Too many trials failed in a row.
+    """
+    from autodnn.backend import select_backend
+    from autodnn.objective import Objective
+    from autodnn.space import space_from_stored
+    from autodnn.study import dataset_of, load_study, make_pruner, make_sampler, run_target, storage_url
+
+    select_backend(backend)
+    url = storage_url(study_name, storage or os.environ.get(STORAGE_ENV))
+    study = load_study(study_name, url, pruner=make_pruner())
+    settings = study.user_attrs.get("settings")
+    if not settings or "space" not in study.user_attrs:
+        raise StudyError(f"study '{study_name}' in {redact(url)} was not made by 'autodnn search' (it has no "
+                         "settings); start it with 'autodnn search --study NAME --storage URL'")
+    # Workers sharing the search's seed would draw the same random startup trials: derive one per process.
+    study.sampler = make_sampler(zlib.crc32(f"{settings['seed']}:{worker_id()}".encode()))
+    dataset = dataset_of(study)
+    space = space_from_stored(study.user_attrs["space"])
+    target = run_target(study, int(settings["n_trials"]))
+    if on_start is not None:
+        on_start(study, dataset, target)
+    objective = Objective(space, dataset, int(settings["max_epochs"]), seed=int(settings["seed"]),
+                          mc_samples=int(settings.get("mc_samples", 0)))
+    run_trials(study, objective, n_trials=target, lock=study_lock(url, study_name), timeout=timeout,
+               max_failures=int(settings.get("max_failures", 5)), on_trial=on_trial, on_wait=on_wait)
+    return study

@@ -1,0 +1,279 @@
+"""Worker processes on one machine: which to start (one per GPU, or N on the CPU), their environment, and
+starting, watching and stopping them for ``autodnn search --workers N``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import optuna
+
+from autodnn.errors import AutodnnError, UsageError
+from autodnn.study import FINISHED, STORAGE_ENV, redact
+
+#: Seconds Ctrl-C gives worker processes to mark their trials failed before they are killed.
+STOP_GRACE = 30.0
+
+
+@dataclass
+class WorkerPlan:
+    """One worker process to start: its number and what its environment adds (the GPU it sees).
+
+    Attributes:
+        index: 1-based worker number, used in output prefixes.
+        env: Environment variables set for this worker only.
+    """
+
+    index: int
+    env: dict[str, str]
+
+    @property
+    def label(self) -> str:
+        """``w1``, or ``w1/gpu0`` for a worker pinned to a GPU."""
+        gpu = self.env.get("CUDA_VISIBLE_DEVICES")
+        return f"w{self.index}" if gpu is None else f"w{self.index}/gpu{gpu}"
+
+
+def parse_gpus(text: str) -> list[str] | None:
+    """``"0,1"`` -> ``["0", "1"]``; ``"all"`` -> None (every visible GPU).
+
+    Raises:
+        UsageError: The list is not comma-separated GPU indices, or names one twice.
+    """
+    if text.strip().lower() == "all":
+        return None
+    items = [item.strip() for item in text.split(",")]
+    if not items or not all(item.isdigit() for item in items):
+        raise UsageError(f"--gpus {text!r} is not a list of GPU indices; write e.g. --gpus 0,1 or --gpus all")
+    if len(set(items)) != len(items):
+        raise UsageError(f"--gpus {text!r} names a GPU twice; use --trials-per-gpu to run several trials on one")
+    return [str(int(item)) for item in items]
+
+
+def visible_gpu_indices() -> list[str]:
+    """Indices of the GPUs this process can use, as ``autodnn.backend.visible_gpus`` reports them."""
+    from autodnn import backend
+
+    visible = getattr(backend, "visible_gpus", None)
+    if visible is None:
+        return _nvidia_smi_gpus()
+    indices = []
+    for position, gpu in enumerate(visible()):
+        if isinstance(gpu, int):
+            indices.append(str(gpu))
+        else:
+            digits = "".join(ch for ch in str(getattr(gpu, "id", gpu)).rsplit(":", 1)[-1] if ch.isdigit())
+            indices.append(digits or str(position))
+    return indices
+
+
+def _nvidia_smi_gpus() -> list[str]:
+    """GPU indices from ``nvidia-smi -L`` (narrowed by CUDA_VISIBLE_DEVICES), without importing a framework."""
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    found = [str(i) for i, line in enumerate(listed.stdout.splitlines()) if line.startswith("GPU ")]
+    mask = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if mask is not None:
+        found = [g.strip() for g in mask.split(",") if g.strip() in found]
+    return found
+
+
+def plan_workers(workers: int = 1, gpus: str | None = None, trials_per_gpu: int = 1,
+                 storage: str | None = None) -> list[WorkerPlan]:
+    """The worker processes ``autodnn search`` starts, checked before anything is written.
+
+    Args:
+        workers: Processes on the CPU (without ``gpus``).
+        gpus: GPU indices or ``"all"``: ``trials_per_gpu`` processes per GPU, each seeing only its GPU.
+        trials_per_gpu: Processes sharing one GPU.
+        storage: The study's storage URL (an in-memory database cannot be shared between processes).
+
+    Raises:
+        UsageError: A GPU is not there, or the storage is private to one process.
+    """
+    if gpus is None:
+        plans = [WorkerPlan(i + 1, {}) for i in range(workers)]
+    else:
+        visible = visible_gpu_indices()
+        wanted = parse_gpus(gpus)
+        if wanted is None:
+            if not visible:
+                raise UsageError("--gpus all: this machine has no visible GPU; leave out --gpus to train on the CPU")
+            wanted = visible
+        missing = [g for g in wanted if g not in visible]
+        if missing:
+            have = f"its GPUs are {', '.join(visible)}" if visible else "it has no visible GPU"
+            raise UsageError(f"--gpus {gpus}: no GPU {', '.join(missing)} on this machine ({have}); "
+                             f"{'choose among them' if visible else 'leave out --gpus to train on the CPU'}")
+        plans = [WorkerPlan(len(wanted) * k + i + 1, {"CUDA_VISIBLE_DEVICES": g})
+                 for k in range(trials_per_gpu) for i, g in enumerate(wanted)]
+        plans.sort(key=lambda plan: plan.index)
+    if len(plans) > 1 and storage is not None and (storage.rstrip("/") in ("sqlite:", "sqlite://")
+                                                   or ":memory:" in storage):
+        raise UsageError(f"--storage {redact(storage)} lives in one process's memory; several workers need a "
+                         "file or a server (the default sqlite:///studies/STUDY.db works)")
+    return plans
+
+
+def worker_command(study_name: str, *, timeout: float | None = None, quiet: bool = False) -> list[str]:
+    """The command line of one ``autodnn worker`` process; the storage URL travels in its environment."""
+    command = [sys.executable, "-m", "autodnn", "worker", "--study", study_name]
+    if timeout is not None:
+        command += ["--timeout", str(timeout)]
+    if quiet:
+        command.append("--quiet")
+    return command
+
+
+def worker_environment(url: str, plan: WorkerPlan) -> dict[str, str]:
+    """The environment of a worker process: this one's, the storage URL, the plan's GPU, and this process's
+    ``autodnn`` first on the path (workers run the same code as the search that starts them).
+    """
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, STORAGE_ENV: url, **plan.env}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+    share_gpu_memory(env)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def share_gpu_memory(env: Any = None) -> None:
+    """Stops JAX and TensorFlow from taking most of a GPU's memory at start, so that several processes (the
+    workers of one GPU, and the search that started them) fit on it; each takes what it uses.
+
+    Args:
+        env: The environment to change; this process's by default.
+    """
+    env = os.environ if env is None else env
+    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+
+
+@dataclass
+class WorkerExit:
+    """How a worker process ended: its plan, exit code (negative: killed by that signal) and last error line."""
+
+    plan: WorkerPlan
+    code: int
+    error: str = ""
+
+    def describe(self) -> str:
+        """``w2 was killed by SIGKILL`` or ``w1 exited with code 2: Error: ...``."""
+        if self.code < 0:
+            try:
+                name = signal.Signals(-self.code).name
+            except ValueError:
+                name = f"signal {-self.code}"
+            return f"{self.plan.label} was killed by {name}"
+        return f"{self.plan.label} exited with code {self.code}" + (f": {self.error}" if self.error else "")
+
+
+def launch_workers(
+    study_name: str,
+    url: str,
+    plans: Sequence[WorkerPlan],
+    *,
+    timeout: float | None = None,
+    quiet: bool = False,
+    on_line: Callable[[WorkerPlan, str, str], None] | None = None,
+) -> list[WorkerExit]:
+    """Starts one ``autodnn worker`` process per plan and waits for all of them.
+
+    Args:
+        study_name: The study, already created (workers read everything from it).
+        url: Its storage URL (passed in the environment, never on a command line).
+        plans: From :func:`plan_workers`.
+        timeout: Each worker stops starting trials after this many seconds.
+        quiet: Workers print only errors.
+        on_line: Called with (plan, ``"stdout"`` or ``"stderr"``, line) for each line a worker prints.
+
+    Returns:
+        How each worker ended.
+
+    Raises:
+        KeyboardInterrupt: After Ctrl-C, once the workers marked their trials failed (or were killed).
+    """
+    errors: dict[int, str] = {}
+    processes: list[tuple[WorkerPlan, subprocess.Popen[str]]] = []
+    pumps: list[threading.Thread] = []
+
+    def pump(plan: WorkerPlan, stream: IO[str], name: str) -> None:
+        for line in stream:
+            line = redact(line.rstrip("\n"))
+            if name == "stderr" and line.startswith("Error: "):
+                errors[plan.index] = line
+            if on_line is not None:
+                on_line(plan, name, line)
+
+    try:
+        for plan in plans:
+            process = subprocess.Popen(worker_command(study_name, timeout=timeout, quiet=quiet),
+                                       env=worker_environment(url, plan), stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True, bufsize=1)
+            processes.append((plan, process))
+            for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
+                thread = threading.Thread(target=pump, args=(plan, stream, name), daemon=True)
+                thread.start()
+                pumps.append(thread)
+        for _, process in processes:
+            process.wait()
+    except KeyboardInterrupt:
+        _stop(process for _, process in processes)
+        raise
+    finally:
+        for thread in pumps:
+            thread.join(timeout=5)
+    return [WorkerExit(plan, process.returncode, errors.get(plan.index, "")) for plan, process in processes]
+
+
+def _stop(processes: Any) -> None:
+    """Stops the workers after Ctrl-C, letting each mark its running trial failed first.
+
+    A terminal's Ctrl-C reaches the workers too, so they get a moment to stop on their own (a second SIGINT
+    could cut their cleanup short); only then are the rest (this process alone was interrupted, ``kill
+    -INT``) sent one, and killed after :data:`STOP_GRACE` seconds.
+    """
+    alive = [p for p in processes if p.poll() is None]
+    deadline = time.monotonic() + 5
+    for process in alive:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    alive = [p for p in alive if p.poll() is None]
+    for process in alive:
+        try:
+            process.send_signal(signal.SIGINT)
+        except OSError:
+            pass
+    deadline = time.monotonic() + STOP_GRACE
+    for process in alive:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def check_outcome(study: optuna.Study, target: int, exits: Sequence[WorkerExit], *, timed_out: bool) -> None:
+    """Raises when the workers stopped before the study reached its target (and no timeout explains it).
+
+    Raises:
+        AutodnnError: Fewer than ``target`` finished trials; names how each failed worker ended.
+    """
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    if finished >= target or timed_out:
+        return
+    failed = [e.describe() for e in exits if e.code != 0] or ["every worker exited"]
+    raise AutodnnError(f"the workers stopped with {finished} of {target} trials finished: {'; '.join(failed)}; "
+                       f"resume with the same command or 'autodnn worker --study {study.study_name}'")

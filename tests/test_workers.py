@@ -1,0 +1,232 @@
+"""Workers on one machine: SQLite made safe for several processes, the exact trial count, lost workers'
+trials failed and retried, and ``autodnn search --workers``.
+
+Most tests here drive :func:`autodnn.workers.run_trials` with an objective that trains nothing, so that many
+trials and processes fit in seconds; one test runs the real command line end to end.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from autodnn.errors import UsageError
+from autodnn.study import heartbeat_settings, open_storage, redact, trials_frame
+from autodnn.workers import (
+    StudyLock,
+    WorkerPlan,
+    parse_gpus,
+    plan_workers,
+    run_trials,
+    study_lock,
+    worker_command,
+    worker_environment,
+)
+
+TINY_SPACE = ("params:\n  n_hidden: 1\n  n_units: 16\n  batch_size: 64\n  patience: 2\n"
+              "  learning_rate: {low: 1.0e-3, high: 1.0e-1, log: true}\n")
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def quick_objective(trial: optuna.Trial) -> float:
+    """Writes what a real trial writes (intermediate values, user attributes), without training."""
+    x = trial.suggest_float("x", 0.0, 1.0)
+    for step in range(3):
+        trial.report(x * step, step)
+        trial.set_user_attr(f"epoch_{step}", [x] * 50)
+    return x
+
+
+def stuck_objective(trial: optuna.Trial) -> float:
+    """Reports one epoch, then hangs: a trial that is mid-way when its worker is killed."""
+    x = trial.suggest_float("x", 0.0, 1.0)
+    trial.set_user_attr("config", {"x": x})
+    trial.report(0.5, 0)
+    time.sleep(600)
+    return x
+
+
+def _worker_process(url: str, n_trials: int, objective_name: str, results: multiprocessing.Queue) -> None:
+    """One worker process: opens the study as ``autodnn worker`` does and runs the shared trial loop."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        study = optuna.load_study(study_name="s", storage=open_storage(url, create=False))
+        objective = {"quick": quick_objective, "stuck": stuck_objective}[objective_name]
+        ran = run_trials(study, objective, n_trials=n_trials, lock=study_lock(url, "s"))
+        results.put(("ok", ran))
+    except Exception as exc:  # noqa: BLE001 - reported to the test, which shows it
+        results.put(("error", repr(exc)))
+
+
+def _states(url: str) -> list[TrialState]:
+    return [t.state for t in optuna.load_study(study_name="s", storage=url).trials]
+
+
+@pytest.fixture
+def short_heartbeats(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Heartbeat every second, lost after three: lets a test see a killed worker's trial retried quickly."""
+    monkeypatch.setenv("AUTODNN_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("AUTODNN_GRACE_PERIOD", "3")
+
+
+def test_sqlite_transactions_take_the_write_lock_first_and_use_wal(sqlite_url: str, tmp_path: Path) -> None:
+    storage = open_storage(sqlite_url)
+    optuna.create_study(study_name="s", storage=storage)
+    with storage.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        # A read-only transaction already holds the write lock: another writer is refused at once instead of
+        # deadlocking later on a lock upgrade.
+        connection.exec_driver_sql("SELECT COUNT(*) FROM studies").scalar()
+        other = sqlite3.connect(tmp_path / "study.db", timeout=0, isolation_level=None)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        other.close()
+        connection.rollback()
+
+
+def test_four_worker_processes_share_the_default_sqlite_study_without_locking_errors(workdir: Path) -> None:
+    url = "sqlite:///studies/s.db"
+    optuna.create_study(study_name="s", storage=open_storage(url), direction="maximize")
+    results = SPAWN.Queue()
+    processes = [SPAWN.Process(target=_worker_process, args=(url, 24, "quick", results)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=240)
+    outcomes = [results.get(timeout=5) for _ in processes]
+    assert all(kind == "ok" for kind, _ in outcomes), outcomes
+    assert sum(ran for _, ran in outcomes) == 24
+    # Exactly the target: no extra trial started by a worker that counted before another one asked.
+    assert Counter(_states(url)) == {TrialState.COMPLETE: 24}
+
+
+def test_a_killed_workers_trial_is_failed_retried_elsewhere_and_linked(workdir: Path, short_heartbeats: None,
+                                                                     run_cli) -> None:
+    url = "sqlite:///studies/s.db"
+    optuna.create_study(study_name="s", storage=open_storage(url), direction="maximize")
+    results = SPAWN.Queue()
+    victim = SPAWN.Process(target=_worker_process, args=(url, 2, "stuck", results))
+    victim.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        trials = optuna.load_study(study_name="s", storage=url).trials
+        if trials and trials[0].intermediate_values:
+            break
+        time.sleep(0.2)
+    else:
+        victim.kill()
+        pytest.fail("the worker never started its trial")
+    victim.kill()  # SIGKILL: no chance to mark its trial failed
+    victim.join()
+    assert _states(url) == [TrialState.RUNNING]
+
+    study = optuna.load_study(study_name="s", storage=open_storage(url))
+    waits: list[int] = []
+    ran = run_trials(study, quick_objective, n_trials=2, lock=study_lock(url, "s"),
+                     on_wait=lambda _, running: waits.append(running), timeout=60)
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert ran == 2 and waits == [1], "the survivor waited for the silent trial instead of starting a third one"
+    retry = trials[2]
+    assert retry.system_attrs["failed_trial"] == 0
+    assert retry.params == trials[0].params and retry.user_attrs["config"] == trials[0].user_attrs["config"]
+    frame = trials_frame(study).set_index("number")
+    assert frame.loc[2, "retry_of"] == 0
+    assert "retried as trial 2" in frame.loc[0, "reason"]
+    shown = run_cli("show", "s", "--storage", url)
+    assert shown.code == 0, shown.err
+    assert "retry_of" in shown.out and "worker lost" in shown.out
+
+
+def test_the_study_lock_excludes_other_holders(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    first, second = study_lock(url, "s"), study_lock(url, "s")
+    first.acquire()
+    got = threading.Event()
+    thread = threading.Thread(target=lambda: (second.acquire(), got.set(), second.release()))
+    thread.start()
+    assert not got.wait(0.5), "a second holder got in while the first held the lock"
+    first.release()
+    assert got.wait(10)
+    thread.join()
+    first.release()  # releasing twice is harmless
+    assert type(study_lock("sqlite:///:memory:", "s")) is StudyLock
+
+
+def test_search_with_four_workers_on_the_default_storage(run_cli, workdir: Path) -> None:
+    (workdir / "tiny.yaml").write_text(TINY_SPACE)
+    result = run_cli("search", "--dataset", "iris", "--space", "tiny.yaml", "--study", "four", "--n-trials", "5",
+                     "--max-epochs", "1", "--no-baselines", "--no-final", "--workers", "4")
+    assert result.code == 0, result.err
+    assert "locked" not in result.out + result.err
+    assert "[w1]" in result.out and "Best trial" in result.out
+    trials = optuna.load_study(study_name="four", storage="sqlite:///studies/four.db").trials
+    assert len(trials) == 5 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert len({t.user_attrs["worker"] for t in trials}) >= 2
+    assert len({t.params["learning_rate"] for t in trials}) == 5, "workers sampled the same configuration"
+
+
+def test_plan_workers_pins_gpus_and_refuses_what_cannot_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert [p.label for p in plan_workers(3)] == ["w1", "w2", "w3"]
+    monkeypatch.setattr("autodnn.workers._processes.visible_gpu_indices", lambda: ["0", "1"])
+    plans = plan_workers(gpus="0,1", trials_per_gpu=2)
+    assert [p.env["CUDA_VISIBLE_DEVICES"] for p in plans] == ["0", "1", "0", "1"]
+    assert [p.label for p in plans] == ["w1/gpu0", "w2/gpu1", "w3/gpu0", "w4/gpu1"]
+    assert len(plan_workers(gpus="all")) == 2
+    with pytest.raises(UsageError, match="no GPU 2 on this machine .its GPUs are 0, 1"):
+        plan_workers(gpus="1,2")
+    monkeypatch.setattr("autodnn.workers._processes.visible_gpu_indices", list)
+    with pytest.raises(UsageError, match="no visible GPU"):
+        plan_workers(gpus="0")
+    with pytest.raises(UsageError, match="one process's memory"):
+        plan_workers(2, storage="sqlite:///:memory:")
+    assert parse_gpus(" 0, 1 ") == ["0", "1"] and parse_gpus("all") is None
+    for bad in ("0,0", "a", "0,,1", ""):
+        with pytest.raises(UsageError, match="--gpus"):
+            parse_gpus(bad)
+
+
+def test_worker_processes_get_the_storage_url_in_their_environment_not_their_command_line() -> None:
+    url = "postgresql://alice:s3cret@db.example/studies"
+    command = worker_command("s", timeout=30, quiet=True)
+    assert "s3cret" not in " ".join(command) and command[-4:] == ["s", "--timeout", "30", "--quiet"]
+    env = worker_environment(url, WorkerPlan(1, {"CUDA_VISIBLE_DEVICES": "1"}))
+    assert env["AUTODNN_STORAGE"] == url and env["CUDA_VISIBLE_DEVICES"] == "1"
+    assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert str(Path(__file__).resolve().parents[1]) in env["PYTHONPATH"].split(os.pathsep)
+    assert redact(url) == "postgresql://alice:***@db.example/studies"
+
+
+def test_heartbeat_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert heartbeat_settings() == (20, 60)
+    monkeypatch.setenv("AUTODNN_HEARTBEAT_INTERVAL", "2")
+    monkeypatch.setenv("AUTODNN_GRACE_PERIOD", "7")
+    assert heartbeat_settings() == (2, 7)
+    monkeypatch.setenv("AUTODNN_GRACE_PERIOD", "2")
+    with pytest.raises(UsageError, match="must be longer than"):
+        heartbeat_settings()
+    monkeypatch.setenv("AUTODNN_HEARTBEAT_INTERVAL", "0.5")
+    with pytest.raises(UsageError, match="whole number of seconds"):
+        heartbeat_settings()
+
+
+def test_trial_summaries_read_from_sqlite_tables_match_optunas_trials(sqlite_url: str) -> None:
+    from test_storage_servers import varied_trials
+
+    from autodnn.study import TrialSummary, _summaries_from_tables, best_trial
+
+    storage = open_storage(sqlite_url)
+    study = optuna.create_study(study_name="t", storage=storage, direction="maximize")
+    study.add_trials(varied_trials())
+    fast = _summaries_from_tables(storage, storage.get_study_id_from_name("t"))
+    assert fast == [TrialSummary.of(t) for t in study.trials]
+    assert best_trial(study).number == 0 and best_trial(study).user_attrs["history"] == {"loss": [1, 2]}
