@@ -61,6 +61,20 @@ def _parser() -> argparse.ArgumentParser:
                         help="GPU indices (e.g. 0,1) or 'all': one worker process per GPU")
     search.add_argument("--trials-per-gpu", type=int, default=1, metavar="K",
                         help="worker processes sharing each GPU of --gpus, for small nets (default: 1)")
+    strategy = search.add_argument_group("search strategy")
+    strategy.add_argument("--engine", default="optuna", choices=["optuna", "keras-tuner"],
+                          help="who picks the configurations: autodnn's Optuna loop, or KerasTuner's oracles "
+                               "(same space, trainer and study; default: optuna)")
+    strategy.add_argument("--strategy", default="hyperband", choices=["hyperband", "bayesian", "random"],
+                          help="KerasTuner's algorithm with --engine keras-tuner (default: hyperband)")
+    strategy.add_argument("--sampler", default="tpe", choices=["tpe", "random"],
+                          help="Optuna's sampler (default: tpe)")
+    strategy.add_argument("--pruner", default="median", choices=["median", "none"],
+                          help="Optuna's pruner of hopeless trials (default: median)")
+    strategy.add_argument("--lr-finder", action="store_true",
+                          help="run the learning-rate finder in every trial, whatever the space says")
+    strategy.add_argument("--epoch-budget", type=int, default=None, metavar="EPOCHS",
+                          help="stop starting trials once the searched trials trained this many epochs in all")
 
     worker = sub.add_parser("worker", help="join a study made by 'autodnn search' and run its missing trials "
                             "(from any machine)", epilog=EPILOG)
@@ -183,6 +197,8 @@ def _search(args: argparse.Namespace) -> int:
         timeout=args.timeout, max_epochs=args.max_epochs, seed=args.seed, data_dir=args.data_dir,
         target=args.target, valid_fraction=args.valid_fraction, force=args.force, mc_samples=args.mc_samples,
         baselines=not args.no_baselines, workers=args.workers, gpus=args.gpus, trials_per_gpu=args.trials_per_gpu,
+        engine=args.engine, strategy=args.strategy, sampler=args.sampler, pruner=args.pruner,
+        lr_finder=args.lr_finder, epoch_budget=args.epoch_budget,
     )
     opened: dict[str, Any] = {}
 

@@ -54,6 +54,7 @@ class Objective:
         max_epochs: Epoch budget of a trial.
         seed: Base seed; trial ``n`` trains with ``seed + n`` (a retried trial keeps its original seed).
         mc_samples: Passes of MC dropout at evaluation for nets with dropout.
+        lr_finder: Run the learning-rate finder in every searched trial (baselines keep their own setting).
     """
 
     space: SearchSpace
@@ -61,12 +62,15 @@ class Objective:
     max_epochs: int
     seed: int = 0
     mc_samples: int = 0
+    lr_finder: bool = False
 
     def __call__(self, trial: optuna.Trial) -> float:
         from autodnn.trainer import train
 
         stored = trial.user_attrs.get("config")
         config = TrialConfig.from_dict(stored) if stored else self.space.sample(trial)
+        if self.lr_finder and not stored:
+            config = config.replace(lr_finder=True)
         trial.set_user_attr("config", config.to_dict())
         seed = int(trial.user_attrs.get("seed", self.seed + trial.number))
         trial.set_user_attr("seed", seed)

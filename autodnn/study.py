@@ -30,6 +30,11 @@ STORAGE_ENV = "AUTODNN_STORAGE"
 #: Seconds a PostgreSQL or MySQL server may take to accept a connection before the storage counts as down.
 CONNECT_TIMEOUT = 10
 
+ENGINES = ("optuna", "keras-tuner")
+STRATEGIES = ("hyperband", "bayesian", "random")
+SAMPLERS = ("tpe", "random")
+PRUNERS = ("median", "none")
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -57,6 +62,13 @@ class SearchOptions:
         gpus: GPU indices (``"0,1"``) or ``"all"``: one worker process per GPU (times ``trials_per_gpu``),
             each seeing only its GPU.
         trials_per_gpu: Worker processes sharing each GPU of ``gpus``, for nets too small to fill one.
+        engine: ``optuna`` (autodnn's own loop) or ``keras-tuner`` (KerasTuner's oracles drive the same
+            trainer; every trial is recorded in the same study).
+        strategy: KerasTuner's search algorithm: ``hyperband``, ``bayesian`` or ``random``.
+        sampler: Optuna engine's sampler: ``tpe`` (multivariate, grouped) or ``random``.
+        pruner: Optuna engine's pruner: ``median`` or ``none``.
+        lr_finder: Run the learning-rate finder in every searched trial, whatever the space says.
+        epoch_budget: Stop starting searched trials once they have trained this many epochs in all.
     """
 
     dataset: str = "digits"
@@ -77,6 +89,12 @@ class SearchOptions:
     workers: int = 1
     gpus: str | None = None
     trials_per_gpu: int = 1
+    engine: str = "optuna"
+    strategy: str = "hyperband"
+    sampler: str = "tpe"
+    pruner: str = "median"
+    lr_finder: bool = False
+    epoch_budget: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -102,10 +120,24 @@ class SearchOptions:
         if self.gpus is not None and self.workers > 1:
             raise UsageError(f"--workers {self.workers} and --gpus {self.gpus} both set the number of workers; "
                              "leave out --workers (--gpus starts one per GPU, times --trials-per-gpu)")
+        _check_choice("--engine", self.engine, ENGINES)
+        _check_choice("--strategy", self.strategy, STRATEGIES)
+        _check_choice("--sampler", self.sampler, SAMPLERS)
+        _check_choice("--pruner", self.pruner, PRUNERS)
+        if self.epoch_budget is not None and self.epoch_budget < 1:
+            raise UsageError(f"--epoch-budget must be >= 1 epochs, but got {self.epoch_budget}")
+        if self.engine == "keras-tuner" and (self.workers > 1 or self.gpus is not None):
+            raise UsageError("--engine keras-tuner runs in one process: leave out --workers and --gpus "
+                             "(KerasTuner's oracle cannot be shared through the study database)")
         if self.study is not None and not _NAME.match(self.study):
             raise UsageError(
                 f"--study {self.study!r} is not a valid name: use letters, digits, '_', '-' and '.' (at most 100)"
             )
+
+
+def _check_choice(flag: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UsageError(f"{flag} {value!r} is not one of {', '.join(allowed)}")
 
 
 def default_study_name(dataset: str, space: str) -> str:
@@ -338,16 +370,31 @@ def finished_count(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
-def make_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
-    """TPE over the whole (conditional) space at once, seeded; constant liar keeps parallel workers apart."""
+def make_sampler(seed: int | None, kind: str = "tpe") -> optuna.samplers.BaseSampler:
+    """The sampler of ``--sampler``, seeded.
+
+    ``tpe``: TPE over the whole (conditional) space at once; constant liar keeps parallel workers apart.
+    ``random``: independent uniform draws (random search).
+    """
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(
         seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=10
     )
 
 
-def make_pruner() -> optuna.pruners.BasePruner:
-    """Median pruning once five trials finished, never in a trial's first two epochs."""
+def make_pruner(kind: str = "median") -> optuna.pruners.BasePruner:
+    """The pruner of ``--pruner``: median pruning once five trials finished, never in a trial's first two
+    epochs; or none."""
+    if kind == "none":
+        return optuna.pruners.NopPruner()
     return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+
+
+def epochs_spent(study: optuna.Study) -> int:
+    """Epochs trained by the study's searched trials (baselines not counted): what ``--epoch-budget`` caps."""
+    return sum(int((t.user_attrs.get("result") or {}).get("epochs") or 0)
+               for t in study.get_trials(deepcopy=False) if not is_baseline(t))
 
 
 def prepare(options: SearchOptions) -> tuple[Any, Any, str, str]:
@@ -390,9 +437,10 @@ def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str
 
     storage = open_storage(url)
     if name in optuna.get_all_study_names(storage):
-        study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(options.seed),
-                                  pruner=make_pruner())
-        _check_same(study, dataset, space, url, options.force)
+        study = optuna.load_study(study_name=name, storage=storage,
+                                  sampler=make_sampler(options.seed, options.sampler),
+                                  pruner=make_pruner(options.pruner))
+        _check_same(study, dataset, space, url, options)
         if options.force:
             _record(study, options, dataset, space)
         else:
@@ -400,7 +448,7 @@ def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str
     else:
         study = optuna.create_study(
             study_name=name, storage=storage, direction="maximize",
-            sampler=make_sampler(options.seed), pruner=make_pruner(),
+            sampler=make_sampler(options.seed, options.sampler), pruner=make_pruner(options.pruner),
         )
         # Names the objective in Optuna's own tools (optuna-dashboard shows "val_accuracy", not "Objective 0").
         study.set_metric_names([METRIC])
@@ -482,8 +530,8 @@ def dataset_of(study: optuna.Study) -> Any:
     return dataset
 
 
-def _check_same(study: optuna.Study, dataset: Any, space: Any, url: str, force: bool) -> None:
-    if force:
+def _check_same(study: optuna.Study, dataset: Any, space: Any, url: str, options: SearchOptions) -> None:
+    if options.force:
         return
     attrs = study.user_attrs
     stored = attrs.get("dataset", {}).get("fingerprint")
@@ -500,6 +548,18 @@ def _check_same(study: optuna.Study, dataset: Any, space: Any, url: str, force: 
             f"{attrs.get('space', {}).get('name')} ({digest}), not {space.name} ({space.digest}); "
             "use another --study or --force"
         )
+    settings = attrs.get("settings") or {}
+    made_with = (settings.get("engine", "optuna"), settings.get("strategy"))
+    asked = (options.engine, options.strategy if options.engine == "keras-tuner" else None)
+    if settings and made_with != asked:
+        raise StudyError(
+            f"study '{study.study_name}' in {redact(url)} was searched with engine {_engine_label(*made_with)}, "
+            f"not {_engine_label(*asked)}; use another --study (one study per engine) or --force"
+        )
+
+
+def _engine_label(engine: str, strategy: str | None) -> str:
+    return f"{engine} ({strategy})" if strategy else engine
 
 
 def _record(study: optuna.Study, options: SearchOptions, dataset: Any, space: Any) -> None:
@@ -524,13 +584,20 @@ def _settings(options: SearchOptions) -> dict[str, Any]:
         "dataset_spec": options.dataset,
         "data_dir": options.data_dir,
         "target": options.target,
+        "engine": options.engine,
+        "strategy": options.strategy if options.engine == "keras-tuner" else None,
+        "sampler": options.sampler,
+        "pruner": options.pruner,
+        "lr_finder": options.lr_finder,
+        "epoch_budget": options.epoch_budget,
     }
 
 
 def _update_settings(study: optuna.Study, options: SearchOptions) -> None:
     """A resumed search may ask for more (or fewer) trials: workers that join later read the new target."""
     settings = dict(study.user_attrs.get("settings") or {})
-    changed = {"n_trials": options.n_trials, "max_failures": options.max_failures}
+    changed = {"n_trials": options.n_trials, "max_failures": options.max_failures,
+               "epoch_budget": options.epoch_budget}
     if settings and any(settings.get(k) != v for k, v in changed.items()):
         study.set_user_attr("settings", {**settings, **changed})
 
@@ -545,6 +612,7 @@ def run_trials(
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
     on_wait: Callable[[optuna.Study, int], None] | None = None,
     url: str | None = None,
+    epoch_budget: int | None = None,
 ) -> int:
     """Runs trials until the study holds ``n_trials`` finished ones (other workers' count too).
 
@@ -558,6 +626,7 @@ def run_trials(
         on_trial: Called after every trial, e.g. to print progress.
         on_wait: Called when every missing trial runs in another worker and this one waits for them.
         url: The study's storage URL, to share its lock with workers in other processes.
+        epoch_budget: Start no searched trial once searched trials trained this many epochs in all.
 
     Returns:
         How many trials this call ran.
@@ -574,7 +643,7 @@ def run_trials(
 
     lock = study_lock(url, study.study_name) if url else StudyLock()
     return loop(study, objective, n_trials=n_trials, lock=lock, timeout=timeout, max_failures=max_failures,
-                on_trial=report, on_wait=on_wait)
+                on_trial=report, on_wait=on_wait, epoch_budget=epoch_budget)
 
 
 def search(
@@ -629,10 +698,26 @@ def search(
                     on_worker_line(stopped.plan, "exit", stopped.describe())
             check_outcome(study, target, exits, timed_out=options.timeout is not None)
         return study
-    objective = Objective(space, dataset, options.max_epochs, seed=options.seed, mc_samples=options.mc_samples)
+    objective = Objective(space, dataset, options.max_epochs, seed=options.seed, mc_samples=options.mc_samples,
+                          lr_finder=options.lr_finder)
+    if options.engine == "keras-tuner":
+        from autodnn.engines import run_keras_tuner
+
+        # The book's baselines train through the same objective as in any study; KerasTuner then searches.
+        run_trials(study, objective, n_trials=finished_count(study) + _queued_count(study),
+                   max_failures=options.max_failures, on_trial=on_trial, url=url)
+        run_keras_tuner(study, space, dataset, strategy=options.strategy, n_trials=target,
+                        max_epochs=options.max_epochs, seed=options.seed, timeout=options.timeout,
+                        epoch_budget=options.epoch_budget, lr_finder=options.lr_finder,
+                        max_failures=options.max_failures, on_trial=on_trial)
+        return study
     run_trials(study, objective, n_trials=target, timeout=options.timeout, max_failures=options.max_failures,
-               on_trial=on_trial, on_wait=on_wait, url=url)
+               on_trial=on_trial, on_wait=on_wait, url=url, epoch_budget=options.epoch_budget)
     return study
+
+
+def _queued_count(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 def study_summaries(storage: str) -> list[dict[str, Any]]:

@@ -187,8 +187,21 @@ def _study_view(index: int, data: ReportData, figures: dict[str, dict[str, Any]]
         "parallel_drawn": len(_figures.parallel_rows(data.search)),
         "fig_intermediate": figure("intermediate", _figures.intermediate(data.search)),
         "rows": rows,
-        "engine": data.settings.get("engine"),
+        "engine": engine_label(data.settings),
     }
+
+
+def engine_label(settings: dict[str, Any]) -> str | None:
+    """How a study searched, in words: ``keras-tuner (hyperband)``, ``optuna (tpe, median pruner)``."""
+    engine = settings.get("engine")
+    if engine == "keras-tuner":
+        return f"keras-tuner ({settings.get('strategy') or 'hyperband'})"
+    if engine is None:
+        return None
+    parts = [settings.get("sampler") or "tpe", f"{settings.get('pruner') or 'median'} pruner"]
+    if settings.get("lr_finder"):
+        parts.append("LR finder in every trial")
+    return f"{engine} ({', '.join(parts)})"
 
 
 def _environment(name: str) -> jinja2.Environment:

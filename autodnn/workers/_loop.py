@@ -20,7 +20,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from autodnn.errors import StudyError, TrialFailed
-from autodnn.study import FINISHED, STORAGE_ENV, redact
+from autodnn.study import FINISHED, STORAGE_ENV, epochs_spent, redact
 from autodnn.workers._lock import StudyLock, study_lock
 
 #: Seconds between checks of a worker that waits for trials running elsewhere (a heartbeat interval when
@@ -110,6 +110,7 @@ def run_trials(
     max_failures: int = 5,
     on_trial: Callable[[optuna.Study, Progress], None] | None = None,
     on_wait: Callable[[optuna.Study, int], None] | None = None,
+    epoch_budget: int | None = None,
 ) -> int:
     """Runs trials until the study holds ``n_trials`` finished ones, counting every worker's.
 
@@ -122,6 +123,8 @@ def run_trials(
         max_failures: Stop with an error after this many consecutive failed trials.
         on_trial: Called after every trial this worker ran.
         on_wait: Called with the number of trials running elsewhere when this worker starts to wait for them.
+        epoch_budget: Start no searched trial once the study's searched trials trained this many epochs (the
+            baselines still run).
 
     Returns:
         How many trials this worker ran.
@@ -146,6 +149,8 @@ def run_trials(
             running = states.count(TrialState.RUNNING)
             if finished >= n_trials:
                 return ran
+            if epoch_budget is not None and not _baseline_queued(study) and epochs_spent(study) >= epoch_budget:
+                return ran
             if finished + running >= n_trials:
                 lock.release()
                 if not waiting and on_wait is not None:
@@ -165,6 +170,10 @@ def run_trials(
             raise StudyError(f"{max_failures} trials in a row failed, the last with: {guard.last_reason}; "
                              f"see 'autodnn show {study.study_name}'")
     return ran
+
+
+def _baseline_queued(study: optuna.Study) -> bool:
+    return any("baseline" in t.user_attrs for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 def _run_one(study: optuna.Study, objective: Callable[[optuna.Trial], float], lock: StudyLock,
@@ -239,20 +248,23 @@ def run_worker(
 
     select_backend(backend)
     url = storage_url(study_name, storage or os.environ.get(STORAGE_ENV))
-    study = load_study(study_name, url, pruner=make_pruner())
+    study = load_study(study_name, url)
     settings = study.user_attrs.get("settings")
     if not settings or "space" not in study.user_attrs:
         raise StudyError(f"study '{study_name}' in {redact(url)} was not made by 'autodnn search' (it has no "
                          "settings); start it with 'autodnn search --study NAME --storage URL'")
     # Workers sharing the search's seed would draw the same random startup trials: derive one per process.
-    study.sampler = make_sampler(zlib.crc32(f"{settings['seed']}:{worker_id()}".encode()))
+    study.sampler = make_sampler(zlib.crc32(f"{settings['seed']}:{worker_id()}".encode()),
+                                 settings.get("sampler", "tpe"))
+    study.pruner = make_pruner(settings.get("pruner", "median"))
     dataset = dataset_of(study)
     space = space_from_stored(study.user_attrs["space"])
     target = run_target(study, int(settings["n_trials"]))
     if on_start is not None:
         on_start(study, dataset, target)
     objective = Objective(space, dataset, int(settings["max_epochs"]), seed=int(settings["seed"]),
-                          mc_samples=int(settings.get("mc_samples", 0)))
+                          mc_samples=int(settings.get("mc_samples", 0)), lr_finder=bool(settings.get("lr_finder")))
     run_trials(study, objective, n_trials=target, lock=study_lock(url, study_name), timeout=timeout,
-               max_failures=int(settings.get("max_failures", 5)), on_trial=on_trial, on_wait=on_wait)
+               max_failures=int(settings.get("max_failures", 5)), on_trial=on_trial, on_wait=on_wait,
+               epoch_budget=settings.get("epoch_budget"))
     return study
