@@ -436,7 +436,7 @@ def _studies(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from autodnn.study import best_trial, load_study, trial_summaries, trials_frame
+    from autodnn.study import best_trial, engine_label, load_study, trial_summaries, trials_frame
 
     study = load_study(args.study, args.storage)
     if args.trials < 0:
@@ -453,7 +453,7 @@ def _show(args: argparse.Namespace) -> int:
     env = attrs.get("environment", {})
     print(f"Study {study.study_name}: dataset {dataset.get('name', '?')} (fingerprint "
           f"{dataset.get('fingerprint', '?')}), space {attrs.get('space', {}).get('name', '?')}, "
-          f"backend {env.get('backend', '?')}")
+          f"backend {env.get('backend', '?')}, engine {engine_label(attrs.get('settings') or {}) or '?'}")
     _print_best(study, best)
     frame = trials_frame(study, summaries)
     if frame.empty:

@@ -562,6 +562,19 @@ def _engine_label(engine: str, strategy: str | None) -> str:
     return f"{engine} ({strategy})" if strategy else engine
 
 
+def engine_label(settings: dict[str, Any]) -> str | None:
+    """How a study searched, in words: ``keras-tuner (hyperband)``, ``optuna (tpe, median pruner)``."""
+    engine = settings.get("engine")
+    if engine == "keras-tuner":
+        return f"keras-tuner ({settings.get('strategy') or 'hyperband'})"
+    if engine is None:
+        return None
+    parts = [settings.get("sampler") or "tpe", f"{settings.get('pruner') or 'median'} pruner"]
+    if settings.get("lr_finder"):
+        parts.append("LR finder in every trial")
+    return f"{engine} ({', '.join(parts)})"
+
+
 def _record(study: optuna.Study, options: SearchOptions, dataset: Any, space: Any) -> None:
     from autodnn.backend import environment
 

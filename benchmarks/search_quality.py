@@ -23,6 +23,7 @@ import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -86,6 +87,18 @@ def settings(args: argparse.Namespace) -> list[Setting]:
         else:
             raise SystemExit(f"--datasets: {name!r} is not digits or cifar10")
     return out
+
+
+def spawn(setting: Setting, strategy: Strategy, seed: int, storage: str) -> dict[str, Any]:
+    """Runs one search in a fresh process: no run profits from programs an earlier one compiled."""
+    job = {"setting": setting.__dict__, "strategy": strategy.name, "seed": seed, "storage": storage}
+    done = subprocess.run([sys.executable, __file__, "--run", json.dumps(job)], capture_output=True, text=True,
+                          check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise SystemExit(f"{strategy.name} seed {seed} on {setting.dataset} failed (exit {done.returncode}):\n{tail}")
+    return json.loads(lines[-1])
 
 
 def run_one(setting: Setting, strategy: Strategy, seed: int, storage: str) -> dict[str, Any]:
@@ -213,7 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", default=f"sqlite:///{OUT / 'search_quality.db'}")
     parser.add_argument("--json", default=str(OUT / "search_quality.json"))
     parser.add_argument("--no-record", action="store_true", help="do not append to benchmarks/RESULTS.md")
+    parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.run:
+        job = json.loads(args.run)
+        strategy = next(s for s in STRATEGIES if s.name == job["strategy"])
+        print(json.dumps(run_one(Setting(**job["setting"]), strategy, job["seed"], job["storage"])))
+        return 0
     chosen = set(args.strategies.split(",")) if args.strategies else {s.name for s in STRATEGIES}
     OUT.mkdir(parents=True, exist_ok=True)
     import optuna
@@ -227,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             for strategy in STRATEGIES:
                 if strategy.name not in chosen:
                     continue
-                run = run_one(setting, strategy, seed, args.storage)
+                run = spawn(setting, strategy, seed, args.storage)
                 print(f"  {setting.dataset} {strategy.name:<15} seed {seed}: best val {run['best_val_accuracy']:.4f}, "
                       f"test {run['test_accuracy']:.4f}, {run['trials']} trials, {run['epochs']} epochs, "
                       f"{run['seconds']:.0f} s", flush=True)

@@ -278,13 +278,7 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def record(report: dict[str, Any], path: Path) -> None:
-    """Appends the key numbers as one dated row of the Markdown results table (made when missing)."""
-    header = ("| date | machine | matmul GFLOP/s | book fit b32 (TF) samples/s | trainer samples/s "
-              "(backend: b32 / b128 / b512) | b32 vs book | b512 of matmul | targets | notes |\n"
-              "|---|---|---|---|---|---|---|---|---|\n")
-    if not path.exists() or "| date |" not in path.read_text():
-        with path.open("a") as out:
-            out.write("\n" + header)
+    """Appends one self-contained dated block (heading, header, row), so other benchmarks' tables stay intact."""
     m = report["machine"]
     per_backend = {}
     for r in report["trainer"]:
@@ -297,14 +291,17 @@ def record(report: dict[str, Any], path: Path) -> None:
     s = report["settings"]
     notes = (f"{'quick, ' if s['quick'] else ''}{s['samples_per_epoch']:,} samples, {s['measured_epochs']} epochs x "
              f"{s['repeats']} repeats, load {m['load_average_1min']:.1f}")
-    row = (f"| {report['date'][:10]} | {m['nproc']} x {m['cpu']} | {report['matmul_gflops']:.0f} | {ref:,.0f} | "
-           f"{trainer} | {t32['value'] or float('nan'):.2f}x ({t32['backend']}) | "
-           f"{tbig['value'] or float('nan'):.0%} ({tbig['backend']}) | {met} | {notes} |\n")
-    text = path.read_text()
+    block = (
+        f"\n### throughput.py, {report['date'][:10]}\n\n"
+        "| date | machine | matmul GFLOP/s | book fit b32 (TF) samples/s | trainer samples/s "
+        "(backend: b32 / b128 / b512) | b32 vs book | b512 of matmul | targets | notes |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
+        f"| {report['date'][:10]} | {m['nproc']} x {m['cpu']} | {report['matmul_gflops']:.0f} | {ref:,.0f} | "
+        f"{trainer} | {t32['value'] or float('nan'):.2f}x ({t32['backend']}) | "
+        f"{tbig['value'] or float('nan'):.0%} ({tbig['backend']}) | {met} | {notes} |\n"
+    )
     with path.open("a") as out:
-        if not text.endswith("\n"):
-            out.write("\n")
-        out.write(row)
+        out.write(block)
 
 
 # --- the workers: one backend per process ----------------------------------------------------------------------

@@ -14,6 +14,7 @@ from autodnn.config import TrialConfig
 from autodnn.defaults import ASSUMPTIONS, TABLE_11_3, TABLE_11_4
 from autodnn.report import _figures
 from autodnn.report._data import ReportData, generated_at
+from autodnn.study import engine_label
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: How many parameters the trials table shows per trial (the rest are in the cell's tooltip).
@@ -190,18 +191,6 @@ def _study_view(index: int, data: ReportData, figures: dict[str, dict[str, Any]]
         "engine": engine_label(data.settings),
     }
 
-
-def engine_label(settings: dict[str, Any]) -> str | None:
-    """How a study searched, in words: ``keras-tuner (hyperband)``, ``optuna (tpe, median pruner)``."""
-    engine = settings.get("engine")
-    if engine == "keras-tuner":
-        return f"keras-tuner ({settings.get('strategy') or 'hyperband'})"
-    if engine is None:
-        return None
-    parts = [settings.get("sampler") or "tpe", f"{settings.get('pruner') or 'median'} pruner"]
-    if settings.get("lr_finder"):
-        parts.append("LR finder in every trial")
-    return f"{engine} ({', '.join(parts)})"
 
 
 def _environment(name: str) -> jinja2.Environment:
