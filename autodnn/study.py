@@ -868,6 +868,73 @@ def _summaries_from_tables(storage: optuna.storages.RDBStorage, study_id: int) -
     return sorted((TrialSummary(**row) for row in rows.values()), key=lambda t: t.number)
 
 
+def read_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Every trial of ``study``, whole, in number order: what ``study.get_trials()`` returns, read faster.
+
+    Optuna's read goes through its ORM, one object per row: about 25 s for 10,000 trials of 20 epochs on 2
+    cores. From a SQL storage the tables are read here as plain rows (a few seconds); elsewhere, or if the
+    tables do not look as expected, Optuna reads them.
+    """
+    backend = getattr(study._storage, "_backend", study._storage)
+    if isinstance(backend, optuna.storages.RDBStorage) and len(study.directions) == 1:
+        try:
+            return _trials_from_tables(backend, study._study_id)
+        except Exception:  # noqa: BLE001, S110 - another Optuna's schema: the slower full read still works
+            pass
+    return study.get_trials(deepcopy=False)
+
+
+def _trials_from_tables(storage: optuna.storages.RDBStorage, study_id: int) -> list[FrozenTrial]:
+    import json
+
+    from optuna.distributions import json_to_distribution
+    from optuna.storages._rdb import models
+    from sqlalchemy import select
+
+    tables = {name: model.__table__.c for name, model in (
+        ("values", models.TrialValueModel), ("params", models.TrialParamModel),
+        ("users", models.TrialUserAttributeModel), ("systems", models.TrialSystemAttributeModel),
+        ("steps", models.TrialIntermediateValueModel))}
+    trials = models.TrialModel.__table__.c
+    mine = trials.study_id == study_id
+    rows: dict[int, dict[str, Any]] = {}
+    with storage.engine.connect() as connection:
+        for trial_id, number, state, start, end in connection.execute(
+                select(trials.trial_id, trials.number, trials.state, trials.datetime_start,
+                       trials.datetime_complete).where(mine)).all():
+            rows[trial_id] = {"number": number, "trial_id": trial_id, "state": TrialState[state.name], "value": None,
+                              "datetime_start": start, "datetime_complete": end, "params": {},
+                              "distributions": {}, "user_attrs": {}, "system_attrs": {}, "intermediate_values": {}}
+
+        def joined(*columns: Any) -> Any:
+            return select(*columns).join_from(columns[0].table, models.TrialModel.__table__,
+                                              columns[0].table.c.trial_id == trials.trial_id).where(mine)
+
+        values = tables["values"]
+        for trial_id, value, kind in connection.execute(
+                joined(values.trial_id, values.value, values.value_type).where(values.objective == 0)).all():
+            rows[trial_id]["value"] = models.TrialValueModel.stored_repr_to_value(value, kind)
+        params = tables["params"]
+        distributions = {text: json_to_distribution(text) for (text,) in
+                         connection.execute(joined(params.distribution_json).distinct()).all()}
+        for trial_id, name, value, text in _raw_rows(connection, joined(params.trial_id, params.param_name,
+                                                                        params.param_value, params.distribution_json)):
+            row = rows[trial_id]
+            row["distributions"][name] = distributions[text]
+            row["params"][name] = distributions[text].to_external_repr(value)
+        for kind in ("users", "systems"):
+            table = tables[kind]
+            field_name = "user_attrs" if kind == "users" else "system_attrs"
+            for trial_id, key, text in _raw_rows(connection, joined(table.trial_id, table.key, table.value_json)):
+                rows[trial_id][field_name][key] = json.loads(text)
+        steps = tables["steps"]
+        for trial_id, step, value, kind in connection.execute(
+                joined(steps.trial_id, steps.step, steps.intermediate_value, steps.intermediate_value_type)).all():
+            rows[trial_id]["intermediate_values"][step] = \
+                models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
+    return [FrozenTrial(**row) for row in sorted(rows.values(), key=lambda r: r["number"])]
+
+
 def _raw_rows(connection: Any, statement: Any) -> list[tuple]:
     """Rows of a query of plain columns (ints, floats, strings) straight from the driver's cursor.
 

@@ -422,3 +422,38 @@ def test_import_loads_no_deep_learning_framework() -> None:
     assert done.returncode == 0, done.stderr
     loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
     assert not loaded & {"keras", "tensorflow", "jax", "torch"}
+
+
+def test_the_fast_trial_reader_returns_what_optuna_reads(tmp_path: Path) -> None:
+    from autodnn.study import _trials_from_tables, read_trials
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    study = optuna.create_study(study_name="r", storage=url, direction="maximize")
+    dists = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "n": IntDistribution(1, 30),
+             "norm": CategoricalDistribution([None, "batch_norm_after", 0.5])}
+    rng = random.Random(0)
+    for i in range(40):
+        state = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL][i % 3]
+        params = {"lr": 10 ** rng.uniform(-4, -1), "n": rng.randint(1, 30), "norm": rng.choice([None, "batch_norm_after", 0.5])}
+        curve = {k: rng.random() for k in range(rng.randint(0, 5))}
+        if i == 7:
+            curve[5] = float("nan")
+        study.add_trial(create_trial(
+            state=state, value=rng.random() if state == TrialState.COMPLETE else None, params=params,
+            distributions=dists, intermediate_values=curve,
+            user_attrs={"config": {"n_hidden": params["n"], "x": [1, 2.5, None]}, "baseline": "book-3e" if i == 3 else None},
+            system_attrs={"failed_trial": i - 1} if i % 5 == 0 and i else {}))
+    running = study.ask({"lr": dists["lr"]})
+    running.set_user_attr("worker", "host:1")
+    expected = optuna.load_study(study_name="r", storage=url).get_trials(deepcopy=False)
+    reloaded = optuna.load_study(study_name="r", storage=url)
+    got = _trials_from_tables(optuna.storages.RDBStorage(url), reloaded._study_id)  # the fast path itself
+    assert [t.number for t in read_trials(reloaded)] == [t.number for t in got]
+    assert len(got) == len(expected) == 41
+    for a, b in zip(got, expected):
+        assert (a.number, a.state, a.params, a.distributions, a.user_attrs, a.system_attrs) == \
+               (b.number, b.state, b.params, b.distributions, b.user_attrs, b.system_attrs)
+        assert a.value == b.value and a.datetime_start == b.datetime_start
+        assert a.datetime_complete == b.datetime_complete and a._trial_id == b._trial_id
+        assert {k: (v if v == v else "nan") for k, v in a.intermediate_values.items()} == \
+               {k: (v if v == v else "nan") for k, v in b.intermediate_values.items()}
