@@ -818,31 +818,19 @@ def _summaries_from_tables(storage: optuna.storages.RDBStorage, study_id: int) -
 
     from optuna.distributions import json_to_distribution
     from optuna.storages._rdb import models
-    from sqlalchemy import func, select
+    from sqlalchemy import func
 
-    trials = models.TrialModel.__table__.c
-    values = models.TrialValueModel.__table__.c
     params = models.TrialParamModel.__table__.c
     users = models.TrialUserAttributeModel.__table__.c
     systems = models.TrialSystemAttributeModel.__table__.c
     steps = models.TrialIntermediateValueModel.__table__.c
-    mine = trials.study_id == study_id
     rows: dict[int, dict[str, Any]] = {}
     with storage.engine.connect() as connection:
-        for trial_id, number, state, start, end in connection.execute(
-                select(trials.trial_id, trials.number, trials.state, trials.datetime_start,
-                       trials.datetime_complete).where(mine)).all():
-            rows[trial_id] = {"number": number, "trial_id": trial_id, "state": state, "value": None, "params": {},
+        joined = _StudyRows(connection, study_id)
+        for trial_id, number, state, start, end, value in joined.trials():
+            rows[trial_id] = {"number": number, "trial_id": trial_id, "state": state, "value": value, "params": {},
                               "user_attrs": {}, "system_attrs": {}, "n_intermediate": 0,
                               "duration": end - start if start and end else None}
-
-        def joined(*columns: Any) -> Any:
-            return select(*columns).join_from(columns[0].table, models.TrialModel.__table__,
-                                              columns[0].table.c.trial_id == trials.trial_id).where(mine)
-
-        for trial_id, value, kind in connection.execute(
-                joined(values.trial_id, values.value, values.value_type).where(values.objective == 0)).all():
-            rows[trial_id]["value"] = models.TrialValueModel.stored_repr_to_value(value, kind)
         # Each parameter has one distribution in nearly every study: read those once, not with every row.
         pairs = connection.execute(joined(params.param_name, params.distribution_json).distinct()).all()
         per_name = {name: json_to_distribution(text) for name, text in pairs}
@@ -889,31 +877,17 @@ def _trials_from_tables(storage: optuna.storages.RDBStorage, study_id: int) -> l
 
     from optuna.distributions import json_to_distribution
     from optuna.storages._rdb import models
-    from sqlalchemy import select
 
     tables = {name: model.__table__.c for name, model in (
-        ("values", models.TrialValueModel), ("params", models.TrialParamModel),
-        ("users", models.TrialUserAttributeModel), ("systems", models.TrialSystemAttributeModel),
-        ("steps", models.TrialIntermediateValueModel))}
-    trials = models.TrialModel.__table__.c
-    mine = trials.study_id == study_id
+        ("params", models.TrialParamModel), ("users", models.TrialUserAttributeModel),
+        ("systems", models.TrialSystemAttributeModel), ("steps", models.TrialIntermediateValueModel))}
     rows: dict[int, dict[str, Any]] = {}
     with storage.engine.connect() as connection:
-        for trial_id, number, state, start, end in connection.execute(
-                select(trials.trial_id, trials.number, trials.state, trials.datetime_start,
-                       trials.datetime_complete).where(mine)).all():
-            rows[trial_id] = {"number": number, "trial_id": trial_id, "state": TrialState[state.name], "value": None,
+        joined = _StudyRows(connection, study_id)
+        for trial_id, number, state, start, end, value in joined.trials():
+            rows[trial_id] = {"number": number, "trial_id": trial_id, "state": TrialState[state.name], "value": value,
                               "datetime_start": start, "datetime_complete": end, "params": {},
                               "distributions": {}, "user_attrs": {}, "system_attrs": {}, "intermediate_values": {}}
-
-        def joined(*columns: Any) -> Any:
-            return select(*columns).join_from(columns[0].table, models.TrialModel.__table__,
-                                              columns[0].table.c.trial_id == trials.trial_id).where(mine)
-
-        values = tables["values"]
-        for trial_id, value, kind in connection.execute(
-                joined(values.trial_id, values.value, values.value_type).where(values.objective == 0)).all():
-            rows[trial_id]["value"] = models.TrialValueModel.stored_repr_to_value(value, kind)
         params = tables["params"]
         distributions = {text: json_to_distribution(text) for (text,) in
                          connection.execute(joined(params.distribution_json).distinct()).all()}
@@ -933,6 +907,38 @@ def _trials_from_tables(storage: optuna.storages.RDBStorage, study_id: int) -> l
             rows[trial_id]["intermediate_values"][step] = \
                 models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
     return [FrozenTrial(**row) for row in sorted(rows.values(), key=lambda r: r["number"])]
+
+
+class _StudyRows:
+    """Queries over one study's rows of Optuna's trial tables, for the readers above."""
+
+    def __init__(self, connection: Any, study_id: int) -> None:
+        from optuna.storages._rdb import models
+
+        self.connection = connection
+        self.models = models
+        self.trial_columns = models.TrialModel.__table__.c
+        self.mine = self.trial_columns.study_id == study_id
+
+    def __call__(self, *columns: Any) -> Any:
+        """``SELECT columns`` of a per-trial table, restricted to the study's trials."""
+        from sqlalchemy import select
+
+        return select(*columns).join_from(columns[0].table, self.models.TrialModel.__table__,
+                                          columns[0].table.c.trial_id == self.trial_columns.trial_id).where(self.mine)
+
+    def trials(self) -> list[tuple]:
+        """``(trial_id, number, state, start, end, value)`` per trial; value is the first objective's or None."""
+        from sqlalchemy import select
+
+        trials, values = self.trial_columns, self.models.TrialValueModel.__table__.c
+        found = {}
+        for trial_id, value, kind in self.connection.execute(
+                self(values.trial_id, values.value, values.value_type).where(values.objective == 0)).all():
+            found[trial_id] = self.models.TrialValueModel.stored_repr_to_value(value, kind)
+        return [(*row, found.get(row[0])) for row in self.connection.execute(
+            select(trials.trial_id, trials.number, trials.state, trials.datetime_start,
+                   trials.datetime_complete).where(self.mine)).all()]
 
 
 def _raw_rows(connection: Any, statement: Any) -> list[tuple]:
