@@ -559,6 +559,7 @@ def _check_same(study: optuna.Study, dataset: Any, space: Any, url: str, options
 
 
 def _engine_label(engine: str, strategy: str | None) -> str:
+    """``keras-tuner (hyperband)``, or the engine alone when it has no strategy."""
     return f"{engine} ({strategy})" if strategy else engine
 
 
@@ -566,7 +567,7 @@ def engine_label(settings: dict[str, Any]) -> str | None:
     """How a study searched, in words: ``keras-tuner (hyperband)``, ``optuna (tpe, median pruner)``."""
     engine = settings.get("engine")
     if engine == "keras-tuner":
-        return f"keras-tuner ({settings.get('strategy') or 'hyperband'})"
+        return _engine_label(engine, settings.get("strategy") or "hyperband")
     if engine is None:
         return None
     parts = [settings.get("sampler") or "tpe", f"{settings.get('pruner') or 'median'} pruner"]
@@ -719,7 +720,7 @@ def search(
         # The book's baselines train through the same objective as in any study; KerasTuner then searches.
         run_trials(study, objective, n_trials=finished_count(study) + _queued_count(study),
                    max_failures=options.max_failures, on_trial=on_trial, url=url)
-        run_keras_tuner(study, space, dataset, strategy=options.strategy, n_trials=target,
+        run_keras_tuner(study, space, dataset, strategy=options.strategy, n_trials=options.n_trials,
                         max_epochs=options.max_epochs, seed=options.seed, timeout=options.timeout,
                         epoch_budget=options.epoch_budget, lr_finder=options.lr_finder,
                         max_failures=options.max_failures, on_trial=on_trial)

@@ -238,8 +238,7 @@ def run_keras_tuner(
         space: The search space, translated by :class:`KerasTunerSpace`.
         dataset: The data every trial trains on.
         strategy: ``hyperband``, ``bayesian`` or ``random``.
-        n_trials: Target number of finished trials in the whole study, baselines included (as
-            :func:`autodnn.study.run_target` gives it).
+        n_trials: Target number of finished searched trials in the study (baselines not counted).
         max_epochs: Epoch budget of a trial (Hyperband's largest bracket trains this many).
         seed: Seeds the oracle; trial ``n`` of the study trains with ``seed + n``.
         timeout: Stop starting trials after this many seconds.
@@ -256,11 +255,7 @@ def run_keras_tuner(
     """
     import keras_tuner as kt
 
-    from autodnn.study import is_baseline
-
-    baselines = len({t.user_attrs["baseline"] for t in study.get_trials(deepcopy=False) if is_baseline(t)})
-    budget = _Budget(n_trials - baselines, epoch_budget,
-                     None if timeout is None else time.monotonic() + timeout)
+    budget = _Budget(n_trials, epoch_budget, None if timeout is None else time.monotonic() + timeout)
     if budget.reached(study):
         return 0
     translated = KerasTunerSpace(space)
