@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
                           help="KerasTuner's algorithm with --engine keras-tuner (default: hyperband)")
     strategy.add_argument("--sampler", default="tpe", choices=["tpe", "random"],
                           help="Optuna's sampler (default: tpe)")
-    strategy.add_argument("--pruner", default="median", choices=["median", "none"],
+    strategy.add_argument("--pruner", default="median", choices=["median", "hyperband", "halving", "none"],
                           help="Optuna's pruner of hopeless trials (default: median)")
     strategy.add_argument("--lr-finder", action="store_true",
                           help="run the learning-rate finder in every trial, whatever the space says")

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                                          args.repeats)
     print(f"Filling a study with {args.overhead_at:,} trials and timing {args.overhead_trials} more ...", flush=True)
     fill(f"sqlite:///{small}", "overhead", args.overhead_at, seed=1)
-    overhead = measure_overhead(f"sqlite:///{small}", "overhead", args.overhead_trials)
+    overhead = measure_overhead(f"sqlite:///{small}", "overhead", args.overhead_trials, args.pruner)
 
     report = summarize(args, fill_seconds, timings, overhead, big.stat().st_size)
     print_table(report)
@@ -101,6 +101,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=10_000, help="trials of the study show/report read")
     parser.add_argument("--overhead-at", type=int, default=1_000, help="trials already in the overhead study")
     parser.add_argument("--overhead-trials", type=int, default=30, help="trials whose bookkeeping is timed")
+    parser.add_argument("--pruner", default=None, help="pruner of the overhead study (default: the search's)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of show and report; medians are reported")
     parser.add_argument("--json", default=str(OUT / "scale.json"))
     parser.add_argument("--results", default=str(RESULTS_MD), help="Markdown file the dated block is appended to")
@@ -265,15 +266,19 @@ def time_command(argv: list[str], repeats: int) -> dict[str, Any]:
             "runs_subprocess_s": subprocess_s, "runs_inprocess_s": inprocess_s}
 
 
-def measure_overhead(url: str, name: str, n: int) -> dict[str, Any]:
-    """Per-trial seconds of a worker's bookkeeping on a study that already holds many trials."""
+def measure_overhead(url: str, name: str, n: int, pruner: str | None = None) -> dict[str, Any]:
+    """Per-trial seconds of a worker's bookkeeping on a study that already holds many trials.
+
+    ``pruner`` is a ``--pruner`` choice (default: the search's default); the pruner is asked where a trial's
+    reporter asks it (:func:`autodnn.study.may_prune_at`).
+    """
     from autodnn.space import load_space
-    from autodnn.study import make_pruner, make_sampler, open_storage
+    from autodnn.study import SearchOptions, make_pruner, make_sampler, may_prune_at, open_storage
     from autodnn.workers import study_lock, worker_id
 
     space = load_space("default")
     study = optuna.load_study(study_name=name, storage=open_storage(url, create=False), sampler=make_sampler(0),
-                              pruner=make_pruner())
+                              pruner=make_pruner(pruner or SearchOptions().pruner, EPOCHS))
     lock = study_lock(url, name)
     rng = random.Random(2)
     parts: dict[str, list[float]] = {"coordination": [], "sampler": [], "pruner": [], "storage": [], "total": []}
@@ -300,7 +305,8 @@ def measure_overhead(url: str, name: str, n: int) -> dict[str, Any]:
         for epoch in range(EPOCHS):
             trial.report(0.5 + 0.02 * epoch + 0.01 * rng.random(), epoch)
             p0 = time.perf_counter()
-            trial.should_prune()
+            if may_prune_at(study.pruner, epoch):
+                trial.should_prune()
             pruner_s += time.perf_counter() - p0
         for key in ("result", "history", "epoch_times"):
             trial.set_user_attr(key, fake.user_attrs[key])
@@ -337,7 +343,7 @@ def summarize(args: argparse.Namespace, fill_s: float, timings: dict[str, Any], 
                     "python": platform.python_version(), "load_average_1min": load},
         "versions": {"optuna": optuna.__version__},
         "settings": {"trials": args.trials, "overhead_at": args.overhead_at, "overhead_trials": args.overhead_trials,
-                     "repeats": args.repeats, "storage": "sqlite"},
+                     "repeats": args.repeats, "storage": "sqlite", "pruner": args.pruner or "default"},
         "fill_s": fill_s,
         "database_mb": db_bytes / 1e6,
         "timings": timings,

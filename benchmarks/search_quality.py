@@ -52,6 +52,10 @@ class Strategy:
 
 STRATEGIES = (
     Strategy("autodnn", "autodnn default (TPE + median pruning)"),
+    Strategy("autodnn-hyperband", "TPE + Optuna's Hyperband pruner", {"pruner": "hyperband"}),
+    Strategy("autodnn-halving", "TPE + successive halving", {"pruner": "halving"}),
+    Strategy("autodnn-hb-finder", "TPE + Hyperband + LR finder in every trial",
+             {"pruner": "hyperband", "lr_finder": True}),
     Strategy("autodnn-finder", "autodnn default + LR finder in every trial", {"lr_finder": True}),
     Strategy("tpe", "Optuna TPE, no pruning, no finder", {"pruner": "none"}),
     Strategy("random", "random search (Optuna)", {"sampler": "random", "pruner": "none"}),
@@ -212,6 +216,11 @@ def record(tables: list[str], args: argparse.Namespace, path: Path) -> None:
         out.write("\n```\n")
 
 
+def previous_runs(path: Path) -> list[dict[str, Any]]:
+    """The runs an earlier invocation wrote to ``path`` (none when it is absent)."""
+    return json.loads(path.read_text())["runs"] if path.exists() else []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="digits only, 60-epoch budget")
@@ -226,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", default=f"sqlite:///{OUT / 'search_quality.db'}")
     parser.add_argument("--json", default=str(OUT / "search_quality.json"))
     parser.add_argument("--no-record", action="store_true", help="do not append to benchmarks/RESULTS.md")
+    parser.add_argument("--resume", action="store_true", help="keep the runs already in --json for the same "
+                        "dataset, space, budget, strategy and seed; run only the missing ones")
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run:
@@ -238,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    kept = previous_runs(Path(args.json)) if args.resume else []
     report: dict[str, Any] = {"date": dt.datetime.now().isoformat(timespec="seconds"), "settings": [], "runs": []}
     tables = []
     for setting in settings(args):
@@ -246,16 +258,21 @@ def main(argv: list[str] | None = None) -> int:
             for strategy in STRATEGIES:
                 if strategy.name not in chosen:
                     continue
-                run = spawn(setting, strategy, seed, args.storage)
-                print(f"  {setting.dataset} {strategy.name:<15} seed {seed}: best val {run['best_val_accuracy']:.4f}, "
+                run = next((r for r in kept if r.get("setting") == setting.__dict__
+                            and r["strategy"] == strategy.name and r["seed"] == seed), None)
+                if run is None:
+                    run = {**spawn(setting, strategy, seed, args.storage), "setting": setting.__dict__}
+                    kept.append(run)
+                print(f"  {setting.dataset} {strategy.name:<18} seed {seed}: best val {run['best_val_accuracy']:.4f}, "
                       f"test {run['test_accuracy']:.4f}, {run['trials']} trials, {run['epochs']} epochs, "
                       f"{run['seconds']:.0f} s", flush=True)
                 runs.append(run)
+                # Written after every run, so that an interrupted benchmark resumes where it stopped.
+                Path(args.json).write_text(json.dumps({**report, "runs": kept}, indent=1))
         rows = summarize(setting, runs)
         tables.append(print_table(setting, rows))
         report["settings"].append({**setting.__dict__, "rows": rows})
-        report["runs"].extend(runs)
-        Path(args.json).write_text(json.dumps(report, indent=1))
+    Path(args.json).write_text(json.dumps({**report, "runs": kept}, indent=1))
     if not args.no_record and tables:
         record(tables, args, RESULTS_MD)
     print(f"\nStudies in {args.storage}; JSON in {args.json}")

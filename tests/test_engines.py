@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras_tuner as kt
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -172,6 +173,59 @@ def test_sampler_and_pruner_options_reach_the_study(monkeypatch: pytest.MonkeyPa
     assert isinstance(make_sampler(0, "tpe"), optuna.samplers.TPESampler)
     assert isinstance(make_pruner("none"), optuna.pruners.NopPruner)
     assert isinstance(make_pruner("median"), optuna.pruners.MedianPruner)
+    assert isinstance(make_pruner("hyperband", max_epochs=9), optuna.pruners.HyperbandPruner)
+
+
+def test_hyperband_pruner_stops_trials_at_its_rungs_and_keeps_the_best() -> None:
+    from autodnn.study import make_pruner
+
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("hyperband", max_epochs=9),
+                                sampler=optuna.samplers.RandomSampler(0))
+    levels = np.random.default_rng(0).uniform(size=30)
+    stopped, completed = [], []
+    for level in levels:
+        trial = study.ask()
+        for epoch in range(9):
+            trial.report(float(level), epoch)
+            if trial.should_prune():
+                stopped.append(epoch)
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                break
+        else:
+            completed.append(level)
+            study.tell(trial, float(level))
+    # Reduction factor 3 from epoch 1: rungs after epochs 1 and 3 (steps are 0-based); 9 is the end.
+    assert set(stopped) <= {1, 3}
+    assert len(stopped) >= len(levels) // 2
+    assert max(levels) in completed
+
+
+@pytest.mark.parametrize("kind", ["hyperband", "halving", "median"])
+def test_asking_the_pruner_only_where_it_may_decide_changes_no_decision(kind: str) -> None:
+    from autodnn.study import make_pruner, may_prune_at
+
+    rng = np.random.default_rng(1)
+    curves = [np.sort(rng.uniform(size=27)) * rng.uniform() for _ in range(40)]
+
+    def stops(ask_everywhere: bool) -> list[int | None]:
+        study = optuna.create_study(study_name="same", direction="maximize", pruner=make_pruner(kind, 27))
+        out = []
+        for curve in curves:
+            trial = study.ask()
+            for step, value in enumerate(curve):
+                trial.report(float(value), step)
+                if (ask_everywhere or may_prune_at(study.pruner, step)) and trial.should_prune():
+                    out.append(step)
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                    break
+            else:
+                out.append(None)
+                study.tell(trial, float(curve[-1]))
+        return out
+
+    everywhere = stops(True)
+    assert stops(False) == everywhere
+    assert any(step is not None for step in everywhere)
 
 
 def test_lr_finder_in_every_trial_overrides_the_space(run_cli, sqlite_url, tmp_path: Path) -> None:

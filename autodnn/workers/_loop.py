@@ -256,7 +256,7 @@ def run_worker(
     # Workers sharing the search's seed would draw the same random startup trials: derive one per process.
     study.sampler = make_sampler(zlib.crc32(f"{settings['seed']}:{worker_id()}".encode()),
                                  settings.get("sampler", "tpe"))
-    study.pruner = make_pruner(settings.get("pruner", "median"))
+    study.pruner = make_pruner(settings.get("pruner", "median"), int(settings["max_epochs"]))
     dataset = dataset_of(study)
     space = space_from_stored(study.user_attrs["space"])
     target = run_target(study, int(settings["n_trials"]))
