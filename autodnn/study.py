@@ -607,6 +607,24 @@ def engine_label(settings: dict[str, Any]) -> str | None:
     return f"{engine} ({', '.join(parts)})"
 
 
+#: What each ``--pruner`` did to a trial it stopped, in words for the report.
+PRUNING_RULES = {
+    "median": "once they fell below the median of earlier trials at the same epoch",
+    "hyperband": "at a Hyperband rung (after epochs 2, 4, 10, 28, ...), for not being in the best third of their "
+                 "bracket's trials at that epoch",
+    "halving": "at a successive-halving rung (after epochs 2, 4, 10, 28, ...), for not being in the best third of "
+               "the trials at that epoch",
+    "none": "for a NaN loss (the search did not prune)",
+}
+
+
+def pruning_rule(settings: dict[str, Any]) -> str:
+    """Why the study's pruned trials stopped, for the report (studies from before ``--pruner`` used median)."""
+    if settings.get("engine") == "keras-tuner":
+        return "when KerasTuner's Hyperband did not promote them to the next round"
+    return PRUNING_RULES.get(settings.get("pruner") or "median", PRUNING_RULES["median"])
+
+
 def _record(study: optuna.Study, options: SearchOptions, dataset: Any, space: Any) -> None:
     from autodnn.backend import environment
 

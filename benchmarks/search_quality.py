@@ -43,20 +43,32 @@ REFERENCE = "kt-hyperband"
 
 @dataclass(frozen=True)
 class Strategy:
-    """One way to search: the ``autodnn search`` options that differ from the defaults."""
+    """One way to search: the ``autodnn search`` options that differ from the defaults.
+
+    Attributes:
+        core: Runs unless ``--strategies`` names others; the variants of the default are there to tune it.
+    """
 
     name: str
     title: str
     options: dict[str, Any] = field(default_factory=dict)
+    core: bool = True
+
+
+def _default_title() -> str:
+    from autodnn.study import SearchOptions
+
+    return f"autodnn default (TPE + {SearchOptions().pruner} pruner)"
 
 
 STRATEGIES = (
-    Strategy("autodnn", "autodnn default (TPE + median pruning)"),
-    Strategy("autodnn-hyperband", "TPE + Optuna's Hyperband pruner", {"pruner": "hyperband"}),
-    Strategy("autodnn-halving", "TPE + successive halving", {"pruner": "halving"}),
+    Strategy("autodnn", _default_title()),
+    Strategy("autodnn-median", "TPE + median pruner", {"pruner": "median"}, core=False),
+    Strategy("autodnn-hyperband", "TPE + Hyperband pruner", {"pruner": "hyperband"}, core=False),
+    Strategy("autodnn-halving", "TPE + successive halving", {"pruner": "halving"}, core=False),
     Strategy("autodnn-hb-finder", "TPE + Hyperband + LR finder in every trial",
-             {"pruner": "hyperband", "lr_finder": True}),
-    Strategy("autodnn-finder", "autodnn default + LR finder in every trial", {"lr_finder": True}),
+             {"pruner": "hyperband", "lr_finder": True}, core=False),
+    Strategy("autodnn-finder", "autodnn default + LR finder in every trial", {"lr_finder": True}, core=False),
     Strategy("tpe", "Optuna TPE, no pruning, no finder", {"pruner": "none"}),
     Strategy("random", "random search (Optuna)", {"sampler": "random", "pruner": "none"}),
     Strategy("kt-hyperband", "KerasTuner Hyperband", {"engine": "keras-tuner", "strategy": "hyperband"}),
@@ -132,13 +144,53 @@ def run_one(setting: Setting, strategy: Strategy, seed: int, storage: str) -> di
     tested = train(TrialConfig.from_dict(best.user_attrs["config"]), dataset, max_epochs=setting.max_epochs,
                    seed=seed, evaluate_test=True)
     return {
-        "study": name, "strategy": strategy.name, "seed": seed, "seconds": seconds,
+        "study": name, "strategy": strategy.name, "options": how(study.user_attrs["settings"]), "seed": seed,
+        "seconds": seconds,
         "trials": len(trials), "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in trials),
         "epochs": epochs_spent(study), "best_val_accuracy": best.value, "test_accuracy": tested.test_accuracy,
         "best_config": best.user_attrs["config"],
         # Running best after each finished trial, in wall seconds since the search's first trial started.
         "trace": _trace(trials),
     }
+
+
+#: The settings that make a strategy: two runs with equal ones searched the same way, whatever their names.
+HOW = ("engine", "strategy", "sampler", "pruner", "lr_finder")
+
+
+def how(settings: dict[str, Any]) -> dict[str, Any]:
+    """The strategy-making part of a study's (or a :class:`SearchOptions`') settings.
+
+    KerasTuner ignores the Optuna sampler and pruner, and Optuna the KerasTuner strategy.
+    """
+    ignored = ("sampler", "pruner") if settings.get("engine") == "keras-tuner" else ("strategy",)
+    return {key: settings.get(key) for key in HOW if key not in ignored}
+
+
+def how_strategy(strategy: Strategy) -> dict[str, Any]:
+    from autodnn.study import SearchOptions
+
+    return how(vars(SearchOptions(**strategy.options)))
+
+
+def kept_run(kept: list[dict[str, Any]], setting: Setting, strategy: Strategy, seed: int,
+             storage: str) -> dict[str, Any] | None:
+    """A run of an earlier invocation that searched ``setting`` with ``seed`` the way ``strategy`` does.
+
+    Runs are matched by their settings, not their names: a variant run before it became the default counts
+    as a run of the default.
+    """
+    wanted = how_strategy(strategy)
+    for run in kept:
+        if run.get("setting") != setting.__dict__ or run["seed"] != seed:
+            continue
+        if "options" not in run:
+            import optuna
+
+            run["options"] = how(optuna.load_study(study_name=run["study"], storage=storage).user_attrs["settings"])
+        if run["options"] == wanted:
+            return {**run, "strategy": strategy.name}
+    return None
 
 
 def _trace(trials: list[Any]) -> list[tuple[float, float]]:
@@ -230,13 +282,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=0, help="epochs per search (default: 60 quick, 150 digits, "
                         "200 CIFAR-10)")
     parser.add_argument("--max-epochs", type=int, default=0, help="epochs per trial (default: 10 digits, 20 CIFAR)")
-    parser.add_argument("--strategies", default="", help="comma-separated subset of: "
-                        + ", ".join(s.name for s in STRATEGIES))
+    parser.add_argument("--strategies", default="", help="comma-separated (default: "
+                        + ", ".join(s.name for s in STRATEGIES if s.core) + "; variants of the default: "
+                        + ", ".join(s.name for s in STRATEGIES if not s.core) + ")")
     parser.add_argument("--storage", default=f"sqlite:///{OUT / 'search_quality.db'}")
     parser.add_argument("--json", default=str(OUT / "search_quality.json"))
     parser.add_argument("--no-record", action="store_true", help="do not append to benchmarks/RESULTS.md")
-    parser.add_argument("--resume", action="store_true", help="keep the runs already in --json for the same "
-                        "dataset, space, budget, strategy and seed; run only the missing ones")
+    parser.add_argument("--resume", action="store_true", help="keep the runs already in --json (and in any "
+                        "--merge files) for the same dataset, space, budget, strategy settings and seed; run only "
+                        "the missing ones")
+    parser.add_argument("--merge", default="", help="comma-separated JSON files of other invocations whose runs "
+                        "count as kept")
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run:
@@ -244,12 +300,18 @@ def main(argv: list[str] | None = None) -> int:
         strategy = next(s for s in STRATEGIES if s.name == job["strategy"])
         print(json.dumps(run_one(Setting(**job["setting"]), strategy, job["seed"], job["storage"])))
         return 0
-    chosen = set(args.strategies.split(",")) if args.strategies else {s.name for s in STRATEGIES}
+    chosen = set(args.strategies.split(",")) if args.strategies else {s.name for s in STRATEGIES if s.core}
+    unknown = chosen - {s.name for s in STRATEGIES}
+    if unknown:
+        raise SystemExit(f"--strategies: unknown {', '.join(sorted(unknown))}; choose from "
+                         + ", ".join(s.name for s in STRATEGIES))
     OUT.mkdir(parents=True, exist_ok=True)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     kept = previous_runs(Path(args.json)) if args.resume else []
+    for other in filter(None, args.merge.split(",")):
+        kept.extend(r for r in previous_runs(Path(other)) if r not in kept)
     report: dict[str, Any] = {"date": dt.datetime.now().isoformat(timespec="seconds"), "settings": [], "runs": []}
     tables = []
     for setting in settings(args):
@@ -258,8 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             for strategy in STRATEGIES:
                 if strategy.name not in chosen:
                     continue
-                run = next((r for r in kept if r.get("setting") == setting.__dict__
-                            and r["strategy"] == strategy.name and r["seed"] == seed), None)
+                run = kept_run(kept, setting, strategy, seed, args.storage)
                 if run is None:
                     run = {**spawn(setting, strategy, seed, args.storage), "setting": setting.__dict__}
                     kept.append(run)

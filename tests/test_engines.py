@@ -244,3 +244,23 @@ def test_quick_space_translates_completely() -> None:
     hp = kt.HyperParameters()
     KerasTunerSpace(load_space("default")).declare(hp)
     assert {p.name for p in hp.space} == set(load_space("default").searched)
+
+
+def test_a_hyperband_pruned_search_says_so_in_show_and_report(run_cli, sqlite_url, tmp_path: Path) -> None:
+    space = tmp_path / "tiny.yaml"
+    space.write_text(TINY.replace("patience: 3", "patience: 50"))
+    result = run_cli("search", "--dataset", "digits", "--space", space, "--n-trials", "8", "--max-epochs", "4",
+                     "--pruner", "hyperband", "--no-baselines", "--no-final", "--storage", sqlite_url,
+                     "--study", "hb")
+    assert result.code == 0, result.err
+    study = optuna.load_study(study_name="hb", storage=sqlite_url)
+    assert study.user_attrs["settings"]["pruner"] == "hyperband"
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    # Rungs after epochs 2 and 4 (0-based steps 1 and 3): a trial stops there or runs on.
+    assert pruned and all(t.user_attrs["result"]["epochs"] in (2, 4) for t in pruned)
+    shown = run_cli("show", "hb", "--storage", sqlite_url)
+    assert "optuna (tpe, hyperband pruner)" in shown.out
+    out = tmp_path / "hb.html"
+    assert run_cli("report", "hb", "--storage", sqlite_url, "-o", out).code == 0
+    page = out.read_text()
+    assert "hyperband pruner" in page and "at a Hyperband rung" in page

@@ -14,7 +14,7 @@ from autodnn.config import TrialConfig
 from autodnn.defaults import ASSUMPTIONS, TABLE_11_3, TABLE_11_4
 from autodnn.report import _figures
 from autodnn.report._data import ReportData, generated_at
-from autodnn.study import engine_label
+from autodnn.study import engine_label, pruning_rule
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: How many parameters the trials table shows per trial (the rest are in the cell's tooltip).
@@ -189,6 +189,7 @@ def _study_view(index: int, data: ReportData, figures: dict[str, dict[str, Any]]
         "fig_intermediate": figure("intermediate", _figures.intermediate(data.search)),
         "rows": rows,
         "engine": engine_label(data.settings),
+        "pruning_rule": pruning_rule(data.settings),
     }
 
 
