@@ -14,7 +14,7 @@ trial. At 1,000 trials that bookkeeping, not the Parzen estimators, is most of t
   the "good" group is at most the best 25 and older trials weigh less in the "bad" one.
 
 Below ``history`` finished trials its proposals are exactly those of ``optuna.samplers.TPESampler`` with the
-same arguments and seed (``tests/test_study.py`` checks it).
+same arguments and seed (``tests/test_tpe.py`` checks it).
 """
 
 from __future__ import annotations

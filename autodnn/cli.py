@@ -69,8 +69,8 @@ def _parser() -> argparse.ArgumentParser:
                           help="KerasTuner's algorithm with --engine keras-tuner (default: hyperband)")
     strategy.add_argument("--sampler", default="tpe", choices=["tpe", "random"],
                           help="Optuna's sampler (default: tpe)")
-    strategy.add_argument("--pruner", default="median", choices=["median", "hyperband", "halving", "none"],
-                          help="Optuna's pruner of hopeless trials (default: median)")
+    strategy.add_argument("--pruner", default="hyperband", choices=["hyperband", "halving", "median", "none"],
+                          help="Optuna's pruner of hopeless trials (default: hyperband)")
     strategy.add_argument("--lr-finder", action="store_true",
                           help="run the learning-rate finder in every trial, whatever the space says")
     strategy.add_argument("--epoch-budget", type=int, default=None, metavar="EPOCHS",

@@ -92,7 +92,7 @@ class SearchOptions:
     engine: str = "optuna"
     strategy: str = "hyperband"
     sampler: str = "tpe"
-    pruner: str = "median"
+    pruner: str = "hyperband"
     lr_finder: bool = False
     epoch_budget: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -388,7 +388,7 @@ def make_sampler(seed: int | None, kind: str = "tpe") -> optuna.samplers.BaseSam
 HALVING_FACTOR = 3
 
 
-def make_pruner(kind: str = "median", max_epochs: int = 50) -> optuna.pruners.BasePruner:
+def make_pruner(kind: str = "hyperband", max_epochs: int = 50) -> optuna.pruners.BasePruner:
     """The pruner of ``--pruner``.
 
     ``median``: stops a trial whose epoch falls below the median of earlier trials at that epoch, once five
@@ -595,7 +595,7 @@ def _engine_label(engine: str, strategy: str | None) -> str:
 
 
 def engine_label(settings: dict[str, Any]) -> str | None:
-    """How a study searched, in words: ``keras-tuner (hyperband)``, ``optuna (tpe, median pruner)``."""
+    """How a study searched, in words: ``keras-tuner (hyperband)``, ``optuna (tpe, hyperband pruner)``."""
     engine = settings.get("engine")
     if engine == "keras-tuner":
         return _engine_label(engine, settings.get("strategy") or "hyperband")
