@@ -10,6 +10,7 @@ import optuna
 
 from autodnn.config import TrialConfig
 from autodnn.errors import TrialFailed
+from autodnn.study import may_prune_at
 
 if TYPE_CHECKING:
     from autodnn.datasets import Dataset
@@ -39,8 +40,6 @@ class TrialReporter:
 
     def should_stop(self) -> str | None:
         """Asks the pruner; says which epoch and value made the trial hopeless."""
-        from autodnn.study import may_prune_at
-
         if not self.prune or not may_prune_at(self.trial.study.pruner, self._epoch) or not self.trial.should_prune():
             return None
         return f"pruned at epoch {self._epoch + 1}: {METRIC} {self._value:.4f} was below the pruner's threshold"
