@@ -109,7 +109,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="short CI run: 12,000 samples, 2 measured epochs, no plain-fit-on-JAX row")
     parser.add_argument("--backends", default="", help="comma-separated (default: every installed backend)")
-    parser.add_argument("--batch-sizes", default="32,128,512", help="trainer batch sizes (default 32,128,512)")
+    parser.add_argument("--batch-sizes", default="32,128,512,1024",
+                        help="trainer batch sizes (default 32,128,512,1024)")
     parser.add_argument("--epochs", type=int, default=0, help="measured epochs after the warm-up one (default 3)")
     parser.add_argument("--samples", type=int, default=0, help="training samples per epoch (default 45,000)")
     parser.add_argument("--repeats", type=int, default=1, help="run everything this many times; report medians")
@@ -281,6 +282,7 @@ def record(report: dict[str, Any], path: Path) -> None:
     """Appends one self-contained dated block (heading, header, row), so other benchmarks' tables stay intact."""
     m = report["machine"]
     per_backend = {}
+    batches = sorted({r["batch_size"] for r in report["trainer"]})
     for r in report["trainer"]:
         per_backend.setdefault(r["backend"], []).append(f"{r['samples_per_second']:,.0f}")
     trainer = "; ".join(f"{b}: {' / '.join(v)}" for b, v in per_backend.items())
@@ -294,11 +296,11 @@ def record(report: dict[str, Any], path: Path) -> None:
     block = (
         f"\n### throughput.py, {report['date'][:10]}\n\n"
         "| date | machine | matmul GFLOP/s | book fit b32 (TF) samples/s | trainer samples/s "
-        "(backend: b32 / b128 / b512) | b32 vs book | b512 of matmul | targets | notes |\n"
+        f"(backend: {' / '.join(f'b{b}' for b in batches)}) | b32 vs book | b >= 512 of matmul | targets | notes |\n"
         "|---|---|---|---|---|---|---|---|---|\n"
         f"| {report['date'][:10]} | {m['nproc']} x {m['cpu']} | {report['matmul_gflops']:.0f} | {ref:,.0f} | "
         f"{trainer} | {t32['value'] or float('nan'):.2f}x ({t32['backend']}) | "
-        f"{tbig['value'] or float('nan'):.0%} ({tbig['backend']}) | {met} | {notes} |\n"
+        f"{tbig['value'] or float('nan'):.0%} ({tbig['backend']}, b{tbig.get('batch_size', '?')}) | {met} | {notes} |\n"
     )
     with path.open("a") as out:
         out.write(block)
