@@ -66,8 +66,6 @@ STRATEGIES = (
     Strategy("autodnn-median", "TPE + median pruner", {"pruner": "median"}, core=False),
     Strategy("autodnn-hyperband", "TPE + Hyperband pruner", {"pruner": "hyperband"}, core=False),
     Strategy("autodnn-halving", "TPE + successive halving", {"pruner": "halving"}, core=False),
-    Strategy("autodnn-hb-finder", "TPE + Hyperband + LR finder in every trial",
-             {"pruner": "hyperband", "lr_finder": True}, core=False),
     Strategy("autodnn-finder", "autodnn default + LR finder in every trial", {"lr_finder": True}, core=False),
     Strategy("tpe", "Optuna TPE, no pruning, no finder", {"pruner": "none"}),
     Strategy("random", "random search (Optuna)", {"sampler": "random", "pruner": "none"}),
