@@ -1,9 +1,9 @@
-"""Optuna's TPE with the same proposals and a per-trial cost that stays flat as a study grows.
+"""Optuna's TPE with bookkeeping whose cost per trial stays flat as a study grows.
 
 ``TPESampler(multivariate=True, group=True, constant_liar=True)`` reads the study's trials from the storage
 once for every group of parameters that appear together (16 groups in the ``default`` space), because the
 constant liar needs the running trials fresh; and it rebuilds the groups from every finished trial at every
-trial. At 1,000 trials that bookkeeping, not the Parzen estimators, is most of the 300-400 ms a trial costs
+trial. At 1,000 trials that bookkeeping, not the Parzen estimators, is most of what sampling a trial costs
 (``benchmarks/scale.py``). :class:`TPESampler` keeps Optuna's algorithm and changes only that bookkeeping:
 
 - the trials are read once per trial (running ones included, fresh from the storage) and every group's
