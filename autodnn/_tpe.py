@@ -103,9 +103,6 @@ class _OneRead:
         self.all_trials()
         return [t for t in self._trials if states is None or t.state in states]
 
-    def get_trials(self, deepcopy: bool = True, states: Container[TrialState] | None = None) -> list[FrozenTrial]:
-        return self._get_trials(deepcopy=deepcopy, states=states)
-
 
 def _window(trials: list[FrozenTrial], direction: optuna.study.StudyDirection, history: int) -> list[FrozenTrial]:
     """``trials`` with the finished ones cut to the best :data:`PRIORITY` and the most recent others."""
@@ -128,11 +125,9 @@ class _IncrementalGroups(_GroupDecomposedSearchSpace):
         super().__init__(include_pruned)
         self._seen: set[int] = set()
 
-    def calculate(self, study: Any, use_cache: bool = False) -> Any:
+    def calculate(self, study: _OneRead, use_cache: bool = False) -> Any:
         states = (TrialState.COMPLETE, TrialState.PRUNED) if self._include_pruned else (TrialState.COMPLETE,)
-        trials = study.all_trials(states) if isinstance(study, _OneRead) else \
-            study._get_trials(deepcopy=False, states=states, use_cache=use_cache)
-        for trial in trials:
+        for trial in study.all_trials(states):
             if trial.number not in self._seen:
                 self._seen.add(trial.number)
                 self._search_space.add_distributions(trial.distributions)

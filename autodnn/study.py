@@ -594,6 +594,11 @@ def _engine_label(engine: str, strategy: str | None) -> str:
     return f"{engine} ({strategy})" if strategy else engine
 
 
+def pruner_of(settings: dict[str, Any]) -> str:
+    """The ``--pruner`` a study searched with (studies from before the option used the median pruner)."""
+    return settings.get("pruner") or "median"
+
+
 def engine_label(settings: dict[str, Any]) -> str | None:
     """How a study searched, in words: ``keras-tuner (hyperband)``, ``optuna (tpe, hyperband pruner)``."""
     engine = settings.get("engine")
@@ -601,7 +606,7 @@ def engine_label(settings: dict[str, Any]) -> str | None:
         return _engine_label(engine, settings.get("strategy") or "hyperband")
     if engine is None:
         return None
-    parts = [settings.get("sampler") or "tpe", f"{settings.get('pruner') or 'median'} pruner"]
+    parts = [settings.get("sampler") or "tpe", f"{pruner_of(settings)} pruner"]
     if settings.get("lr_finder"):
         parts.append("LR finder in every trial")
     return f"{engine} ({', '.join(parts)})"
@@ -619,10 +624,10 @@ PRUNING_RULES = {
 
 
 def pruning_rule(settings: dict[str, Any]) -> str:
-    """Why the study's pruned trials stopped, for the report (studies from before ``--pruner`` used median)."""
+    """Why the study's pruned trials stopped, for the report."""
     if settings.get("engine") == "keras-tuner":
         return "when KerasTuner's Hyperband did not promote them to the next round"
-    return PRUNING_RULES.get(settings.get("pruner") or "median", PRUNING_RULES["median"])
+    return PRUNING_RULES.get(pruner_of(settings), PRUNING_RULES["median"])
 
 
 def _record(study: optuna.Study, options: SearchOptions, dataset: Any, space: Any) -> None:

@@ -244,7 +244,7 @@ def run_worker(
     from autodnn.backend import select_backend
     from autodnn.objective import Objective
     from autodnn.space import space_from_stored
-    from autodnn.study import dataset_of, load_study, make_pruner, make_sampler, run_target, storage_url
+    from autodnn.study import dataset_of, load_study, make_pruner, make_sampler, pruner_of, run_target, storage_url
 
     select_backend(backend)
     url = storage_url(study_name, storage or os.environ.get(STORAGE_ENV))
@@ -256,7 +256,7 @@ def run_worker(
     # Workers sharing the search's seed would draw the same random startup trials: derive one per process.
     study.sampler = make_sampler(zlib.crc32(f"{settings['seed']}:{worker_id()}".encode()),
                                  settings.get("sampler", "tpe"))
-    study.pruner = make_pruner(settings.get("pruner", "median"), int(settings["max_epochs"]))
+    study.pruner = make_pruner(pruner_of(settings), int(settings["max_epochs"]))
     dataset = dataset_of(study)
     space = space_from_stored(study.user_attrs["space"])
     target = run_target(study, int(settings["n_trials"]))
