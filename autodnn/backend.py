@@ -129,8 +129,9 @@ def configure_device(precision: str = "float32", gpu: str | None = None, *, tria
     several trials share a GPU. On a machine without GPUs it only records the precision.
 
     - ``CUDA_VISIBLE_DEVICES`` (and ``CUDA_DEVICE_ORDER=PCI_BUS_ID``, so ids match ``nvidia-smi``): ``gpu``.
-    - JAX: ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` (allocate on demand instead of 75% of the GPU up front); with
-      ``trials_per_gpu`` K > 1 also ``XLA_PYTHON_CLIENT_MEM_FRACTION`` = 0.9 / K, the cap of each process.
+    - JAX: ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` (allocate on demand instead of 75% of the GPU up front), and
+      no per-process cap: on an H200, four processes training the exercise-8 net together ran 3.7 times slower
+      with ``XLA_PYTHON_CLIENT_MEM_FRACTION`` = 0.9 / 4 than without it (benchmarks/RESULTS.md).
     - TensorFlow: ``TF_FORCE_GPU_ALLOW_GROWTH=true`` (TensorFlow grabs the whole GPU otherwise); with K > 1
       a logical-device memory limit of 0.9 / K of the GPU, set right after importing TensorFlow.
     - PyTorch: allocates on demand already; with K > 1 ``torch.cuda.set_per_process_memory_fraction(0.9 / K)``.
@@ -160,9 +161,6 @@ def configure_device(precision: str = "float32", gpu: str | None = None, *, tria
     settings["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     settings["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
     share = GPU_MEMORY_SHARE / trials_per_gpu
-    if trials_per_gpu > 1:
-        settings["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{share:.3f}"
-        settings["XLA_CLIENT_MEM_FRACTION"] = f"{share:.3f}"
     os.environ.update(settings)
     if "keras" in sys.modules:
         import keras

@@ -61,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="GPU indices (e.g. 0,1) or 'all': one worker process per GPU")
     search.add_argument("--trials-per-gpu", type=int, default=1, metavar="K",
                         help="worker processes sharing each GPU of --gpus, for small nets (default: 1)")
+    search.add_argument("--no-mps", action="store_true",
+                        help="do not run the workers sharing a GPU under NVIDIA MPS (used when installed)")
+    search.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"],
+                        help="dtype policy of every trial; the mixed ones compute in 16 bits on GPUs "
+                             "(default: float32)")
     strategy = search.add_argument_group("search strategy")
     strategy.add_argument("--engine", default="optuna", choices=["optuna", "keras-tuner"],
                           help="who picks the configurations: autodnn's Optuna loop, or KerasTuner's oracles "
@@ -186,10 +191,11 @@ def _one_line(text: str) -> str:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from autodnn.backend import select_backend
+    from autodnn.backend import configure_device, select_backend
     from autodnn.study import SearchOptions, redact, search, searched_count
 
     select_backend(args.backend)
+    configure_device(args.precision)
     if args.seeds < 1:
         raise UsageError(f"--seeds must be >= 1, but got {args.seeds}")
     options = SearchOptions(
@@ -197,6 +203,7 @@ def _search(args: argparse.Namespace) -> int:
         timeout=args.timeout, max_epochs=args.max_epochs, seed=args.seed, data_dir=args.data_dir,
         target=args.target, valid_fraction=args.valid_fraction, force=args.force, mc_samples=args.mc_samples,
         baselines=not args.no_baselines, workers=args.workers, gpus=args.gpus, trials_per_gpu=args.trials_per_gpu,
+        mps=not args.no_mps, precision=args.precision,
         engine=args.engine, strategy=args.strategy, sampler=args.sampler, pruner=args.pruner,
         lr_finder=args.lr_finder, epoch_budget=args.epoch_budget,
     )
@@ -230,6 +237,11 @@ def _print_wait(study: Any, running: int) -> None:
 
     print(f"Waiting: the {running} missing trial(s) run in other workers; a lost worker's trial is retried here "
           f"after {heartbeat_settings()[1]} s without a heartbeat.", flush=True)
+
+
+def _precision_suffix(environment: dict[str, Any]) -> str:
+    precision = environment.get("precision", "float32")
+    return "" if precision == "float32" else f" ({precision})"
 
 
 def _print_worker_line(plan: Any, stream: str, line: str) -> None:
@@ -453,7 +465,7 @@ def _show(args: argparse.Namespace) -> int:
     env = attrs.get("environment", {})
     print(f"Study {study.study_name}: dataset {dataset.get('name', '?')} (fingerprint "
           f"{dataset.get('fingerprint', '?')}), space {attrs.get('space', {}).get('name', '?')}, "
-          f"backend {env.get('backend', '?')}, engine {engine_label(attrs.get('settings') or {}) or '?'}")
+          f"backend {env.get('backend', '?')}{_precision_suffix(env)}, engine {engine_label(attrs.get('settings') or {}) or '?'}")
     _print_best(study, best)
     frame = trials_frame(study, summaries)
     if frame.empty:

@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
+from autodnn.backend import PRECISIONS
 from autodnn.errors import StudyError, UsageError
 
 DEFAULT_STUDIES_DIR = Path("studies")
@@ -62,6 +63,9 @@ class SearchOptions:
         gpus: GPU indices (``"0,1"``) or ``"all"``: one worker process per GPU (times ``trials_per_gpu``),
             each seeing only its GPU.
         trials_per_gpu: Worker processes sharing each GPU of ``gpus``, for nets too small to fill one.
+        mps: Run the workers that share a GPU under NVIDIA's Multi-Process Service when it is installed
+            (:func:`autodnn.workers.gpu_sharing`).
+        precision: Keras dtype policy of every trial: ``float32``, ``mixed_bfloat16`` or ``mixed_float16``.
         engine: ``optuna`` (autodnn's own loop) or ``keras-tuner`` (KerasTuner's oracles drive the same
             trainer; every trial is recorded in the same study).
         strategy: KerasTuner's search algorithm: ``hyperband``, ``bayesian`` or ``random``.
@@ -89,6 +93,8 @@ class SearchOptions:
     workers: int = 1
     gpus: str | None = None
     trials_per_gpu: int = 1
+    mps: bool = True
+    precision: str = "float32"
     engine: str = "optuna"
     strategy: str = "hyperband"
     sampler: str = "tpe"
@@ -124,6 +130,7 @@ class SearchOptions:
         _check_choice("--strategy", self.strategy, STRATEGIES)
         _check_choice("--sampler", self.sampler, SAMPLERS)
         _check_choice("--pruner", self.pruner, PRUNERS)
+        _check_choice("--precision", self.precision, PRECISIONS)
         if self.epoch_budget is not None and self.epoch_budget < 1:
             raise UsageError(f"--epoch-budget must be >= 1 epochs, but got {self.epoch_budget}")
         if self.engine == "keras-tuner" and (self.workers > 1 or self.gpus is not None):
@@ -587,11 +594,22 @@ def _check_same(study: optuna.Study, dataset: Any, space: Any, url: str, options
             f"study '{study.study_name}' in {redact(url)} was searched with engine {_engine_label(*made_with)}, "
             f"not {_engine_label(*asked)}; use another --study (one study per engine) or --force"
         )
+    trained_in = precision_of(settings)
+    if settings and trained_in != options.precision:
+        raise StudyError(
+            f"study '{study.study_name}' in {redact(url)} trains in {trained_in}, not {options.precision}; "
+            f"resume with --precision {trained_in}, or use another --study or --force"
+        )
 
 
 def _engine_label(engine: str, strategy: str | None) -> str:
     """``keras-tuner (hyperband)``, or the engine alone when it has no strategy."""
     return f"{engine} ({strategy})" if strategy else engine
+
+
+def precision_of(settings: dict[str, Any]) -> str:
+    """The ``--precision`` a study trains in (studies from before the option trained in float32)."""
+    return settings.get("precision") or "float32"
 
 
 def pruner_of(settings: dict[str, Any]) -> str:
@@ -658,6 +676,7 @@ def _settings(options: SearchOptions) -> dict[str, Any]:
         "pruner": options.pruner,
         "lr_finder": options.lr_finder,
         "epoch_budget": options.epoch_budget,
+        "precision": options.precision,
     }
 
 
@@ -760,7 +779,7 @@ def search(
     if parallel:
         if finished_count(study) < target:
             exits = launch_workers(name, normalize_url(url), plans, timeout=options.timeout,
-                                   quiet=on_trial is None, on_line=on_worker_line)
+                                   quiet=on_trial is None, on_line=on_worker_line, mps=options.mps)
             for stopped in exits:
                 if stopped.code != 0 and on_worker_line is not None:
                     on_worker_line(stopped.plan, "exit", stopped.describe())

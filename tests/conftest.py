@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,15 @@ import pytest  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 CIFAR10_JPG = SHARED_DATA / "cifar10-jpg.tar.gz"
+
+
+@pytest.fixture(autouse=True)
+def restore_precision(monkeypatch: pytest.MonkeyPatch):
+    """``autodnn search`` sets this process's precision (``--precision``); each test starts from float32."""
+    monkeypatch.delenv("AUTODNN_PRECISION", raising=False)
+    yield
+    if "keras" in sys.modules:
+        sys.modules["keras"].mixed_precision.set_global_policy("float32")
 
 
 @dataclass

@@ -193,7 +193,8 @@ def test_configure_device_sets_memory_growth_visibility_and_precision(monkeypatc
     assert settings["CUDA_VISIBLE_DEVICES"] == "1"
     assert settings["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
     assert settings["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
-    assert float(settings["XLA_PYTHON_CLIENT_MEM_FRACTION"]) == pytest.approx(0.9 / 4, abs=1e-3)
+    # A per-process cap made four JAX processes sharing an H200 3.7x slower: JAX allocates on demand instead.
+    assert "XLA_PYTHON_CLIENT_MEM_FRACTION" not in settings and "XLA_CLIENT_MEM_FRACTION" not in settings
     assert configured_precision() == "mixed_float16"
     assert visible_gpus() == ["1"]
 

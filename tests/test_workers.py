@@ -24,6 +24,7 @@ from autodnn.study import heartbeat_settings, open_storage, redact, trials_frame
 from autodnn.workers import (
     StudyLock,
     WorkerPlan,
+    gpu_sharing,
     parse_gpus,
     plan_workers,
     run_trials,
@@ -230,3 +231,89 @@ def test_trial_summaries_read_from_sqlite_tables_match_optunas_trials(sqlite_url
     fast = _summaries_from_tables(storage, storage.get_study_id_from_name("t"))
     assert fast == [TrialSummary.of(t) for t in study.trials]
     assert best_trial(study).number == 0 and best_trial(study).user_attrs["history"] == {"loss": [1, 2]}
+
+
+FAKE_MPS_CONTROL = """#!/bin/sh
+# Stands in for NVIDIA's nvidia-cuda-mps-control, which needs the NVIDIA driver: records each call.
+echo "args=$* pipe=$CUDA_MPS_PIPE_DIRECTORY log=$CUDA_MPS_LOG_DIRECTORY stdin=$(if [ -z "$1" ]; then cat; fi)" >> "$MPS_CALLS"
+"""
+
+
+@pytest.fixture
+def fake_mps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An ``nvidia-cuda-mps-control`` on the PATH that logs its calls (this machine has no NVIDIA driver)."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    control = folder / "nvidia-cuda-mps-control"
+    control.write_text(FAKE_MPS_CONTROL)
+    control.chmod(0o755)
+    calls = tmp_path / "mps-calls.log"
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("MPS_CALLS", str(calls))
+    monkeypatch.delenv("CUDA_MPS_PIPE_DIRECTORY", raising=False)
+    monkeypatch.setattr("autodnn.workers._processes.SYSTEM_MPS_PIPE", tmp_path / "no-system-daemon")
+    return calls
+
+
+def mps_calls(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_workers_sharing_a_gpu_run_under_an_mps_daemon_of_their_own(fake_mps: Path) -> None:
+    shared = [WorkerPlan(1, {"CUDA_VISIBLE_DEVICES": "0"}), WorkerPlan(2, {"CUDA_VISIBLE_DEVICES": "0"})]
+    with gpu_sharing(shared) as env:
+        pipe = Path(env["CUDA_MPS_PIPE_DIRECTORY"])
+        assert pipe.is_dir() and Path(env["CUDA_MPS_LOG_DIRECTORY"]).is_dir()
+        started = mps_calls(fake_mps)
+        assert started == [f"args=-d pipe={pipe} log={env['CUDA_MPS_LOG_DIRECTORY']} stdin="]
+    assert mps_calls(fake_mps)[1:] == [f"args= pipe={pipe} log={env['CUDA_MPS_LOG_DIRECTORY']} stdin=quit"]
+    assert not pipe.parent.exists(), "the daemon's private folder was left behind"
+
+
+@pytest.mark.parametrize("case", ["one worker per gpu", "cpu workers", "--no-mps", "daemon already running"])
+def test_no_mps_daemon_is_started_where_none_is_needed_or_wanted(fake_mps: Path, case: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    plans = [WorkerPlan(1, {"CUDA_VISIBLE_DEVICES": "0"}), WorkerPlan(2, {"CUDA_VISIBLE_DEVICES": "0"})]
+    if case == "one worker per gpu":
+        plans = [WorkerPlan(1, {"CUDA_VISIBLE_DEVICES": "0"}), WorkerPlan(2, {"CUDA_VISIBLE_DEVICES": "1"})]
+    elif case == "cpu workers":
+        plans = plan_workers(3)
+    elif case == "daemon already running":
+        monkeypatch.setenv("CUDA_MPS_PIPE_DIRECTORY", "/var/run/users-mps")
+    with gpu_sharing(plans, mps=case != "--no-mps") as env:
+        assert env == {}
+    assert mps_calls(fake_mps) == []
+
+
+def test_search_with_two_workers_on_one_gpu_runs_them_under_mps(run_cli, workdir: Path, fake_mps: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # The workers see "GPU 0" and train on the CPU, as JAX does where no GPU is found.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    (workdir / "tiny.yaml").write_text(TINY_SPACE)
+    result = run_cli("search", "--dataset", "iris", "--space", "tiny.yaml", "--study", "mps", "--n-trials", "2",
+                     "--max-epochs", "1", "--no-baselines", "--no-final", "--gpus", "0", "--trials-per-gpu", "2")
+    assert result.code == 0, result.err
+    calls = mps_calls(fake_mps)
+    assert [c.split(" ")[0] for c in calls] == ["args=-d", "args="] and calls[1].endswith("stdin=quit")
+    pipe = calls[0].split(" ")[1].removeprefix("pipe=")
+    assert f"[w1/gpu0] shares its GPU through NVIDIA MPS ({pipe})" in result.out
+    assert f"[w2/gpu0] shares its GPU through NVIDIA MPS ({pipe})" in result.out
+
+
+def test_a_study_keeps_its_precision_for_every_worker(run_cli, workdir: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from autodnn.workers import run_worker
+
+    (workdir / "tiny.yaml").write_text(TINY_SPACE)
+    url = "sqlite:///studies/bf16.db"
+    result = run_cli("search", "--dataset", "iris", "--space", "tiny.yaml", "--study", "bf16", "--n-trials", "1",
+                     "--max-epochs", "1", "--no-baselines", "--no-final", "--precision", "mixed_bfloat16")
+    assert result.code == 0, result.err
+    study = optuna.load_study(study_name="bf16", storage=url)
+    assert study.user_attrs["settings"]["precision"] == "mixed_bfloat16"
+    assert study.user_attrs["environment"]["precision"] == "mixed_bfloat16"
+    assert "backend jax (mixed_bfloat16)" in run_cli("show", "bf16", "--storage", url).out
+    # A worker started elsewhere, without the search's environment, trains in the study's precision.
+    monkeypatch.delenv("AUTODNN_PRECISION")
+    run_worker("bf16", url)
+    assert os.environ["AUTODNN_PRECISION"] == "mixed_bfloat16"

@@ -241,10 +241,12 @@ def run_worker(
         UsageError: The study does not exist, was not made by ``autodnn search``, or its data changed.
         StudyError: Too many trials failed in a row.
     """
-    from autodnn.backend import select_backend
+    from autodnn.backend import configure_device, select_backend
     from autodnn.objective import Objective
     from autodnn.space import space_from_stored
-    from autodnn.study import dataset_of, load_study, make_pruner, make_sampler, pruner_of, run_target, storage_url
+    from autodnn.study import (
+        dataset_of, load_study, make_pruner, make_sampler, precision_of, pruner_of, run_target, storage_url,
+    )
 
     select_backend(backend)
     url = storage_url(study_name, storage or os.environ.get(STORAGE_ENV))
@@ -253,6 +255,7 @@ def run_worker(
     if not settings or "space" not in study.user_attrs:
         raise StudyError(f"study '{study_name}' in {redact(url)} was not made by 'autodnn search' (it has no "
                          "settings); start it with 'autodnn search --study NAME --storage URL'")
+    configure_device(precision_of(settings))
     # Workers sharing the search's seed would draw the same random startup trials: derive one per process.
     study.sampler = make_sampler(zlib.crc32(f"{settings['seed']}:{worker_id()}".encode()),
                                  settings.get("sampler", "tpe"))
