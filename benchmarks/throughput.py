@@ -267,9 +267,11 @@ def summarize(runs: list[dict[str, Any]], compile_runs: list[dict[str, Any]], sh
     precisions = [p for p in args.precisions.split(",") if p]
     trainer = [m for b in backends for p in precisions for s in batch_sizes
                if (m := merged("trainer", b, s, p)) is not None]
+    # Without TensorFlow (GPU machines here), the book's fit on JAX on the same machine is the reference.
+    baseline = reference or plain_jax
     for row in [plain_jax, *trainer]:
-        if row is not None and reference is not None:
-            row["speedup_vs_reference"] = row["samples_per_second"] / reference["samples_per_second"]
+        if row is not None and baseline is not None:
+            row["speedup_vs_reference"] = row["samples_per_second"] / baseline["samples_per_second"]
     cpu32 = [r for r in trainer if r["precision"] == "float32" and r["matmul_reference"] == "cpu"]
     b32 = [r for r in cpu32 if r["batch_size"] == 32 and "speedup_vs_reference" in r]
     big = [r for r in cpu32 if r["batch_size"] >= 512]
@@ -291,6 +293,7 @@ def summarize(runs: list[dict[str, Any]], compile_runs: list[dict[str, Any]], sh
         },
     }
     gpu128 = [r for r in trainer if r["matmul_reference"] == "gpu" and r["batch_size"] == 128]
+    gpu128 = [r for r in gpu128 if r["precision"] == "float32"] or gpu128
     if gpu128:
         fastest = min(gpu128, key=lambda r: r["steady_epoch_s"])
         targets["gpu_epoch_b128_s"] = {"target": TARGET_GPU_EPOCH_B128_S, "value": fastest["steady_epoch_s"],
@@ -301,7 +304,7 @@ def summarize(runs: list[dict[str, Any]], compile_runs: list[dict[str, Any]], sh
         if one is not None:
             row["speedup_vs_one"] = row["samples_per_second"] / one["samples_per_second"]
         if row["k"] in TARGET_SHARE_SPEEDUP and one is not None:
-            targets[f"share{row['k']}_speedup"] = {"target": TARGET_SHARE_SPEEDUP[row["k"]],
+            targets[f"share{row['k']}_speedup"] = {"target": TARGET_SHARE_SPEEDUP[row["k"]], "k": row["k"],
                                                    "value": row["speedup_vs_one"],
                                                    "met": row["speedup_vs_one"] >= TARGET_SHARE_SPEEDUP[row["k"]]}
     return {
@@ -352,7 +355,8 @@ def print_report(report: dict[str, Any]) -> None:
           f"{max(report['matmul_gflops_all']):.1f})")
     gpu = report["accelerator"]
     if gpu:
-        print(f"Accelerator: {gpu['name']}; float32 matrix multiply (JAX, default precision): "
+        print(f"Accelerator: {gpu['name']}; float32 matrix multiply (JAX's default precision, TF32 on recent "
+              f"NVIDIA GPUs): "
               f"{gpu['matmul_gflops']:,.0f} GFLOP/s; bfloat16: {gpu['matmul_gflops_bf16']:,.0f} GFLOP/s")
     print()
     header = (f"{'run':<40}{'batch':>6}{'samples/s':>11}{'vs book':>9}{'GFLOP/s':>9}{'of matmul':>11}"
@@ -367,6 +371,8 @@ def print_report(report: dict[str, Any]) -> None:
     rows += [(_trainer_name(r), r) for r in report["trainer"]]
     for name, r in rows:
         speed = r.get("speedup_vs_reference", 1.0 if r is report["reference"] else float("nan"))
+        if r is report["plain_fit_jax"] and report["reference"] is None:
+            name += " (reference)"
         print(f"{name:<40}{r['batch_size']:>6}{r['samples_per_second']:>11,.0f}{speed:>8.2f}x{r['gflops']:>9.1f}"
               f"{r['fraction_of_matmul']:>10.0%}{r['steady_epoch_s']:>9.2f}{r['first_epoch_s']:>13.2f}")
     targets = report["targets"]
@@ -387,7 +393,7 @@ def print_report(report: dict[str, Any]) -> None:
               f" -> {'met' if t['met'] else 'NOT met'}")
     for key, t in targets.items():
         if key.startswith("share"):
-            print(f"Target {key[5:]} processes sharing one device >= {t['target']:.0f}x one: {t['value']:.2f}x -> "
+            print(f"Target {t['k']} processes sharing one device >= {t['target']:.0f}x one: {t['value']:.2f}x -> "
                   f"{'met' if t['met'] else 'NOT met'}")
     if t32["value"] is not None:
         print(f"Target batch 32 >= {t32['target']:.0f}x the book's fit: {t32['value']:.2f}x ({t32['backend']}) "
@@ -424,7 +430,11 @@ def record(report: dict[str, Any], path: Path) -> None:
             f"{r['samples_per_second']:,.0f}")
     trainer = "; ".join(f"{b}: {' / '.join(v)}" for b, v in per_backend.items())
     t32, tbig = report["targets"]["batch32_speedup"], report["targets"]["batch512_fraction_of_matmul"]
-    ref = report["reference"]["samples_per_second"] if report["reference"] else float("nan")
+    baseline = report["reference"] or report["plain_fit_jax"]
+    ref = f"{baseline['samples_per_second']:,.0f} ({baseline['backend']})" if baseline else "n/a"
+    b32 = f"{t32['value']:.2f}x ({t32['backend']})" if t32["value"] is not None else "n/a (no CPU row)"
+    big = (f"{tbig['value']:.0%} ({tbig['backend']}, b{tbig['batch_size']})" if tbig["value"] is not None
+           else "n/a (no CPU row)")
     names = {"batch32_speedup": "b32", "batch512_fraction_of_matmul": "b512", "gpu_epoch_b128_s": "GPU epoch b128"}
     met = ", ".join(f"{names.get(key, key.replace('share', 'share ').replace('_speedup', ''))} "
                     f"{'met' if t['met'] else 'NOT met'}" for key, t in report["targets"].items()
@@ -445,12 +455,11 @@ def record(report: dict[str, Any], path: Path) -> None:
             notes += f" ({r['speedup_vs_one']:.2f}x one)"
     block = (
         f"\n### throughput.py, {report['date'][:10]}\n\n"
-        "| date | machine | matmul GFLOP/s | book fit b32 (TF) samples/s | trainer samples/s "
+        "| date | machine | matmul GFLOP/s | book fit b32 samples/s | trainer samples/s "
         f"(backend: {' / '.join(f'b{b}' for b in batches)}) | b32 vs book | b >= 512 of matmul | targets | notes |\n"
         "|---|---|---|---|---|---|---|---|---|\n"
-        f"| {report['date'][:10]} | {machine_text} | {report['matmul_gflops']:.0f} | {ref:,.0f} | "
-        f"{trainer} | {t32['value'] or float('nan'):.2f}x ({t32['backend']}) | "
-        f"{tbig['value'] or float('nan'):.0%} ({tbig['backend']}, b{tbig.get('batch_size', '?')}) | {met} | {notes} |\n"
+        f"| {report['date'][:10]} | {machine_text} | {report['matmul_gflops']:.0f} | {ref} | "
+        f"{trainer} | {b32} | {big} | {met} | {notes} |\n"
     )
     with path.open("a") as out:
         out.write(block)
