@@ -250,15 +250,17 @@ def _print_worker_line(plan: Any, stream: str, line: str) -> None:
 
 def _worker(args: argparse.Namespace) -> int:
     from autodnn.study import STORAGE_ENV, redact, storage_url
-    from autodnn.workers import run_worker, worker_id
+    from autodnn.workers import pin_to_cpus, run_worker, worker_id
 
+    cpus = pin_to_cpus()
     url = storage_url(args.study, args.storage or os.environ.get(STORAGE_ENV))
 
     def started(study: Any, dataset: Any, target: int) -> None:
         from autodnn.study import finished_count
 
-        print(f"Worker {worker_id()} joined study '{study.study_name}' in {redact(url)}: dataset {dataset.name}, "
-              f"{finished_count(study)} of {target} trials finished.", flush=True)
+        on_cpus = f" on CPUs {','.join(map(str, cpus))}" if cpus else ""
+        print(f"Worker {worker_id()}{on_cpus} joined study '{study.study_name}' in {redact(url)}: dataset "
+              f"{dataset.name}, {finished_count(study)} of {target} trials finished.", flush=True)
 
     def trial_done(study: Any, progress: Any) -> None:
         if progress.lost:

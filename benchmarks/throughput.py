@@ -212,15 +212,18 @@ def share(k: int, backend: str, batch: int, precision: str, common: dict[str, An
 
     Every process compiles and trains its first epoch, then waits at a barrier until all ``k`` have, so the
     measured epochs overlap. The throughput is the samples of all measured epochs over the time from the first
-    measured epoch's start to the last one's end. On a GPU the processes share it as ``autodnn search --gpus 0
-    --trials-per-gpu k`` makes its workers share it: under an MPS daemon of autodnn's own where NVIDIA's MPS is
-    installed, unless ``mps`` is False.
+    measured epoch's start to the last one's end. The processes share the device as a search's workers do: on
+    a GPU as ``--gpus 0 --trials-per-gpu k`` has them share it (under an MPS daemon of autodnn's own where
+    NVIDIA's MPS is installed, unless ``mps`` is False), on the CPU as ``--workers k`` does (each pinned to its
+    share of the cores when there are at least k).
     """
     from autodnn.backend import visible_gpus
-    from autodnn.workers import WorkerPlan, gpu_sharing
+    from autodnn.workers import CPUS_ENV, WorkerPlan, gpu_sharing, split_cpus
 
     gpu = visible_gpus()[:1]
-    plans = [WorkerPlan(i + 1, {"CUDA_VISIBLE_DEVICES": gpu[0]} if gpu else {}) for i in range(k)]
+    cpus = None if gpu else split_cpus(k)
+    plans = [WorkerPlan(i + 1, {"CUDA_VISIBLE_DEVICES": gpu[0]} if gpu else
+                        {CPUS_ENV: ",".join(map(str, cpus[i]))} if cpus else {}) for i in range(k)]
     with tempfile.TemporaryDirectory(prefix="autodnn-share-") as barrier, gpu_sharing(plans, mps=mps) as mps_env:
         jobs = [{"task": "share", "backend": backend, "batch": batch, "precision": precision, "k": k, "index": i,
                  "barrier": barrier, **common} for i in range(k)]
@@ -230,6 +233,7 @@ def share(k: int, backend: str, batch: int, precision: str, common: dict[str, An
     end = max(r["measured_end"] for r in rows)
     total = sum(r["measured_samples"] for r in rows)
     return {"backend": backend, "k": k, "batch_size": batch, "precision": precision, "mps": bool(mps_env),
+            "cpus": [plan.env.get(CPUS_ENV) for plan in plans],
             "samples_per_second": total / (end - begin),
             "per_process": [r["measured_samples"] / (r["measured_end"] - r["measured_start"]) for r in rows],
             "steady_epoch_s": [r["steady_epoch_s"] for r in rows], "devices": rows[0]["devices"]}
@@ -385,7 +389,8 @@ def print_report(report: dict[str, Any]) -> None:
         for r in report["share"]:
             print(f"{r['k']:>10}{r['samples_per_second']:>16,.0f}{r.get('speedup_vs_one', float('nan')):>7.2f}x"
                   f"{statistics.median(r['per_process']):>14,.0f}{statistics.median(r['steady_epoch_s']):>9.3f}"
-                  f"  {'yes' if r['mps'] else 'no'}")
+                  f"  {'yes' if r['mps'] else 'no'}"
+                  + (f"  pinned to CPUs {' | '.join(r['cpus'])}" if all(r.get("cpus") or [None]) else ""))
     print()
     if "gpu_epoch_b128_s" in targets:
         t = targets["gpu_epoch_b128_s"]
@@ -470,7 +475,9 @@ def record(report: dict[str, Any], path: Path) -> None:
 
 def worker(job: dict[str, Any]) -> int:
     from autodnn.backend import configure_device
+    from autodnn.workers import pin_to_cpus
 
+    pin_to_cpus()
     # As a search's worker process does, before Keras is imported: GPU memory on demand and the precision policy.
     configure_device(job.get("precision", "float32"))
     tasks = {"reference": reference_worker, "trainer": trainer_worker, "compile": compile_worker,

@@ -65,7 +65,7 @@ def test_ctrl_c_mid_trial_leaves_a_resumable_study(tmp_path: Path, run_cli) -> N
                      "  batch_size: 16\n  patience: 1000\n")
     url = f"sqlite:///{tmp_path / 'c.db'}"
     command = [sys.executable, "-m", "autodnn", "search", "--dataset", "digits", "--space", str(space),
-               "--storage", url, "--study", "c", "--n-trials", "2", "--max-epochs", "400", "--no-baselines",
+               "--storage", url, "--study", "c", "--n-trials", "2", "--max-epochs", "5000", "--no-baselines",
                "--no-final"]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONPATH": str(REPO)})

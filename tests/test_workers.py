@@ -10,6 +10,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -17,17 +19,20 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import assert_user_error
 from optuna.trial import TrialState
 
 from autodnn.errors import UsageError
 from autodnn.study import heartbeat_settings, open_storage, redact, trials_frame
 from autodnn.workers import (
+    CPUS_ENV,
     StudyLock,
     WorkerPlan,
     gpu_sharing,
     parse_gpus,
     plan_workers,
     run_trials,
+    split_cpus,
     study_lock,
     worker_command,
     worker_environment,
@@ -317,3 +322,33 @@ def test_a_study_keeps_its_precision_for_every_worker(run_cli, workdir: Path,
     monkeypatch.delenv("AUTODNN_PRECISION")
     run_worker("bf16", url)
     assert os.environ["AUTODNN_PRECISION"] == "mixed_bfloat16"
+
+
+def test_cpu_workers_are_pinned_to_equal_shares_of_the_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4})
+    assert [p.env[CPUS_ENV] for p in plan_workers(2)] == ["0,1", "2,3,4"]
+    assert [p.env[CPUS_ENV] for p in plan_workers(5)] == ["0", "1", "2", "3", "4"]
+    assert all(CPUS_ENV not in p.env for p in plan_workers(6)), "more workers than CPUs: the system spreads them"
+    assert plan_workers(1)[0].env == {}
+    assert split_cpus(2) == [[0, 1], [2, 3, 4]]
+
+
+def test_a_worker_pins_itself_before_its_backend_starts(tmp_path: Path) -> None:
+    cpu = min(os.sched_getaffinity(0))
+    script = ("import os, sys; from autodnn.workers import pin_to_cpus; print(pin_to_cpus()); "
+              "import jax; print(sorted(os.sched_getaffinity(0)), 'jax' in sys.modules)")
+    env = {**os.environ, CPUS_ENV: str(cpu), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:2] == [f"[{cpu}]", f"[{cpu}] True"]
+
+
+@pytest.mark.parametrize(("value", "fragment"), [
+    ("first", "AUTODNN_CPUS is 'first', not CPU ids such as 0,1"),
+    ("4096", "AUTODNN_CPUS=4096: cannot pin this worker to those CPUs"),
+])
+def test_a_worker_refuses_cpus_it_cannot_pin_to(run_cli, monkeypatch: pytest.MonkeyPatch, value: str,
+                                               fragment: str) -> None:
+    monkeypatch.setenv(CPUS_ENV, value)
+    before = os.sched_getaffinity(0)
+    assert_user_error(run_cli("worker", "--study", "any", "--storage", "sqlite:///nowhere.db"), fragment)
+    assert os.sched_getaffinity(0) == before

@@ -29,6 +29,8 @@ STOP_GRACE = 30.0
 MPS_CONTROL = "nvidia-cuda-mps-control"
 #: Where an MPS daemon started by the machine's administrator listens (CUDA's default pipe folder).
 SYSTEM_MPS_PIPE = Path("/tmp/nvidia-mps")
+#: The CPUs a worker process pins itself to (comma-separated ids), set by :func:`plan_workers` for CPU workers.
+CPUS_ENV = "AUTODNN_CPUS"
 
 
 @dataclass
@@ -103,6 +105,8 @@ def plan_workers(workers: int = 1, gpus: str | None = None, trials_per_gpu: int 
     Args:
         workers: Processes on the CPU (without ``gpus``).
         gpus: GPU indices or ``"all"``: ``trials_per_gpu`` processes per GPU, each seeing only its GPU.
+            Without GPUs, each of several workers is pinned to its own share of this process's CPUs
+            (:func:`split_cpus`).
         trials_per_gpu: Processes sharing one GPU.
         storage: The study's storage URL (an in-memory database cannot be shared between processes).
 
@@ -110,7 +114,9 @@ def plan_workers(workers: int = 1, gpus: str | None = None, trials_per_gpu: int 
         UsageError: A GPU is not there, or the storage is private to one process.
     """
     if gpus is None:
-        plans = [WorkerPlan(i + 1, {}) for i in range(workers)]
+        groups = split_cpus(workers)
+        plans = [WorkerPlan(i + 1, {CPUS_ENV: ",".join(map(str, groups[i]))} if groups else {})
+                 for i in range(workers)]
     else:
         visible = visible_gpu_indices()
         wanted = parse_gpus(gpus)
@@ -131,6 +137,47 @@ def plan_workers(workers: int = 1, gpus: str | None = None, trials_per_gpu: int 
         raise UsageError(f"--storage {redact(storage)} lives in one process's memory; several workers need a "
                          "file or a server (the default sqlite:///studies/STUDY.db works)")
     return plans
+
+
+def split_cpus(workers: int) -> list[list[int]] | None:
+    """This process's CPUs in ``workers`` groups as equal as can be, or None where pinning does not apply.
+
+    Two unpinned workers on two cores trained the exercise-8 net at batch 32 about 9% slower in all than two
+    pinned one per core: each unpinned process runs its small matrix products on two threads that wait on
+    each other and on the other process. There is nothing to split for one worker, or with fewer CPUs than
+    workers (the system spreads them), or where the platform cannot pin (not Linux).
+    """
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    if workers < 2 or getaffinity is None:
+        return None
+    cpus = sorted(getaffinity(0))
+    if len(cpus) < workers:
+        return None
+    return [cpus[i * len(cpus) // workers:(i + 1) * len(cpus) // workers] for i in range(workers)]
+
+
+def pin_to_cpus() -> list[int] | None:
+    """Pins this process to the CPUs ``AUTODNN_CPUS`` names, before JAX or TensorFlow size their thread pools.
+
+    Returns:
+        The CPUs, or None when the variable is unset.
+
+    Raises:
+        UsageError: The variable is not a list of CPU ids, or this process cannot be pinned to them.
+    """
+    text = os.environ.get(CPUS_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        cpus = sorted({int(part) for part in text.split(",")})
+    except ValueError:
+        raise UsageError(f"{CPUS_ENV} is {text!r}, not CPU ids such as 0,1; fix or unset it") from None
+    try:
+        os.sched_setaffinity(0, cpus)
+    except (AttributeError, OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or "not supported here"
+        raise UsageError(f"{CPUS_ENV}={text}: cannot pin this worker to those CPUs ({reason}); fix or unset it") from None
+    return cpus
 
 
 def worker_command(study_name: str, *, timeout: float | None = None, quiet: bool = False) -> list[str]:
