@@ -86,7 +86,7 @@ def test_ctrl_c_mid_trial_leaves_a_resumable_study(tmp_path: Path, run_cli) -> N
         out, err = process.communicate(timeout=60)
     finally:
         process.kill()
-    assert process.returncode == 130, err
+    assert process.returncode == 130, (out, err)
     assert "finished trials are saved" in err and "Resume with: autodnn search" in err
     assert "Traceback" not in err
     study = optuna.load_study(study_name="c", storage=url)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import pytest
 from conftest import assert_user_error
 from optuna.trial import TrialState
 
-from autodnn.errors import UsageError
+from autodnn.errors import TrialFailed, UsageError
 from autodnn.study import heartbeat_settings, open_storage, redact, trials_frame
 from autodnn.workers import (
     CPUS_ENV,
@@ -352,3 +353,25 @@ def test_a_worker_refuses_cpus_it_cannot_pin_to(run_cli, monkeypatch: pytest.Mon
     before = os.sched_getaffinity(0)
     assert_user_error(run_cli("worker", "--study", "any", "--storage", "sqlite:///nowhere.db"), fragment)
     assert os.sched_getaffinity(0) == before
+
+
+def test_ctrl_c_that_a_library_turned_into_an_error_still_stops_the_search(tmp_path: Path) -> None:
+    # A Ctrl-C that lands in a database write can come out of the driver as an ordinary error: the trial would
+    # fail and the search go on to the next one. The loop notes the signal itself and stops.
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'ctrl-c.db'}")
+    started = []
+
+    def objective(trial: optuna.Trial) -> float:
+        started.append(trial.number)
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            raise TrialFailed("OperationalError: interrupted") from None
+        return 1.0
+
+    with pytest.raises(KeyboardInterrupt):
+        run_trials(study, objective, n_trials=3)
+    assert started == [0]
+    assert [t.state for t in study.trials] == [TrialState.FAIL]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -4,14 +4,16 @@ lost ones; and :func:`run_worker`, the body of ``autodnn worker``.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import signal
 import socket
 import threading
 import time
 import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,7 +134,50 @@ def run_trials(
     Raises:
         StudyError: ``max_failures`` consecutive trials failed.
     """
-    lock = lock or StudyLock()
+    with _stopping_on_ctrl_c():
+        return _run_trials(study, objective, n_trials=n_trials, lock=lock or StudyLock(), timeout=timeout,
+                           max_failures=max_failures, on_trial=on_trial, on_wait=on_wait, epoch_budget=epoch_budget)
+
+
+#: Set when Ctrl-C (SIGINT) reached this process while it ran trials.
+_CTRL_C = threading.Event()
+
+
+@contextlib.contextmanager
+def _stopping_on_ctrl_c() -> Iterator[None]:
+    """Makes Ctrl-C stop the loop even where a library turned the ``KeyboardInterrupt`` into another error.
+
+    A trial on a small dataset spends much of each epoch writing to the study's database. An interrupt that
+    lands there can come out of the database driver as an ordinary error, which would fail one trial and let
+    the search go on. So SIGINT is noted as it raises ``KeyboardInterrupt``, and any error raised after it is
+    turned back into ``KeyboardInterrupt``. Only the main thread can handle signals, and a handler that is
+    not Python's default one is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread() or (
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        _CTRL_C.set()
+        signal.default_int_handler(signum, frame)
+
+    _CTRL_C.clear()
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield
+    except Exception as exc:
+        if _CTRL_C.is_set():
+            raise KeyboardInterrupt from exc
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], *, n_trials: int,
+                lock: StudyLock, timeout: float | None, max_failures: int,
+                on_trial: Callable[[optuna.Study, Progress], None] | None,
+                on_wait: Callable[[optuna.Study, int], None] | None, epoch_budget: int | None) -> int:
     guard = _FailureGuard(max_failures)
     interval = study._storage.get_heartbeat_interval() if hasattr(study._storage, "get_heartbeat_interval") else None
     poll = min(WAIT_POLL, float(interval)) if interval else WAIT_POLL
@@ -200,11 +245,28 @@ def _run_one(study: optuna.Study, objective: Callable[[optuna.Trial], float], lo
         except UpdateFinishedTrialError:
             lost = True
         except BaseException:
-            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            _fail(study, trial)
             raise
+        if _CTRL_C.is_set():
+            _fail(study, trial)
+            raise KeyboardInterrupt
     frozen = study.tell(trial, value if state == TrialState.COMPLETE else None, state=state,
                         skip_if_finished=True)
     return Progress(frozen, lost=lost or frozen.state != state)
+
+
+def _fail(study: optuna.Study, trial: optuna.Trial) -> None:
+    """Records a trial that an interrupt or an error cut short as failed, so a resumed search runs it again.
+
+    An interrupt inside a database write can leave that connection unusable for the next call, so a second
+    try runs on a fresh one; if both fail, the trial's heartbeat stops and another worker fails it later.
+    """
+    for _ in range(2):
+        try:
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            return
+        except Exception:
+            continue
 
 
 # --- One worker -----------------------------------------------------------------------------------------------
