@@ -67,8 +67,11 @@ def test_ctrl_c_mid_trial_leaves_a_resumable_study(tmp_path: Path, run_cli) -> N
     command = [sys.executable, "-m", "autodnn", "search", "--dataset", "digits", "--space", str(space),
                "--storage", url, "--study", "c", "--n-trials", "2", "--max-epochs", "5000", "--no-baselines",
                "--no-final"]
+    # The search must get Ctrl-C as a terminal delivers it, even where this test process runs with SIGINT
+    # ignored (a child inherits an ignored signal, and Python then installs no handler for it).
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": str(REPO)})
+                               env={**os.environ, "PYTHONPATH": str(REPO)},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:

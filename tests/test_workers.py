@@ -370,8 +370,12 @@ def test_ctrl_c_that_a_library_turned_into_an_error_still_stops_the_search(tmp_p
             raise TrialFailed("OperationalError: interrupted") from None
         return 1.0
 
-    with pytest.raises(KeyboardInterrupt):
-        run_trials(study, objective, n_trials=3)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a process started from a shell
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_trials(study, objective, n_trials=3)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert started == [0]
     assert [t.state for t in study.trials] == [TrialState.FAIL]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -258,15 +258,19 @@ def _run_one(study: optuna.Study, objective: Callable[[optuna.Trial], float], lo
 def _fail(study: optuna.Study, trial: optuna.Trial) -> None:
     """Records a trial that an interrupt or an error cut short as failed, so a resumed search runs it again.
 
-    An interrupt inside a database write can leave that connection unusable for the next call, so a second
-    try runs on a fresh one; if both fail, the trial's heartbeat stops and another worker fails it later.
+    An interrupt inside a database write can leave the pooled connections unusable, so after a failed try the
+    pool is replaced and the write tried again; if every try fails, the trial's heartbeat stops and another
+    worker fails it later.
     """
-    for _ in range(2):
+    for _ in range(3):
         try:
             study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             return
         except Exception:
-            continue
+            storage = getattr(study._storage, "_backend", study._storage)
+            engine = getattr(storage, "engine", None)
+            if engine is not None:
+                engine.dispose()
 
 
 # --- One worker -----------------------------------------------------------------------------------------------
