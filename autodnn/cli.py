@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from autodnn.backend import PRECISIONS
 from autodnn.errors import AutodnnError, UsageError
 
 EPILOG = "Docs: README.md and docs/search-spaces.md. Add --debug to see a traceback on errors."
@@ -63,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="worker processes sharing each GPU of --gpus, for small nets (default: 1)")
     search.add_argument("--no-mps", action="store_true",
                         help="do not run the workers sharing a GPU under NVIDIA MPS (used when installed)")
-    search.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"],
+    search.add_argument("--precision", default="float32", choices=PRECISIONS,
                         help="dtype policy of every trial; the mixed ones compute in 16 bits on GPUs "
                              "(default: float32)")
     strategy = search.add_argument_group("search strategy")
@@ -237,11 +238,6 @@ def _print_wait(study: Any, running: int) -> None:
 
     print(f"Waiting: the {running} missing trial(s) run in other workers; a lost worker's trial is retried here "
           f"after {heartbeat_settings()[1]} s without a heartbeat.", flush=True)
-
-
-def _precision_suffix(environment: dict[str, Any]) -> str:
-    precision = environment.get("precision", "float32")
-    return "" if precision == "float32" else f" ({precision})"
 
 
 def _print_worker_line(plan: Any, stream: str, line: str) -> None:
@@ -450,7 +446,7 @@ def _studies(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from autodnn.study import best_trial, engine_label, load_study, trial_summaries, trials_frame
+    from autodnn.study import best_trial, engine_label, load_study, precision_of, trial_summaries, trials_frame
 
     study = load_study(args.study, args.storage)
     if args.trials < 0:
@@ -465,9 +461,11 @@ def _show(args: argparse.Namespace) -> int:
     attrs = study.user_attrs
     dataset = attrs.get("dataset", {})
     env = attrs.get("environment", {})
+    settings = attrs.get("settings") or {}
+    precision = "" if precision_of(settings) == "float32" else f" ({precision_of(settings)})"
     print(f"Study {study.study_name}: dataset {dataset.get('name', '?')} (fingerprint "
           f"{dataset.get('fingerprint', '?')}), space {attrs.get('space', {}).get('name', '?')}, "
-          f"backend {env.get('backend', '?')}{_precision_suffix(env)}, engine {engine_label(attrs.get('settings') or {}) or '?'}")
+          f"backend {env.get('backend', '?')}{precision}, engine {engine_label(settings) or '?'}")
     _print_best(study, best)
     frame = trials_frame(study, summaries)
     if frame.empty:

@@ -47,7 +47,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_MD = REPO / "benchmarks" / "RESULTS.md"
 BACKENDS = ("jax", "tensorflow", "torch")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 IMAGE = (32, 32, 3)
 N_CLASSES = 10
 HIDDEN, UNITS = 20, 100
@@ -148,6 +147,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, but got {args.repeats}")
+    from autodnn.backend import PRECISIONS
+
     unknown = [p for p in args.precisions.split(",") if p and p not in PRECISIONS]
     if unknown or not args.precisions.strip(","):
         parser.error(f"--precisions {args.precisions!r}: choose from {', '.join(PRECISIONS)}")
@@ -218,12 +219,10 @@ def share(k: int, backend: str, batch: int, precision: str, common: dict[str, An
     share of the cores when there are at least k).
     """
     from autodnn.backend import visible_gpus
-    from autodnn.workers import CPUS_ENV, WorkerPlan, gpu_sharing, split_cpus
+    from autodnn.workers import CPUS_ENV, gpu_sharing, plan_workers
 
     gpu = visible_gpus()[:1]
-    cpus = None if gpu else split_cpus(k)
-    plans = [WorkerPlan(i + 1, {"CUDA_VISIBLE_DEVICES": gpu[0]} if gpu else
-                        {CPUS_ENV: ",".join(map(str, cpus[i]))} if cpus else {}) for i in range(k)]
+    plans = plan_workers(gpus=gpu[0], trials_per_gpu=k) if gpu else plan_workers(k)
     with tempfile.TemporaryDirectory(prefix="autodnn-share-") as barrier, gpu_sharing(plans, mps=mps) as mps_env:
         jobs = [{"task": "share", "backend": backend, "batch": batch, "precision": precision, "k": k, "index": i,
                  "barrier": barrier, **common} for i in range(k)]

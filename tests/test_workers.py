@@ -241,7 +241,8 @@ def test_trial_summaries_read_from_sqlite_tables_match_optunas_trials(sqlite_url
 
 FAKE_MPS_CONTROL = """#!/bin/sh
 # Stands in for NVIDIA's nvidia-cuda-mps-control, which needs the NVIDIA driver: records each call.
-echo "args=$* pipe=$CUDA_MPS_PIPE_DIRECTORY log=$CUDA_MPS_LOG_DIRECTORY stdin=$(if [ -z "$1" ]; then cat; fi)" >> "$MPS_CALLS"
+stdin=$(if [ -z "$1" ]; then cat; fi)
+echo "args=$* pipe=$CUDA_MPS_PIPE_DIRECTORY log=$CUDA_MPS_LOG_DIRECTORY stdin=$stdin" >> "$MPS_CALLS"
 """
 
 

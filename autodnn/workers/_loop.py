@@ -172,6 +172,7 @@ def _stopping_on_ctrl_c() -> Iterator[None]:
         raise
     finally:
         signal.signal(signal.SIGINT, previous)
+        _CTRL_C.clear()
 
 
 def _run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], *, n_trials: int,

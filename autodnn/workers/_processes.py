@@ -176,7 +176,8 @@ def pin_to_cpus() -> list[int] | None:
         os.sched_setaffinity(0, cpus)
     except (AttributeError, OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or "not supported here"
-        raise UsageError(f"{CPUS_ENV}={text}: cannot pin this worker to those CPUs ({reason}); fix or unset it") from None
+        raise UsageError(f"{CPUS_ENV}={text}: cannot pin this worker to those CPUs ({reason}); "
+                         "fix or unset it") from None
     return cpus
 
 
