@@ -253,6 +253,8 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage
     from optuna.storages import RDBStorage
     from sqlalchemy.engine import make_url
 
+    from autodnn.workers import StudyLock, schema_lock
+
     safe = redact(url)
     url = normalize_url(url)
     parsed = make_url(url)
@@ -277,14 +279,21 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage
         if parsed.get_driver_name() in ("psycopg2", "pymysql"):
             engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
     interval, grace = heartbeat_settings()
+    writable = backend != "sqlite" or _writable(parsed.database or "")
     try:
-        storage = RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=interval,
-            grace_period=grace,
-            heartbeat_stale_trial_callback=_retry_lost_trial(),
-        )
+        # A lock of the database, so that processes opening a new one at once do not race to make its tables.
+        lock = schema_lock(url) if writable else StudyLock()
+        lock.acquire()
+        try:
+            storage = RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=interval,
+                grace_period=grace,
+                heartbeat_stale_trial_callback=_retry_lost_trial(),
+            )
+        finally:
+            lock.release()
     except (ImportError, ValueError) as exc:
         # Optuna turns a missing driver into a ValueError ("Failed to import DB access module ...").
         if isinstance(exc, ValueError) and "import DB access module" not in str(exc):
@@ -295,8 +304,8 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage
                 "mariadb": ": pip install 'autodnn[mysql]' and write mariadb+pymysql://..."}.get(backend, "")
         raise StudyError(f"the database driver for {safe} is not installed ({driver}){hint}") from None
     except Exception as exc:  # noqa: BLE001 - drivers raise many kinds; each is one line for the user
-        raise StudyError(f"cannot open storage {safe}: {redact(_first_line(exc))[:300]}") from None
-    if backend == "sqlite" and _writable(parsed.database or ""):
+        raise StudyError(f"cannot open storage {safe}: {redact(_first_line(_cause(exc)))[:300]}") from None
+    if backend == "sqlite" and writable:
         _serialize_sqlite(storage)
     return storage
 
@@ -308,6 +317,13 @@ def _writable(path: str) -> bool:
     file = Path(path)
     folder_ok = os.access(file.parent if str(file.parent) else Path("."), os.W_OK)
     return folder_ok and (not file.exists() or os.access(file, os.W_OK))
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The driver's error behind Optuna's ``StorageInternalError``, whose own text names no cause."""
+    from optuna.exceptions import StorageInternalError
+
+    return exc.__cause__ if isinstance(exc, StorageInternalError) and exc.__cause__ is not None else exc
 
 
 def _first_line(exc: BaseException) -> str:

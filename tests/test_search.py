@@ -60,6 +60,8 @@ def test_rerun_runs_only_the_missing_trials(run_cli, sqlite_url) -> None:
 
 
 def test_ctrl_c_mid_trial_leaves_a_resumable_study(tmp_path: Path, run_cli) -> None:
+    from autodnn.study import open_storage
+
     space = tmp_path / "slow.yaml"
     space.write_text("params:\n  n_hidden: 2\n  n_units: 64\n  learning_rate: {low: 1.0e-4, high: 1.0e-3, log: true}\n"
                      "  batch_size: 16\n  patience: 1000\n")
@@ -73,13 +75,14 @@ def test_ctrl_c_mid_trial_leaves_a_resumable_study(tmp_path: Path, run_cli) -> N
                                env={**os.environ, "PYTHONPATH": str(REPO)},
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
+    storage = None
     try:
         while time.monotonic() < deadline:
-            if (tmp_path / "c.db").exists():
-                try:
-                    trials = optuna.load_study(study_name="c", storage=url).trials
-                except KeyError:
-                    trials = []
+            if storage is None and (tmp_path / "c.db").exists():
+                # autodnn's own opening, which waits while the search is still making the database's tables.
+                storage = open_storage(url, create=False)
+            if storage is not None and "c" in optuna.get_all_study_names(storage):
+                trials = optuna.load_study(study_name="c", storage=storage).trials
                 if any(len(t.intermediate_values) >= 2 for t in trials):
                     break
             time.sleep(0.5)

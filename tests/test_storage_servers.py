@@ -17,6 +17,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -78,6 +79,46 @@ def load(url: str, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=open_storage(url, create=False))
 
 
+def _open_at_once(url: str, barrier: Any, results: Any) -> None:
+    from autodnn.study import open_storage
+
+    barrier.wait()
+    try:
+        open_storage(url)
+        results.put("ok")
+    except Exception as exc:  # noqa: BLE001 - the test reports whatever failed
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+@pytest.mark.parametrize("server", ["sqlite", *BOTH])
+def test_processes_opening_a_new_database_at_once_all_open_it(server: str, request: pytest.FixtureRequest,
+                                                               tmp_path: Path) -> None:
+    import multiprocessing
+
+    import sqlalchemy
+
+    from autodnn.study import normalize_url, open_storage
+
+    url = f"sqlite:///{tmp_path / 'new.db'}" if server == "sqlite" else request.getfixturevalue(f"{server}_url")
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(6), context.Queue()
+    processes = [context.Process(target=_open_at_once, args=(url, barrier, results)) for _ in range(6)]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+    # Without a lock around Optuna's check-then-create, most of six such processes fail (table already exists,
+    # duplicate key in pg_type, or alembic_version's unique version).
+    assert outcomes == ["ok"] * 6
+    engine = sqlalchemy.create_engine(normalize_url(url))
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT COUNT(*) FROM alembic_version").scalar() == 1
+        assert connection.exec_driver_sql("SELECT COUNT(*) FROM version_info").scalar() == 1
+    engine.dispose()
+    optuna.create_study(study_name="after", storage=open_storage(url))
+
+
 @pytest.mark.parametrize("server", BOTH)
 def test_eight_workers_finish_every_trial_exactly_once(server: str, request: pytest.FixtureRequest, run_cli,
                                                       workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,11 +157,12 @@ def test_a_sigkilled_worker_trial_is_retried_by_another_and_the_count_stays_exac
     command = [sys.executable, "-m", "autodnn", "worker", "--study", "k"]
     workers = {p.pid: p for p in (subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE,
                                                    stderr=subprocess.PIPE, text=True) for _ in range(2))}
+    watched = load(url, "k")  # one connection pool for the whole watch, not one per look
     try:
         victim = None
         deadline = time.monotonic() + 150
         while victim is None and time.monotonic() < deadline:
-            for trial in load(url, "k").get_trials(states=(TrialState.RUNNING,)):
+            for trial in watched.get_trials(states=(TrialState.RUNNING,)):
                 pid = int(trial.user_attrs.get("worker", ":0").rsplit(":", 1)[1])
                 if trial.intermediate_values and pid in workers:
                     victim = trial
@@ -128,7 +170,7 @@ def test_a_sigkilled_worker_trial_is_retried_by_another_and_the_count_stays_exac
                     break
             time.sleep(0.1)
         assert victim is not None, "no worker reached a trial's first epoch"
-        assert load(url, "k").trials[victim.number].state == TrialState.RUNNING, "the trial ended before the kill"
+        assert watched.trials[victim.number].state == TrialState.RUNNING, "the trial ended before the kill"
         survivor = next(p for pid, p in workers.items() if str(pid) != victim.user_attrs["worker"].rsplit(":", 1)[1])
         out, err = survivor.communicate(timeout=180)
     finally:

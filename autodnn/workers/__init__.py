@@ -11,7 +11,7 @@ those workers dies, a survivor retries its trial.
 
 from __future__ import annotations
 
-from autodnn.workers._lock import StudyLock, study_lock
+from autodnn.workers._lock import StudyLock, schema_lock, study_lock
 from autodnn.workers._loop import Progress, run_trials, run_worker, worker_id
 from autodnn.workers._processes import (
     CPUS_ENV,
@@ -44,6 +44,7 @@ __all__ = [
     "plan_workers",
     "run_trials",
     "run_worker",
+    "schema_lock",
     "share_gpu_memory",
     "split_cpus",
     "study_lock",

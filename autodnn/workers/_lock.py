@@ -1,4 +1,5 @@
-"""The lock every worker of a study takes to count trials and start one as a single step.
+"""The lock every worker of a study takes to count trials and start one as a single step, and the lock that
+makes setting up a new database's tables one process's job.
 
 SQLite studies lock a file beside the database (one machine); PostgreSQL and MySQL/MariaDB studies a named
 lock of the server, so workers on any machine exclude each other. A dead worker's lock is freed by the kernel
@@ -12,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-from autodnn.study import normalize_url
+from autodnn.study import CONNECT_TIMEOUT, normalize_url
 
 
 class StudyLock:
@@ -74,17 +75,17 @@ class _ServerLock(StudyLock):
     MySQL/MariaDB ``GET_LOCK``); the server drops it when that connection ends, so a dead worker frees it.
     """
 
-    def __init__(self, url: str, study_name: str) -> None:
+    def __init__(self, url: str, label: str, kind: str = "autodnn") -> None:
         super().__init__()
         import sqlalchemy
         from sqlalchemy.pool import NullPool
 
         self._url = sqlalchemy.engine.make_url(url)
         self._postgres = self._url.get_backend_name() == "postgresql"
-        digest = hashlib.sha1(f"autodnn:{self._url.database}:{study_name}".encode()).digest()
+        digest = hashlib.sha1(f"{kind}:{self._url.database}:{label}".encode()).digest()
         self._key = int.from_bytes(digest[:8], "big", signed=True)  # pg_advisory_lock takes a bigint
         self._name = f"autodnn.{digest.hex()[:40]}"  # GET_LOCK names are at most 64 characters
-        args = {"connect_timeout": 10} if self._url.get_driver_name() in ("psycopg2", "pymysql") else {}
+        args = {"connect_timeout": CONNECT_TIMEOUT} if self._url.get_driver_name() in ("psycopg2", "pymysql") else {}
         self._engine = sqlalchemy.create_engine(self._url, poolclass=NullPool, connect_args=args)
         self._connection: Any = None
 
@@ -124,12 +125,30 @@ class _ServerLock(StudyLock):
 
 def study_lock(url: str, study_name: str) -> StudyLock:
     """The lock the workers of study ``study_name`` in ``url`` share."""
+    return _lock_for(url, study_name)
+
+
+def schema_lock(url: str) -> StudyLock:
+    """The lock held while a process opens the database at ``url`` and sets up its tables if they are missing.
+
+    Optuna checks for its tables and then creates them, and stamps the schema version the same way: processes
+    opening a new database at the same moment (a search and its workers, or workers on several machines) each
+    find the tables missing, and all but one fail. Holding this lock, the others wait and then find them made.
+    """
+    return _lock_for(url, "", kind="autodnn-schema")
+
+
+def _lock_for(url: str, label: str, kind: str = "autodnn") -> StudyLock:
+    """A server lock named after ``kind``, the database and ``label``, or the file lock beside a SQLite database.
+
+    SQLite's file lock is one per database, whatever the name: a process never asks for it while holding it.
+    """
     import sqlalchemy
 
     parsed = sqlalchemy.engine.make_url(normalize_url(url))
     backend = parsed.get_backend_name()
     if backend in ("postgresql", "mysql", "mariadb"):
-        return _ServerLock(str(normalize_url(url)), study_name)
+        return _ServerLock(str(normalize_url(url)), label, kind)
     path = parsed.database or ""
     if backend == "sqlite" and path and path != ":memory:" and not path.startswith("file:"):
         try:
