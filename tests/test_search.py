@@ -66,14 +66,17 @@ def test_ctrl_c_mid_trial_leaves_a_resumable_study(tmp_path: Path, run_cli) -> N
     space.write_text("params:\n  n_hidden: 2\n  n_units: 64\n  learning_rate: {low: 1.0e-4, high: 1.0e-3, log: true}\n"
                      "  batch_size: 16\n  patience: 1000\n")
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    command = [sys.executable, "-m", "autodnn", "search", "--dataset", "digits", "--space", str(space),
-               "--storage", url, "--study", "c", "--n-trials", "2", "--max-epochs", "5000", "--no-baselines",
-               "--no-final"]
+    search = [sys.executable, "-m", "autodnn", "search", "--dataset", "digits", "--space", str(space),
+              "--storage", url, "--study", "c", "--n-trials", "2", "--max-epochs", "5000", "--no-baselines",
+              "--no-final"]
     # The search must get Ctrl-C as a terminal delivers it, even where this test process runs with SIGINT
-    # ignored (a child inherits an ignored signal, and Python then installs no handler for it).
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": str(REPO)},
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # ignored (a child inherits an ignored signal, and Python then installs no handler for it). A small
+    # launcher resets SIGINT and execs the search: a preexec_fn would run Python in a fork of this process,
+    # whose JAX threads can leave it deadlocked.
+    launcher = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                "os.execv(sys.argv[1], sys.argv[1:])")
+    process = subprocess.Popen([sys.executable, "-c", launcher, *search], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     deadline = time.monotonic() + 120
     storage = None
     try:
