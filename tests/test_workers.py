@@ -123,9 +123,10 @@ def test_a_killed_workers_trial_is_failed_retried_elsewhere_and_linked(workdir: 
     results = SPAWN.Queue()
     victim = SPAWN.Process(target=_worker_process, args=(url, 2, "stuck", results))
     victim.start()
+    watched = optuna.load_study(study_name="s", storage=open_storage(url))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        trials = optuna.load_study(study_name="s", storage=url).trials
+        trials = watched.trials
         if trials and trials[0].intermediate_values:
             break
         time.sleep(0.2)
