@@ -462,7 +462,8 @@ def _show(args: argparse.Namespace) -> int:
     dataset = attrs.get("dataset", {})
     env = attrs.get("environment", {})
     settings = attrs.get("settings") or {}
-    precision = "" if precision_of(settings) == "float32" else f" ({precision_of(settings)})"
+    precision = precision_of(settings)
+    precision = "" if precision == "float32" else f" ({precision})"
     print(f"Study {study.study_name}: dataset {dataset.get('name', '?')} (fingerprint "
           f"{dataset.get('fingerprint', '?')}), space {attrs.get('space', {}).get('name', '?')}, "
           f"backend {env.get('backend', '?')}{precision}, engine {engine_label(settings) or '?'}")

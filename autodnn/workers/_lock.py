@@ -75,7 +75,7 @@ class _ServerLock(StudyLock):
     MySQL/MariaDB ``GET_LOCK``); the server drops it when that connection ends, so a dead worker frees it.
     """
 
-    def __init__(self, url: str, label: str, kind: str = "autodnn") -> None:
+    def __init__(self, url: str, label: str, kind: str) -> None:
         super().__init__()
         import sqlalchemy
         from sqlalchemy.pool import NullPool
@@ -125,7 +125,7 @@ class _ServerLock(StudyLock):
 
 def study_lock(url: str, study_name: str) -> StudyLock:
     """The lock the workers of study ``study_name`` in ``url`` share."""
-    return _lock_for(url, study_name)
+    return _lock_for(url, study_name, kind="autodnn")
 
 
 def schema_lock(url: str) -> StudyLock:
@@ -138,17 +138,18 @@ def schema_lock(url: str) -> StudyLock:
     return _lock_for(url, "", kind="autodnn-schema")
 
 
-def _lock_for(url: str, label: str, kind: str = "autodnn") -> StudyLock:
+def _lock_for(url: str, label: str, kind: str) -> StudyLock:
     """A server lock named after ``kind``, the database and ``label``, or the file lock beside a SQLite database.
 
     SQLite's file lock is one per database, whatever the name: a process never asks for it while holding it.
     """
     import sqlalchemy
 
-    parsed = sqlalchemy.engine.make_url(normalize_url(url))
+    url = normalize_url(url)
+    parsed = sqlalchemy.engine.make_url(url)
     backend = parsed.get_backend_name()
     if backend in ("postgresql", "mysql", "mariadb"):
-        return _ServerLock(str(normalize_url(url)), label, kind)
+        return _ServerLock(url, label, kind)
     path = parsed.database or ""
     if backend == "sqlite" and path and path != ":memory:" and not path.startswith("file:"):
         try:
