@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import optuna
 
     from autodnn.datasets import Dataset
-    from autodnn.study import SearchOptions
+    from autodnn.study.settings import SearchOptions
 
 __version__ = "0.1.0"
 
@@ -36,7 +36,8 @@ __all__ = [
 
 def search(options: SearchOptions | None = None, **kwargs: Any) -> optuna.Study:
     """Runs or resumes a search; keyword arguments are the fields of :class:`autodnn.study.SearchOptions`."""
-    from autodnn.study import SearchOptions, search as run
+    from autodnn.study.search import search as run
+    from autodnn.study.settings import SearchOptions
 
     return run(options or SearchOptions(**kwargs))
 

@@ -15,7 +15,8 @@ import optuna
 
 from autodnn.config import TrialConfig
 from autodnn.errors import StudyError, UsageError
-from autodnn.study import baseline_trials, best_trial, dataset_of
+from autodnn.study.records import baseline_trials, best_trial
+from autodnn.study.settings import dataset_of
 
 SEED_OFFSET = 10_000
 

@@ -10,7 +10,7 @@ import optuna
 
 from autodnn.config import TrialConfig
 from autodnn.errors import TrialFailed
-from autodnn.study import may_prune_at
+from autodnn.study.strategy import may_prune_at
 
 if TYPE_CHECKING:
     from autodnn.datasets import Dataset

@@ -56,7 +56,7 @@ class Strategy:
 
 
 def _default_title() -> str:
-    from autodnn.study import SearchOptions
+    from autodnn.study.settings import SearchOptions
 
     return f"autodnn default (TPE + {SearchOptions().pruner} pruner)"
 
@@ -121,7 +121,9 @@ def run_one(setting: Setting, strategy: Strategy, seed: int, storage: str) -> di
 
     import autodnn
     from autodnn.config import TrialConfig
-    from autodnn.study import SearchOptions, epochs_spent, search
+    from autodnn.study.records import epochs_spent
+    from autodnn.study.search import search
+    from autodnn.study.settings import SearchOptions
     from autodnn.trainer import train
 
     name = f"{setting.dataset}-{setting.space}-{strategy.name}-s{seed}"
@@ -166,7 +168,7 @@ def how(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def how_strategy(strategy: Strategy) -> dict[str, Any]:
-    from autodnn.study import SearchOptions
+    from autodnn.study.settings import SearchOptions
 
     return how(vars(SearchOptions(**strategy.options)))
 

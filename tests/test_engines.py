@@ -167,7 +167,7 @@ def test_the_epoch_budget_stops_the_search_once_it_is_spent(run_cli, sqlite_url,
 
 
 def test_sampler_and_pruner_options_reach_the_study(monkeypatch: pytest.MonkeyPatch) -> None:
-    from autodnn.study import make_pruner, make_sampler
+    from autodnn.study.strategy import make_pruner, make_sampler
 
     assert isinstance(make_sampler(0, "random"), optuna.samplers.RandomSampler)
     assert isinstance(make_sampler(0, "tpe"), optuna.samplers.TPESampler)
@@ -177,7 +177,7 @@ def test_sampler_and_pruner_options_reach_the_study(monkeypatch: pytest.MonkeyPa
 
 
 def test_hyperband_pruner_stops_trials_at_its_rungs_and_keeps_the_best() -> None:
-    from autodnn.study import make_pruner
+    from autodnn.study.strategy import make_pruner
 
     # Hyperband puts a trial in a bracket by hashing the study's name and the trial's number: a fixed name.
     study = optuna.create_study(study_name="rungs", direction="maximize",
@@ -203,7 +203,7 @@ def test_hyperband_pruner_stops_trials_at_its_rungs_and_keeps_the_best() -> None
 
 @pytest.mark.parametrize("kind", ["hyperband", "halving", "median"])
 def test_asking_the_pruner_only_where_it_may_decide_changes_no_decision(kind: str) -> None:
-    from autodnn.study import make_pruner, may_prune_at
+    from autodnn.study.strategy import make_pruner, may_prune_at
 
     rng = np.random.default_rng(1)
     curves = [np.sort(rng.uniform(size=27)) * rng.uniform() for _ in range(40)]

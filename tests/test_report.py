@@ -425,7 +425,8 @@ def test_import_loads_no_deep_learning_framework() -> None:
 
 
 def test_the_fast_trial_reader_returns_what_optuna_reads(tmp_path: Path) -> None:
-    from autodnn.study import _trials_from_tables, read_trials
+    from autodnn.study._tables import trials_from_tables
+    from autodnn.study.records import read_trials
 
     url = f"sqlite:///{tmp_path / 'r.db'}"
     study = optuna.create_study(study_name="r", storage=url, direction="maximize")
@@ -447,7 +448,7 @@ def test_the_fast_trial_reader_returns_what_optuna_reads(tmp_path: Path) -> None
     running.set_user_attr("worker", "host:1")
     expected = optuna.load_study(study_name="r", storage=url).get_trials(deepcopy=False)
     reloaded = optuna.load_study(study_name="r", storage=url)
-    got = _trials_from_tables(optuna.storages.RDBStorage(url), reloaded._study_id)  # the fast path itself
+    got = trials_from_tables(optuna.storages.RDBStorage(url), reloaded._study_id)  # the fast path itself
     assert [t.number for t in read_trials(reloaded)] == [t.number for t in got]
     assert len(got) == len(expected) == 41
     for a, b in zip(got, expected):

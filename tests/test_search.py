@@ -60,7 +60,7 @@ def test_rerun_runs_only_the_missing_trials(run_cli, sqlite_url) -> None:
 
 
 def test_ctrl_c_mid_trial_leaves_a_resumable_study(tmp_path: Path, run_cli) -> None:
-    from autodnn.study import open_storage
+    from autodnn.study.storage import open_storage
 
     space = tmp_path / "slow.yaml"
     space.write_text("params:\n  n_hidden: 2\n  n_units: 64\n  learning_rate: {low: 1.0e-4, high: 1.0e-3, log: true}\n"

@@ -30,7 +30,7 @@ SECRET = "Sup3r-S3cret"
     ],
 )
 def test_redact_hides_every_form_of_password(url: str, shown: str | None) -> None:
-    from autodnn.study import redact
+    from autodnn.study.urls import redact
 
     assert SECRET not in redact(url)
     if shown is not None:
@@ -118,7 +118,7 @@ def test_the_resume_hint_after_ctrl_c_hides_the_password(run_cli, workdir: Path,
                  type("S", (), {"name": "quick"}), url)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("autodnn.study.search", interrupted)
+    monkeypatch.setattr("autodnn.study.search.search", interrupted)
     monkeypatch.setattr(sys, "argv", ["autodnn", *argv])
     result = run_cli(*argv)
     assert result.code == 130

@@ -74,13 +74,13 @@ BOTH = [pytest.param("postgres", marks=pytest.mark.postgres), pytest.param("mysq
 
 
 def load(url: str, name: str) -> optuna.Study:
-    from autodnn.study import open_storage
+    from autodnn.study.storage import open_storage
 
     return optuna.load_study(study_name=name, storage=open_storage(url, create=False))
 
 
 def _open_at_once(url: str, barrier: Any, results: Any) -> None:
-    from autodnn.study import open_storage
+    from autodnn.study.storage import open_storage
 
     barrier.wait()
     try:
@@ -97,7 +97,8 @@ def test_processes_opening_a_new_database_at_once_all_open_it(server: str, reque
 
     import sqlalchemy
 
-    from autodnn.study import normalize_url, open_storage
+    from autodnn.study.storage import open_storage
+    from autodnn.study.urls import normalize_url
 
     url = f"sqlite:///{tmp_path / 'new.db'}" if server == "sqlite" else request.getfixturevalue(f"{server}_url")
     context = multiprocessing.get_context("spawn")
@@ -143,7 +144,8 @@ def test_eight_workers_finish_every_trial_exactly_once(server: str, request: pyt
 def test_a_sigkilled_worker_trial_is_retried_by_another_and_the_count_stays_exact(
         server: str, request: pytest.FixtureRequest, run_cli, workdir: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from autodnn.study import SearchOptions, create_or_resume, prepare
+    from autodnn.study.search import create_or_resume, prepare
+    from autodnn.study.settings import SearchOptions
 
     url = request.getfixturevalue(f"{server}_url")
     monkeypatch.setenv("AUTODNN_HEARTBEAT_INTERVAL", "1")
@@ -199,7 +201,7 @@ def _free_port() -> int:
 
 def test_dashboard_serves_the_study_with_its_trials(tmp_path: Path) -> None:
     pytest.importorskip("optuna_dashboard", reason="optuna-dashboard is not installed (pip install 'autodnn[dashboard]')")
-    from autodnn.study import open_storage
+    from autodnn.study.storage import open_storage
 
     url = f"sqlite:///{tmp_path / 'd.db'}"
     study = optuna.create_study(study_name="d", storage=open_storage(url), direction="maximize")
@@ -263,13 +265,14 @@ def varied_trials() -> list[optuna.trial.FrozenTrial]:
 @pytest.mark.parametrize("server", BOTH)
 def test_trial_summaries_read_from_the_tables_match_optunas_trials(server: str,
                                                                      request: pytest.FixtureRequest) -> None:
-    from autodnn.study import TrialSummary, _summaries_from_tables, open_storage
+    from autodnn.study.records import TrialSummary, summaries_from_tables
+    from autodnn.study.storage import open_storage
 
     url = request.getfixturevalue(f"{server}_url")
     storage = open_storage(url)
     study = optuna.create_study(study_name="t", storage=storage, direction="maximize")
     study.add_trials(varied_trials())
-    fast = _summaries_from_tables(storage, storage.get_study_id_from_name("t"))
+    fast = summaries_from_tables(storage, storage.get_study_id_from_name("t"))
     assert fast == [TrialSummary.of(t) for t in study.trials]
     assert fast[0].params == {"learning_rate": 0.01, "activation": "elu", "n_hidden": 3}
     assert fast[2].system_attrs == {"failed_trial": 0, "retry_history": [0]}

@@ -8,7 +8,7 @@ from typing import Any
 import optuna
 import pytest
 
-from autodnn._tpe import TPESampler
+from autodnn.study._tpe import TPESampler
 from autodnn.space import load_space
 
 TPE_ARGS = dict(multivariate=True, group=True, constant_liar=True, n_startup_trials=10)
@@ -65,7 +65,7 @@ def test_reads_the_trials_once_per_trial_where_optuna_reads_them_per_group() -> 
 
 
 def test_history_window_keeps_the_best_and_the_most_recent() -> None:
-    from autodnn._tpe import PRIORITY, _window
+    from autodnn.study._tpe import PRIORITY, _window
 
     study = optuna.create_study(direction="maximize")
     for number in range(200):

@@ -24,7 +24,9 @@ from conftest import assert_user_error
 from optuna.trial import TrialState
 
 from autodnn.errors import TrialFailed, UsageError
-from autodnn.study import heartbeat_settings, open_storage, redact, trials_frame
+from autodnn.study.records import trials_frame
+from autodnn.study.storage import heartbeat_settings, open_storage
+from autodnn.study.urls import redact
 from autodnn.workers import (
     CPUS_ENV,
     StudyLock,
@@ -230,12 +232,12 @@ def test_heartbeat_settings_come_from_the_environment(monkeypatch: pytest.Monkey
 def test_trial_summaries_read_from_sqlite_tables_match_optunas_trials(sqlite_url: str) -> None:
     from test_storage_servers import varied_trials
 
-    from autodnn.study import TrialSummary, _summaries_from_tables, best_trial
+    from autodnn.study.records import TrialSummary, best_trial, summaries_from_tables
 
     storage = open_storage(sqlite_url)
     study = optuna.create_study(study_name="t", storage=storage, direction="maximize")
     study.add_trials(varied_trials())
-    fast = _summaries_from_tables(storage, storage.get_study_id_from_name("t"))
+    fast = summaries_from_tables(storage, storage.get_study_id_from_name("t"))
     assert fast == [TrialSummary.of(t) for t in study.trials]
     assert best_trial(study).number == 0 and best_trial(study).user_attrs["history"] == {"loss": [1, 2]}
 

@@ -207,7 +207,7 @@ class _Budget:
     deadline: float | None
 
     def reached(self, study: optuna.Study) -> bool:
-        from autodnn.study import epochs_spent, searched_count
+        from autodnn.study.records import epochs_spent, searched_count
 
         if searched_count(study) >= self.n_trials:
             return True

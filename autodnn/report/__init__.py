@@ -78,7 +78,7 @@ def write_report(
     path = Path(output) if output is not None else default_output(studies)
     _check_output(path, create_parent=output is None)
 
-    from autodnn.study import load_study
+    from autodnn.study.storage import load_study
 
     data = [gather(load_study(name, storage)) for name in studies]
     html = render(data)

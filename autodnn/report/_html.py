@@ -14,7 +14,7 @@ from autodnn.config import TrialConfig
 from autodnn.defaults import ASSUMPTIONS, TABLE_11_3, TABLE_11_4
 from autodnn.report import _figures
 from autodnn.report._data import ReportData, generated_at
-from autodnn.study import engine_label, pruning_rule
+from autodnn.study.strategy import engine_label, pruning_rule
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: How many parameters the trials table shows per trial (the rest are in the cell's tooltip).

@@ -11,7 +11,7 @@ those workers dies, a survivor retries its trial.
 
 from __future__ import annotations
 
-from autodnn.workers._lock import StudyLock, schema_lock, study_lock
+from autodnn.study.locks import StudyLock, schema_lock, study_lock
 from autodnn.workers._loop import Progress, run_trials, run_worker, worker_id
 from autodnn.workers._processes import (
     CPUS_ENV,

@@ -22,8 +22,9 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from autodnn.errors import StudyError, TrialFailed
-from autodnn.study import FINISHED, STORAGE_ENV, epochs_spent, redact
-from autodnn.workers._lock import StudyLock, study_lock
+from autodnn.study.locks import StudyLock, study_lock
+from autodnn.study.records import FINISHED, epochs_spent
+from autodnn.study.urls import STORAGE_ENV, redact
 
 #: Seconds between checks of a worker that waits for trials running elsewhere (a heartbeat interval when
 #: that is shorter).
@@ -311,9 +312,11 @@ def run_worker(
     from autodnn.backend import configure_device, select_backend
     from autodnn.objective import Objective
     from autodnn.space import space_from_stored
-    from autodnn.study import (
-        dataset_of, load_study, make_pruner, make_sampler, precision_of, pruner_of, run_target, storage_url,
-    )
+    from autodnn.study.records import run_target
+    from autodnn.study.settings import dataset_of
+    from autodnn.study.storage import load_study
+    from autodnn.study.strategy import make_pruner, make_sampler, precision_of, pruner_of
+    from autodnn.study.urls import storage_url
 
     select_backend(backend)
     url = storage_url(study_name, storage or os.environ.get(STORAGE_ENV))

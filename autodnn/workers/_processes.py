@@ -21,7 +21,8 @@ from typing import IO, Any
 import optuna
 
 from autodnn.errors import AutodnnError, UsageError
-from autodnn.study import FINISHED, STORAGE_ENV, redact
+from autodnn.study.records import FINISHED
+from autodnn.study.urls import STORAGE_ENV, redact
 
 #: Seconds Ctrl-C gives worker processes to mark their trials failed before they are killed.
 STOP_GRACE = 30.0

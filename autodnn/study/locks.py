@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-from autodnn.study import CONNECT_TIMEOUT, normalize_url
+from autodnn.study.urls import CONNECT_TIMEOUT, normalize_url
 
 
 class StudyLock:

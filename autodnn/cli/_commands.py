@@ -1,0 +1,272 @@
+"""The commands of ``autodnn``: each turns parsed arguments into a call of the package and prints its outcome."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from typing import Any
+
+from autodnn.cli._output import evaluation_table, print_best, print_trial, print_wait, print_worker_line
+from autodnn.errors import UsageError
+
+
+def _search(args: argparse.Namespace) -> int:
+    from autodnn.backend import configure_device, select_backend
+    from autodnn.study.records import searched_count
+    from autodnn.study.search import search
+    from autodnn.study.settings import SearchOptions
+    from autodnn.study.urls import redact
+
+    select_backend(args.backend)
+    configure_device(args.precision)
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, but got {args.seeds}")
+    options = SearchOptions(
+        dataset=args.dataset, space=args.space, study=args.study, storage=args.storage, n_trials=args.n_trials,
+        timeout=args.timeout, max_epochs=args.max_epochs, seed=args.seed, data_dir=args.data_dir,
+        target=args.target, valid_fraction=args.valid_fraction, force=args.force, mc_samples=args.mc_samples,
+        baselines=not args.no_baselines, workers=args.workers, gpus=args.gpus, trials_per_gpu=args.trials_per_gpu,
+        mps=not args.no_mps, precision=args.precision,
+        engine=args.engine, strategy=args.strategy, sampler=args.sampler, pruner=args.pruner,
+        lr_finder=args.lr_finder, epoch_budget=args.epoch_budget,
+    )
+    opened: dict[str, Any] = {}
+
+    def started(study: Any, dataset: Any, space: Any, url: str) -> None:
+        opened.update(study=study, url=url)
+        print(f"Study '{study.study_name}' in {redact(url)}: dataset {dataset.name} ({dataset.sizes['train']} "
+              f"train / {dataset.sizes['valid']} valid / {dataset.sizes['test']} test), space {space.name}, "
+              f"{searched_count(study)} of {args.n_trials} trials finished"
+              f"{'' if args.no_baselines else ', book baselines first'}.", flush=True)
+
+    try:
+        study = search(options, on_start=started, on_trial=None if args.quiet else print_trial,
+                       on_wait=print_wait, on_worker_line=print_worker_line)
+        print_best(study)
+        if not args.no_final:
+            _run_evaluation(study, args.seeds, quiet=args.quiet)
+    except KeyboardInterrupt:
+        if "study" not in opened:
+            raise
+        resume = shlex.join(["autodnn", *sys.argv[1:]]) if sys.argv[1:2] == ["search"] else "the same command"
+        print(f"\nInterrupted: {searched_count(opened['study'])} finished trials are saved in "
+              f"{redact(opened['url'])}. Resume with: {redact(resume)}", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from autodnn.study.urls import STORAGE_ENV, redact, storage_url
+    from autodnn.workers import pin_to_cpus, run_worker, worker_id
+
+    cpus = pin_to_cpus()
+    url = storage_url(args.study, args.storage or os.environ.get(STORAGE_ENV))
+
+    def started(study: Any, dataset: Any, target: int) -> None:
+        from autodnn.study.records import finished_count
+
+        on_cpus = f" on CPUs {','.join(map(str, cpus))}" if cpus else ""
+        print(f"Worker {worker_id()}{on_cpus} joined study '{study.study_name}' in {redact(url)}: dataset "
+              f"{dataset.name}, {finished_count(study)} of {target} trials finished.", flush=True)
+
+    def trial_done(study: Any, progress: Any) -> None:
+        if progress.lost:
+            print(f"Trial {progress.trial.number} was declared lost by another worker (no heartbeat in time) "
+                  "and runs again there; this result is discarded.", flush=True)
+        elif not args.quiet:
+            print_trial(study, progress.trial)
+
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout must be > 0 seconds, but got {args.timeout}")
+    try:
+        run_worker(args.study, url, backend=args.backend, timeout=args.timeout, on_start=started,
+                   on_trial=trial_done, on_wait=None if args.quiet else print_wait)
+    except KeyboardInterrupt:
+        print(f"Interrupted: worker {worker_id()} stopped; its running trial is marked failed and runs again.",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from autodnn.study.dashboard import serve_dashboard
+    from autodnn.study.urls import redact, storage_url
+
+    def ready(address: str) -> None:
+        print(f"optuna-dashboard on {redact(storage_url(args.study, args.storage))}: {address} (Ctrl-C stops it)",
+              flush=True)
+
+    try:
+        serve_dashboard(args.study, args.storage, host=args.host, port=args.port, on_ready=ready)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from autodnn.backend import select_backend
+    from autodnn.study.storage import load_study
+
+    select_backend(args.backend)
+    study = load_study(args.study, args.storage)
+    _run_evaluation(study, args.seeds, quiet=False, max_epochs=args.max_epochs)
+    return 0
+
+
+def _run_evaluation(study: Any, seeds: int, *, quiet: bool, max_epochs: int | None = None) -> None:
+    from autodnn.evaluate import evaluate
+
+    def progress(entry: dict, run: dict) -> None:
+        if not quiet:
+            print(f"  {entry['name']:<10} seed {run['seed']}: test_accuracy {run['test_accuracy']:.4f} "
+                  f"({run['epochs']} epochs, {run['seconds']:.1f} s)", flush=True)
+
+    print(f"\nFinal evaluation: retraining the best configuration and the baselines with {seeds} seed(s), "
+          "each tested once.", flush=True)
+    evaluation = evaluate(study, seeds=seeds, max_epochs=max_epochs, on_run=progress)
+    print(evaluation_table(evaluation))
+
+
+def _lr_find(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from autodnn.backend import select_backend
+    from autodnn.datasets import load_dataset
+
+    select_backend(args.backend)
+    if args.iterations < 2:
+        raise UsageError(f"--iterations must be >= 2, but got {args.iterations}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, but got {args.batch_size}")
+    output = Path(args.output)
+    if not output.parent.is_dir():
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot write to {output.parent}: {exc.strerror}; choose another -o") from None
+    config = _config_for(args)
+    if args.batch_size is not None:
+        config = config.replace(batch_size=args.batch_size)
+    dataset = load_dataset(args.dataset, data_dir=args.data_dir, target=args.target,
+                           valid_fraction=args.valid_fraction, seed=args.seed)
+
+    from autodnn.lr_finder import plot_lr_finder
+    from autodnn.trainer import find_learning_rate
+
+    result = find_learning_rate(config, dataset, seed=args.seed, iterations=args.iterations)
+    png, js = output.with_suffix(".png"), output.with_suffix(".json")
+    try:
+        plot_lr_finder(result, png)
+        js.write_text(json.dumps({"config": config.to_dict(), "dataset": dataset.describe(),
+                                  "result": result.to_dict()}, indent=1))
+    except OSError as exc:
+        raise UsageError(f"cannot write {png}: {exc.strerror}; choose another -o") from None
+    turning = f"{result.turning_point:.3g}" if result.turning_point else "none (the loss never went down)"
+    print(f"Learning-rate finder on {dataset.name}, {config.n_hidden} x {config.n_units} {config.activation}, "
+          f"{config.optimizer}, batch {config.batch_size}: {result.iterations} iterations"
+          f"{', diverged' if result.diverged else ''}; turning point {turning}.")
+    print(f"Pick: learning_rate = {result.suggestion:.3g}")
+    print(f"Wrote {png} and {js}")
+    return 0
+
+
+def _config_for(args: argparse.Namespace) -> Any:
+    if args.space:
+        import optuna
+
+        from autodnn.space import load_space
+
+        space = load_space(args.space)
+        return space.sample(optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.seed)).ask())
+    from autodnn.defaults import book_baselines
+
+    return next(b.config for b in book_baselines() if b.name == args.preset)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from autodnn.report import write_report
+
+    path = write_report(args.studies, storage=args.storage, output=args.output)
+    print(f"Wrote {path}")
+    return 0
+
+
+def _studies(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from autodnn.study.records import study_summaries
+    from autodnn.study.urls import DEFAULT_STUDIES_DIR
+
+    urls = [args.storage] if args.storage else [f"sqlite:///{p}" for p in sorted(DEFAULT_STUDIES_DIR.glob("*.db"))]
+    rows = [row for url in urls for row in study_summaries(url)]
+    if not rows:
+        where = args.storage or f"{Path(DEFAULT_STUDIES_DIR)}/*.db"
+        print(f"No studies in {where}.")
+        return 0
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    frame["best_value"] = frame["best_value"].map(lambda v: "" if v is None or pd.isna(v) else f"{v:.4f}")
+    print(frame.to_string(index=False))
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from autodnn.study.records import best_trial, trial_summaries, trials_frame
+    from autodnn.study.storage import load_study
+    from autodnn.study.strategy import engine_label, precision_of
+
+    study = load_study(args.study, args.storage)
+    if args.trials < 0:
+        raise UsageError(f"--trials must be >= 0, but got {args.trials}")
+    summaries = trial_summaries(study)  # read once: a study may hold 10,000 trials
+    best = best_trial(study, summaries)
+    if args.json:
+        print(json.dumps(None if best is None else {
+            "number": best.number, "value": best.value, "config": best.user_attrs.get("config"),
+            "result": best.user_attrs.get("result")}, indent=2))
+        return 0
+    attrs = study.user_attrs
+    dataset = attrs.get("dataset", {})
+    env = attrs.get("environment", {})
+    settings = attrs.get("settings") or {}
+    precision = precision_of(settings)
+    precision = "" if precision == "float32" else f" ({precision})"
+    print(f"Study {study.study_name}: dataset {dataset.get('name', '?')} (fingerprint "
+          f"{dataset.get('fingerprint', '?')}), space {attrs.get('space', {}).get('name', '?')}, "
+          f"backend {env.get('backend', '?')}{precision}, engine {engine_label(settings) or '?'}")
+    print_best(study, best)
+    frame = trials_frame(study, summaries)
+    if frame.empty:
+        return 0
+    fixed = ["number", "state", "value", "epochs", "seconds", "baseline", "retry_of", "reason"]
+    params = [c for c in frame.columns if c not in fixed]
+    if not args.all_params:
+        params = [c for c in params if frame[c].nunique(dropna=True) > 1][:8]
+    if frame["retry_of"].isna().all():
+        fixed.remove("retry_of")
+    if not frame["baseline"].astype(bool).any():
+        fixed.remove("baseline")
+    import pandas as pd
+
+    shown = frame if args.trials == 0 else frame.tail(args.trials)
+    with pd.option_context("display.width", 200, "display.max_columns", 40, "display.max_colwidth", 60):
+        print("\nTrials:" if len(shown) == len(frame) else
+              f"\nTrials (the last {len(shown)} of {len(frame)}; --trials 0 lists all):")
+        print(shown[fixed + params].to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep=""))
+    return 0
+
+
+COMMANDS = {
+    "search": _search,
+    "worker": _worker,
+    "dashboard": _dashboard,
+    "evaluate": _evaluate,
+    "lr-find": _lr_find,
+    "report": _report,
+    "studies": _studies,
+    "show": _show,
+}

@@ -1,0 +1,217 @@
+"""The search: check the inputs, create or resume the study, enqueue the book's baselines, run the trials.
+
+The top of the study layers: the only module that imports :mod:`autodnn.workers` and :mod:`autodnn.engines`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from autodnn.study.records import finished_count, queued_count, run_target
+from autodnn.study.settings import SearchOptions, check_same, record_settings, update_settings
+from autodnn.study.storage import heartbeat_settings, open_storage
+from autodnn.study.strategy import make_pruner, make_sampler
+from autodnn.study.urls import default_study_name, normalize_url, storage_url
+from autodnn.workers import StudyLock, check_outcome, launch_workers, plan_workers, share_gpu_memory, study_lock
+from autodnn.workers import run_trials as loop
+
+
+def prepare(options: SearchOptions) -> tuple[Any, Any, str, str]:
+    """Checks every input and loads dataset and space before anything is written.
+
+    Returns:
+        ``(dataset, space, study_name, storage_url)``.
+
+    Raises:
+        UsageError: Any input is wrong (its subclasses say which).
+    """
+    from autodnn.datasets import load_dataset
+    from autodnn.space import load_space
+
+    options.check()
+    heartbeat_settings()
+    space = load_space(options.space)
+    dataset = load_dataset(
+        options.dataset,
+        data_dir=options.data_dir,
+        target=options.target,
+        valid_fraction=options.valid_fraction,
+        seed=options.seed,
+    )
+    name = options.study or default_study_name(options.dataset, options.space)
+    url = storage_url(name, options.storage)
+    normalize_url(url)
+    plan_workers(options.workers, options.gpus, options.trials_per_gpu, storage=url)
+    return dataset, space, name, url
+
+
+def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str, url: str) -> optuna.Study:
+    """Creates the study, or resumes it after checking that it was made for the same dataset and space.
+
+    Raises:
+        StudyError: The existing study holds another dataset or space and ``force`` is not set.
+    """
+    from autodnn.objective import METRIC
+
+    storage = open_storage(url)
+    if name in optuna.get_all_study_names(storage):
+        study = optuna.load_study(study_name=name, storage=storage,
+                                  sampler=make_sampler(options.seed, options.sampler),
+                                  pruner=make_pruner(options.pruner, options.max_epochs))
+        check_same(study, dataset, space, url, options)
+        if options.force:
+            record_settings(study, options, dataset, space)
+        else:
+            update_settings(study, options)
+    else:
+        study = optuna.create_study(
+            study_name=name, storage=storage, direction="maximize",
+            sampler=make_sampler(options.seed, options.sampler),
+            pruner=make_pruner(options.pruner, options.max_epochs),
+        )
+        # Names the objective in Optuna's own tools (optuna-dashboard shows "val_accuracy", not "Objective 0").
+        study.set_metric_names([METRIC])
+        record_settings(study, options, dataset, space)
+    if options.baselines:
+        enqueue_baselines(study, space)
+    return study
+
+
+def enqueue_baselines(study: optuna.Study, space: Any) -> int:
+    """Enqueues the book's defaults (``autodnn.defaults``) that the study does not hold yet.
+
+    Depth and width are the space's when it fixes both, else exercise 8's 20 x 100.
+
+    Returns:
+        How many were enqueued.
+    """
+    from autodnn.defaults import book_baselines
+
+    fixed = {p.name: p.value for p in space.params if p.kind == "fixed" and not p.when}
+    shape = {}
+    if "n_hidden" in fixed and "n_units" in fixed:
+        shape = {"n_hidden": fixed["n_hidden"], "n_units": fixed["n_units"]}
+    present = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)}
+    added = 0
+    for baseline in book_baselines(**shape):
+        if baseline.name in present:
+            continue
+        study.enqueue_trial({}, user_attrs={"baseline": baseline.name, "title": baseline.title,
+                                            "config": baseline.config.to_dict()})
+        added += 1
+    return added
+
+
+def run_trials(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    *,
+    n_trials: int,
+    timeout: float | None = None,
+    max_failures: int = 5,
+    on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+    on_wait: Callable[[optuna.Study, int], None] | None = None,
+    url: str | None = None,
+    epoch_budget: int | None = None,
+) -> int:
+    """Runs trials until the study holds ``n_trials`` finished ones (other workers' count too).
+
+    Args:
+        study: The study, possibly shared with other workers.
+        objective: What a trial runs.
+        n_trials: Target number of finished (complete or pruned) trials in the whole study.
+        timeout: Stop starting new trials after this many seconds.
+        max_failures: Stop with an error after this many consecutive failed trials (a broken setup, not
+            an unlucky configuration).
+        on_trial: Called after every trial, e.g. to print progress.
+        on_wait: Called when every missing trial runs in another worker and this one waits for them.
+        url: The study's storage URL, to share its lock with workers in other processes.
+        epoch_budget: Start no searched trial once searched trials trained this many epochs in all.
+
+    Returns:
+        How many trials this call ran.
+
+    Raises:
+        StudyError: ``max_failures`` consecutive trials failed.
+    """
+
+    def report(current: optuna.Study, progress: Any) -> None:
+        if on_trial is not None:
+            on_trial(current, progress.trial)
+
+    lock = study_lock(url, study.study_name) if url else StudyLock()
+    return loop(study, objective, n_trials=n_trials, lock=lock, timeout=timeout, max_failures=max_failures,
+                on_trial=report, on_wait=on_wait, epoch_budget=epoch_budget)
+
+
+def search(
+    options: SearchOptions,
+    *,
+    on_start: Callable[[optuna.Study, Any, Any, str], None] | None = None,
+    on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+    on_wait: Callable[[optuna.Study, int], None] | None = None,
+    on_worker_line: Callable[[Any, str, str], None] | None = None,
+) -> optuna.Study:
+    """Runs (or resumes) a search: the function behind ``autodnn search``.
+
+    With ``options.workers > 1`` or ``options.gpus``, this process creates the study and starts that many
+    ``autodnn worker`` processes on it, then waits for them.
+
+    Args:
+        options: What to search, on which data, where to store it.
+        on_start: Called with (study, dataset, space, storage URL) once the study is open, before any trial.
+        on_trial: Called after every trial run in this process; worker processes print their own trials
+            unless this is None.
+        on_wait: Called when every missing trial runs elsewhere and this process waits for them.
+        on_worker_line: Called with (worker plan, ``"stdout"``/``"stderr"``/``"exit"``, line) for what worker
+            processes print, and for each that ended abnormally.
+
+    Returns:
+        The study, holding ``options.n_trials`` finished searched trials (and the baselines) unless a
+        timeout or an error stopped it.
+
+    Raises:
+        UsageError: An input is wrong; nothing was written in that case.
+        StudyError: The study cannot be used, or too many trials failed in a row.
+        AutodnnError: Worker processes stopped before the study was complete.
+    """
+    from autodnn.objective import Objective
+
+    parallel = options.workers > 1 or options.gpus is not None
+    if parallel:
+        share_gpu_memory()  # before this process loads a framework: the workers need the GPU memory
+    dataset, space, name, url = prepare(options)
+    plans = plan_workers(options.workers, options.gpus, options.trials_per_gpu, storage=url)
+    study = create_or_resume(options, dataset, space, name, url)
+    if on_start is not None:
+        on_start(study, dataset, space, url)
+    target = run_target(study, options.n_trials)
+    if parallel:
+        if finished_count(study) < target:
+            exits = launch_workers(name, normalize_url(url), plans, timeout=options.timeout,
+                                   quiet=on_trial is None, on_line=on_worker_line, mps=options.mps)
+            for stopped in exits:
+                if stopped.code != 0 and on_worker_line is not None:
+                    on_worker_line(stopped.plan, "exit", stopped.describe())
+            check_outcome(study, target, exits, timed_out=options.timeout is not None)
+        return study
+    objective = Objective(space, dataset, options.max_epochs, seed=options.seed, mc_samples=options.mc_samples,
+                          lr_finder=options.lr_finder)
+    if options.engine == "keras-tuner":
+        from autodnn.engines import run_keras_tuner
+
+        # The book's baselines train through the same objective as in any study; KerasTuner then searches.
+        run_trials(study, objective, n_trials=finished_count(study) + queued_count(study),
+                   max_failures=options.max_failures, on_trial=on_trial, url=url)
+        run_keras_tuner(study, space, dataset, strategy=options.strategy, n_trials=options.n_trials,
+                        max_epochs=options.max_epochs, seed=options.seed, timeout=options.timeout,
+                        epoch_budget=options.epoch_budget, lr_finder=options.lr_finder,
+                        max_failures=options.max_failures, on_trial=on_trial)
+        return study
+    run_trials(study, objective, n_trials=target, timeout=options.timeout, max_failures=options.max_failures,
+               on_trial=on_trial, on_wait=on_wait, url=url, epoch_budget=options.epoch_budget)
+    return study

@@ -1,0 +1,227 @@
+"""What ``autodnn search`` takes (:class:`SearchOptions`), and what a study records of it to be resumed."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from autodnn.backend import PRECISIONS
+from autodnn.errors import StudyError, UsageError
+from autodnn.study.strategy import ENGINES, PRUNERS, SAMPLERS, STRATEGIES, describe_engine, precision_of
+from autodnn.study.urls import redact
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+@dataclass
+class SearchOptions:
+    """Everything ``autodnn search`` takes, with the command line's defaults.
+
+    Attributes:
+        dataset: Dataset spec (``digits``, ``cifar10``, ``csv:PATH`` ...).
+        space: Search-space name in ``search_spaces/`` or a YAML path.
+        study: Study name; defaults to ``<dataset>-<space>``.
+        storage: SQLAlchemy URL; defaults to ``sqlite:///studies/<study>.db``.
+        n_trials: Finished (complete or pruned) trials the study should reach.
+        timeout: Stop starting new trials after this many seconds.
+        max_epochs: Epoch budget of each trial.
+        seed: Seeds the sampler, the data split and every trial's training.
+        data_dir: Where to look for dataset files.
+        target: Target column of a CSV or parquet dataset.
+        valid_fraction: Share of the training data held out for validation.
+        force: Continue a study made for another dataset or space.
+        mc_samples: MC-dropout passes at evaluation, for nets with dropout.
+        max_failures: Stop the search after this many consecutive failed trials.
+        baselines: Train the book's default configurations in the study first (in addition to ``n_trials``).
+        workers: Worker processes on this machine; 1 runs the trials in this process.
+        gpus: GPU indices (``"0,1"``) or ``"all"``: one worker process per GPU (times ``trials_per_gpu``),
+            each seeing only its GPU.
+        trials_per_gpu: Worker processes sharing each GPU of ``gpus``, for nets too small to fill one.
+        mps: Run the workers that share a GPU under NVIDIA's Multi-Process Service when it is installed
+            (:func:`autodnn.workers.gpu_sharing`).
+        precision: Keras dtype policy of every trial: ``float32``, ``mixed_bfloat16`` or ``mixed_float16``.
+        engine: ``optuna`` (autodnn's own loop) or ``keras-tuner`` (KerasTuner's oracles drive the same
+            trainer; every trial is recorded in the same study).
+        strategy: KerasTuner's search algorithm: ``hyperband``, ``bayesian`` or ``random``.
+        sampler: Optuna engine's sampler: ``tpe`` (multivariate, grouped) or ``random``.
+        pruner: Optuna engine's pruner: ``median``, ``hyperband``, ``halving`` or ``none``.
+        lr_finder: Run the learning-rate finder in every searched trial, whatever the space says.
+        epoch_budget: Stop starting searched trials once they have trained this many epochs in all.
+    """
+
+    dataset: str = "digits"
+    space: str = "quick"
+    study: str | None = None
+    storage: str | None = None
+    n_trials: int = 20
+    timeout: float | None = None
+    max_epochs: int = 50
+    seed: int = 0
+    data_dir: str | None = None
+    target: str | None = None
+    valid_fraction: float = 0.1
+    force: bool = False
+    mc_samples: int = 0
+    max_failures: int = 5
+    baselines: bool = True
+    workers: int = 1
+    gpus: str | None = None
+    trials_per_gpu: int = 1
+    mps: bool = True
+    precision: str = "float32"
+    engine: str = "optuna"
+    strategy: str = "hyperband"
+    sampler: str = "tpe"
+    pruner: str = "hyperband"
+    lr_finder: bool = False
+    epoch_budget: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Raises :class:`UsageError` for values no search can use (before any work is done)."""
+        if self.n_trials < 1:
+            raise UsageError(f"--n-trials must be >= 1, but got {self.n_trials}")
+        if self.max_epochs < 1:
+            raise UsageError(f"--max-epochs must be >= 1, but got {self.max_epochs}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise UsageError(f"--timeout must be > 0 seconds, but got {self.timeout}")
+        if not 0 < self.valid_fraction <= 0.5:
+            raise UsageError(f"--valid-fraction must be in (0, 0.5], but got {self.valid_fraction}")
+        if self.mc_samples < 0:
+            raise UsageError(f"--mc-samples must be >= 0, but got {self.mc_samples}")
+        if self.max_failures < 1:
+            raise UsageError(f"--max-failures must be >= 1, but got {self.max_failures}")
+        if self.workers < 1:
+            raise UsageError(f"--workers must be >= 1, but got {self.workers}")
+        if self.trials_per_gpu < 1:
+            raise UsageError(f"--trials-per-gpu must be >= 1, but got {self.trials_per_gpu}")
+        if self.trials_per_gpu > 1 and self.gpus is None:
+            raise UsageError("--trials-per-gpu needs --gpus (which GPUs to share); without GPUs use --workers")
+        if self.gpus is not None and self.workers > 1:
+            raise UsageError(f"--workers {self.workers} and --gpus {self.gpus} both set the number of workers; "
+                             "leave out --workers (--gpus starts one per GPU, times --trials-per-gpu)")
+        _check_choice("--engine", self.engine, ENGINES)
+        _check_choice("--strategy", self.strategy, STRATEGIES)
+        _check_choice("--sampler", self.sampler, SAMPLERS)
+        _check_choice("--pruner", self.pruner, PRUNERS)
+        _check_choice("--precision", self.precision, PRECISIONS)
+        if self.epoch_budget is not None and self.epoch_budget < 1:
+            raise UsageError(f"--epoch-budget must be >= 1 epochs, but got {self.epoch_budget}")
+        if self.engine == "keras-tuner" and (self.workers > 1 or self.gpus is not None):
+            raise UsageError("--engine keras-tuner runs in one process: leave out --workers and --gpus "
+                             "(KerasTuner's oracle cannot be shared through the study database)")
+        if self.study is not None and not _NAME.match(self.study):
+            raise UsageError(
+                f"--study {self.study!r} is not a valid name: use letters, digits, '_', '-' and '.' (at most 100)"
+            )
+
+
+def _check_choice(flag: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UsageError(f"{flag} {value!r} is not one of {', '.join(allowed)}")
+
+
+def dataset_of(study: optuna.Study) -> Any:
+    """Reloads the dataset a study was made for and checks that its fingerprint still matches.
+
+    Raises:
+        StudyError: The study lacks its settings, or the data changed since the search.
+    """
+    from autodnn.datasets import load_dataset
+
+    settings = study.user_attrs.get("settings")
+    stored = study.user_attrs.get("dataset", {})
+    if not settings:
+        raise StudyError(f"study '{study.study_name}' was not made by 'autodnn search': it has no settings")
+    dataset = load_dataset(settings["dataset_spec"], data_dir=settings.get("data_dir"), target=settings.get("target"),
+                           valid_fraction=settings["valid_fraction"], seed=settings["seed"])
+    if stored.get("fingerprint") and stored["fingerprint"] != dataset.fingerprint:
+        raise StudyError(
+            f"dataset {dataset.name} changed since study '{study.study_name}' was made (fingerprint "
+            f"{dataset.fingerprint}, not {stored['fingerprint']}); restore the data or start a new study"
+        )
+    return dataset
+
+
+def check_same(study: optuna.Study, dataset: Any, space: Any, url: str, options: SearchOptions) -> None:
+    """Refuses to resume a study made for other data, space, engine or precision, unless ``options.force``.
+
+    Raises:
+        StudyError: What differs, and how to go on.
+    """
+    if options.force:
+        return
+    attrs = study.user_attrs
+    stored = attrs.get("dataset", {}).get("fingerprint")
+    if stored and stored != dataset.fingerprint:
+        raise StudyError(
+            f"study '{study.study_name}' in {redact(url)} was made for dataset "
+            f"{attrs['dataset'].get('name')} (fingerprint {stored}), not {dataset.name} "
+            f"(fingerprint {dataset.fingerprint}); use another --study or --force"
+        )
+    digest = attrs.get("space_digest")
+    if digest and digest != space.digest:
+        raise StudyError(
+            f"study '{study.study_name}' in {redact(url)} was made with search space "
+            f"{attrs.get('space', {}).get('name')} ({digest}), not {space.name} ({space.digest}); "
+            "use another --study or --force"
+        )
+    settings = attrs.get("settings") or {}
+    made_with = (settings.get("engine", "optuna"), settings.get("strategy"))
+    asked = (options.engine, options.strategy if options.engine == "keras-tuner" else None)
+    if settings and made_with != asked:
+        raise StudyError(
+            f"study '{study.study_name}' in {redact(url)} was searched with engine {describe_engine(*made_with)}, "
+            f"not {describe_engine(*asked)}; use another --study (one study per engine) or --force"
+        )
+    trained_in = precision_of(settings)
+    if settings and trained_in != options.precision:
+        raise StudyError(
+            f"study '{study.study_name}' in {redact(url)} trains in {trained_in}, not {options.precision}; "
+            f"resume with --precision {trained_in}, or use another --study or --force"
+        )
+
+
+def record_settings(study: optuna.Study, options: SearchOptions, dataset: Any, space: Any) -> None:
+    """Writes into the study what a resumed search, a worker and the report read back."""
+    from autodnn.backend import environment
+
+    study.set_user_attr("dataset", dataset.describe())
+    study.set_user_attr("space", space.to_dict())
+    study.set_user_attr("space_digest", space.digest)
+    study.set_user_attr("environment", environment())
+    study.set_user_attr("settings", settings_of(options))
+
+
+def settings_of(options: SearchOptions) -> dict[str, Any]:
+    """What a worker on any machine needs besides the space and the dataset's fingerprint."""
+    return {
+        "n_trials": options.n_trials,
+        "max_epochs": options.max_epochs,
+        "seed": options.seed,
+        "valid_fraction": options.valid_fraction,
+        "mc_samples": options.mc_samples,
+        "max_failures": options.max_failures,
+        "dataset_spec": options.dataset,
+        "data_dir": options.data_dir,
+        "target": options.target,
+        "engine": options.engine,
+        "strategy": options.strategy if options.engine == "keras-tuner" else None,
+        "sampler": options.sampler,
+        "pruner": options.pruner,
+        "lr_finder": options.lr_finder,
+        "epoch_budget": options.epoch_budget,
+        "precision": options.precision,
+    }
+
+
+def update_settings(study: optuna.Study, options: SearchOptions) -> None:
+    """A resumed search may ask for more (or fewer) trials: workers that join later read the new target."""
+    settings = dict(study.user_attrs.get("settings") or {})
+    changed = {"n_trials": options.n_trials, "max_failures": options.max_failures,
+               "epoch_budget": options.epoch_budget}
+    if settings and any(settings.get(k) != v for k, v in changed.items()):
+        study.set_user_attr("settings", {**settings, **changed})
