@@ -21,6 +21,7 @@ import platform
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from autodnn.errors import UsageError
 
@@ -233,6 +234,30 @@ def _gpu_memory_mib() -> int | None:
         return None
 
 
+#: Where trials keep JAX's compiled programs unless ``AUTODNN_COMPILATION_CACHE`` names another folder
+#: (``off`` turns the cache off).
+CACHE_VARIABLE = "AUTODNN_COMPILATION_CACHE"
+_cache_on: bool | None = None
+
+
+def use_compilation_cache() -> bool:
+    """Turns :func:`enable_compilation_cache` on once per process, in ``$AUTODNN_COMPILATION_CACHE`` or
+    ``~/.cache/autodnn/jax`` (under ``$XDG_CACHE_HOME`` when set); the trainer calls it before every trial.
+
+    Returns:
+        Whether the cache is on.
+    """
+    global _cache_on
+    if _cache_on is None:
+        choice = os.environ.get(CACHE_VARIABLE, "").strip()
+        home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        try:
+            _cache_on = choice.lower() != "off" and enable_compilation_cache(choice or home / "autodnn" / "jax")
+        except OSError:  # a read-only home: trials compile as before
+            _cache_on = False
+    return _cache_on
+
+
 def enable_compilation_cache(directory: str | os.PathLike[str]) -> bool:
     """Keeps JAX's compiled programs in ``directory``, so a trial whose program was compiled before skips XLA.
 
@@ -256,4 +281,6 @@ def enable_compilation_cache(directory: str | os.PathLike[str]) -> bool:
     jax.config.update("jax_compilation_cache_dir", os.fspath(directory))
     # The default skips programs that compile in under a second, which would leave out the small nets.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    # Least recently used programs go once the folder passes 2 GiB (JAX keeps everything by default).
+    jax.config.update("jax_compilation_cache_max_size", 2 * 1024**3)
     return True

@@ -2,10 +2,13 @@
 
 The search picks configurations by validation accuracy; only this step touches the test split, once per
 retrained network, and stores mean and spread in the study (``evaluation`` attribute) for the report.
+It also keeps the best configuration's trained network, of the seed whose test accuracy is closest to the
+mean of the seeds, in the study's database (:mod:`autodnn.export`), for ``autodnn export``.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -54,12 +57,17 @@ def evaluate(
         on_run: Called with (entry, run) after each training, e.g. to print progress.
 
     Returns:
-        The evaluation, as stored in the study's ``evaluation`` attribute.
+        The evaluation, as stored in the study's ``evaluation`` attribute. Its ``model`` key records the
+        best configuration's network kept in the study's database: of the seed whose test accuracy is
+        closest to the mean of the seeds (the first such seed on a tie), a typical run rather than the
+        luckiest (:func:`autodnn.export.kept_model`).
 
     Raises:
         UsageError: ``seeds`` < 1.
-        StudyError: Nothing to evaluate, or the dataset no longer matches the study's fingerprint.
+        StudyError: Nothing to evaluate, the dataset no longer matches the study's fingerprint, or the
+            database refused the kept model (the evaluation is stored all the same).
     """
+    from autodnn.export import keep_model, model_bytes
     from autodnn.trainer import train
 
     if seeds < 1:
@@ -70,13 +78,19 @@ def evaluate(
     budget = max_epochs or int(settings.get("max_epochs", 50))
     mc_samples = int(settings.get("mc_samples", 0)) or 30
     base_seed = int(settings.get("seed", 0)) + SEED_OFFSET
+    files: list[bytes] = []  # the best configuration's network of each seed, as .keras files
     for entry in entries:
         config = TrialConfig.from_dict(entry["config"])
         entry["runs"] = []
+        keep = entry["kind"] == "best"
         for i in range(seeds):
             start = time.perf_counter()
             result = train(config, dataset, max_epochs=budget, seed=base_seed + i, evaluate_test=True,
-                           mc_samples=mc_samples if config.has_dropout else 0)
+                           mc_samples=mc_samples if config.has_dropout else 0, keep_model=keep)
+            if keep:
+                # Saved at once: the next training clears Keras' session, and with it this network's state.
+                files.append(model_bytes(result.model))
+                result.model = None
             run = {
                 "seed": base_seed + i,
                 "test_accuracy": result.test_accuracy,
@@ -94,9 +108,33 @@ def evaluate(
                 on_run(entry, run)
         entry.update(summarize(entry["runs"]))
     evaluation = {"seeds": [base_seed + i for i in range(seeds)], "max_epochs": budget, "entries": entries,
-                  "mc_samples": mc_samples}
-    study.set_user_attr("evaluation", evaluation)
+                  "mc_samples": mc_samples, "model": None}
+    best = entries[0]
+    kept = closest_to_mean([run["test_accuracy"] for run in best["runs"]])
+    try:
+        if kept is not None:
+            run = best["runs"][kept]
+            evaluation["model"] = keep_model(study, files[kept], {
+                "trial_number": best["trial_number"], "seed": run["seed"], "test_accuracy": run["test_accuracy"],
+                "test_accuracy_mean": best.get("test_accuracy_mean"), "n_seeds": len(best["runs"])})
+    finally:
+        # The trainings took minutes: store their results even when the database refused the model.
+        study.set_user_attr("evaluation", evaluation)
     return evaluation
+
+
+def closest_to_mean(values: list[float | None]) -> int | None:
+    """Index of the value closest to the mean of the finite values, the first one on a tie.
+
+    Returns:
+        The index, or None when no value is a finite number (every seed diverged).
+    """
+    finite = [(i, v) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
+    if not finite:
+        return None
+    mean = statistics.fmean(v for _, v in finite)
+    # Rounded distances: two seeds as far above the mean as below it tie exactly, and the first is taken.
+    return min(finite, key=lambda item: (round(abs(item[1] - mean), 12), item[0]))[0]
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import keras
 import numpy as np
 
 from autodnn import _fit
-from autodnn.backend import configured_precision
+from autodnn.backend import configured_precision, use_compilation_cache
 from autodnn.lr_finder import LRFinder, LRFinderResult
 from autodnn.model import build_model
-from autodnn.optim import build_optimizer
+from autodnn.optim import build_optimizer, current_learning_rate
+from autodnn.tensorboard import TensorBoardLogger
 
 if TYPE_CHECKING:
     from autodnn.config import TrialConfig
@@ -60,6 +63,8 @@ class TrialResult:
         mc_test_accuracy: Test accuracy with MC dropout, likewise.
         n_params: Trainable and non-trainable parameters of the network.
         samples_per_second: Training samples processed per second of epoch time.
+        model: The trained network, only when :func:`train` was asked to keep it (``keep_model``); never
+            part of :meth:`to_dict` or :attr:`metrics`.
     """
 
     val_accuracy: float
@@ -80,10 +85,11 @@ class TrialResult:
     mc_test_accuracy: float | None = None
     n_params: int = 0
     samples_per_second: float = 0.0
+    model: keras.Model | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the result as JSON-able values (NaN becomes None)."""
-        return _json_safe(asdict(self))
+        return _json_safe({f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"})
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -102,6 +108,9 @@ def train(
     mc_samples: int | None = None,
     verbose: int = 0,
     precision: str | None = None,
+    tensorboard_dir: str | Path | None = None,
+    hparams: Mapping[str, Any] | None = None,
+    keep_model: bool = False,
 ) -> TrialResult:
     """Builds the network of ``config`` and trains it with early stopping on ``dataset``.
 
@@ -121,6 +130,11 @@ def train(
         verbose: 0 is silent; otherwise one progress line per epoch.
         precision: ``float32``, ``mixed_bfloat16`` or ``mixed_float16``; None keeps what
             :func:`autodnn.backend.configure_device` set for this process (``float32`` by default).
+        tensorboard_dir: Folder of TensorBoard event files for this run: the epoch scalars of the history,
+            1cycle's momentum and ``hparams`` (:class:`autodnn.tensorboard.TensorBoardLogger`); None writes none.
+        hparams: Hyperparameter values for TensorBoard's HParams plugin, with ``tensorboard_dir``.
+        keep_model: Return the trained network (restored best weights) in ``model`` of the result, e.g. to
+            save it; by default the result holds no model, so the network can be freed.
 
     Returns:
         The result; a NaN loss or a stop asked by the reporter ends training early and says so in
@@ -130,6 +144,7 @@ def train(
     # so the precision is applied after it, for every trial.
     keras.backend.clear_session(free_memory=True)
     keras.mixed_precision.set_global_policy(precision or configured_precision())
+    use_compilation_cache()
     seed_everything(seed)
     steps_per_epoch = _fit.steps_per_epoch(len(dataset.x_train), config.batch_size)
     model = build_model(config, dataset.n_features, dataset.n_classes, seed=seed)
@@ -153,7 +168,7 @@ def train(
         dataset,
         batch_size=config.batch_size,
         epochs=max_epochs,
-        callbacks=[*schedule_callbacks, early_stopping, monitor],
+        callbacks=[*schedule_callbacks, early_stopping, monitor, *_tensorboard(tensorboard_dir, hparams)],
         seed=seed,
         verbose=verbose,
     )
@@ -196,6 +211,8 @@ def train(
             from autodnn.layers import mc_accuracy
 
             result.mc_test_accuracy = mc_accuracy(model, dataset.x_test, dataset.y_test, samples)
+    if keep_model:
+        result.model = model
     return result
 
 
@@ -277,7 +294,7 @@ class _EpochMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch_times.append(time.perf_counter() - self._start)
         logs = dict(logs or {})
-        logs["learning_rate"] = _current_learning_rate(self.optimizer_ref)
+        logs["learning_rate"] = current_learning_rate(self.optimizer_ref)
         for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
             self.history.setdefault(key, []).append(float(logs.get(key, float("nan"))))
         if not (math.isfinite(logs.get("loss", math.nan)) and math.isfinite(logs.get("val_loss", math.nan))):
@@ -294,11 +311,9 @@ class _EpochMonitor(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
-    lr = optimizer.learning_rate
-    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
-        lr = lr(optimizer.iterations)
-    return float(keras.ops.convert_to_numpy(lr))
+def _tensorboard(log_dir: str | Path | None, hparams: Mapping[str, Any] | None) -> list[keras.callbacks.Callback]:
+    # The logger loads TensorFlow and TensorBoard when it is made, so a run without logs never does.
+    return [] if log_dir is None else [TensorBoardLogger(log_dir, hparams=hparams)]
 
 
 def _any_finite(values: list[float]) -> bool:

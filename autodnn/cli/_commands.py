@@ -9,12 +9,13 @@ import shlex
 import sys
 from typing import Any
 
-from autodnn.cli._output import evaluation_table, print_best, print_trial, print_wait, print_worker_line
+from autodnn.cli._output import evaluation_table, print_best
 from autodnn.errors import UsageError
 
 
 def _search(args: argparse.Namespace) -> int:
     from autodnn.backend import configure_device, select_backend
+    from autodnn.progress import StudyProgress, progress_mode
     from autodnn.study.records import searched_count
     from autodnn.study.search import search
     from autodnn.study.settings import SearchOptions
@@ -31,20 +32,23 @@ def _search(args: argparse.Namespace) -> int:
         baselines=not args.no_baselines, workers=args.workers, gpus=args.gpus, trials_per_gpu=args.trials_per_gpu,
         mps=not args.no_mps, precision=args.precision,
         engine=args.engine, strategy=args.strategy, sampler=args.sampler, pruner=args.pruner,
-        lr_finder=args.lr_finder, epoch_budget=args.epoch_budget,
+        lr_finder=args.lr_finder, epoch_budget=args.epoch_budget, tensorboard=args.tensorboard,
     )
     opened: dict[str, Any] = {}
+    # A bar where stdout is a terminal, plain lines where it is a log or a pipe, nothing extra with --quiet.
+    progress = StudyProgress(progress_mode(sys.stdout, not args.quiet), n_trials=args.n_trials,
+                             max_epochs=args.max_epochs, timeout=args.timeout, baselines=not args.no_baselines)
 
     def started(study: Any, dataset: Any, space: Any, url: str) -> None:
         opened.update(study=study, url=url)
-        print(f"Study '{study.study_name}' in {redact(url)}: dataset {dataset.name} ({dataset.sizes['train']} "
-              f"train / {dataset.sizes['valid']} valid / {dataset.sizes['test']} test), space {space.name}, "
-              f"{searched_count(study)} of {args.n_trials} trials finished"
-              f"{'' if args.no_baselines else ', book baselines first'}.", flush=True)
+        progress.on_start(study, dataset, space, url)
 
     try:
-        study = search(options, on_start=started, on_trial=None if args.quiet else print_trial,
-                       on_wait=print_wait, on_worker_line=print_worker_line)
+        with progress:  # closed (its last state left on screen) before the summary, an error or Ctrl-C prints
+            study = search(options, on_start=started, on_trial_start=None if args.quiet else progress.on_trial_start,
+                           on_epoch=None if args.quiet else progress.on_epoch,
+                           on_trial=None if args.quiet else progress.on_trial, on_wait=progress.on_wait,
+                           on_worker_line=progress.on_worker_line)
         print_best(study)
         if not args.no_final:
             _run_evaluation(study, args.seeds, quiet=args.quiet)
@@ -59,11 +63,14 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from autodnn.progress import StudyProgress, progress_mode
     from autodnn.study.urls import STORAGE_ENV, redact, storage_url
     from autodnn.workers import pin_to_cpus, run_worker, worker_id
 
     cpus = pin_to_cpus()
     url = storage_url(args.study, args.storage or os.environ.get(STORAGE_ENV))
+    # Under 'autodnn search --workers N' stdout is a pipe: plain lines, which the search relays with a prefix.
+    progress = StudyProgress(progress_mode(sys.stdout, not args.quiet), timeout=args.timeout)
 
     def started(study: Any, dataset: Any, target: int) -> None:
         from autodnn.study.records import finished_count
@@ -71,19 +78,23 @@ def _worker(args: argparse.Namespace) -> int:
         on_cpus = f" on CPUs {','.join(map(str, cpus))}" if cpus else ""
         print(f"Worker {worker_id()}{on_cpus} joined study '{study.study_name}' in {redact(url)}: dataset "
               f"{dataset.name}, {finished_count(study)} of {target} trials finished.", flush=True)
+        progress.open(study)
 
-    def trial_done(study: Any, progress: Any) -> None:
-        if progress.lost:
-            print(f"Trial {progress.trial.number} was declared lost by another worker (no heartbeat in time) "
-                  "and runs again there; this result is discarded.", flush=True)
+    def trial_done(study: Any, done: Any) -> None:
+        if done.lost:
+            progress.display.write(f"Trial {done.trial.number} was declared lost by another worker (no heartbeat "
+                                   "in time) and runs again there; this result is discarded.")
         elif not args.quiet:
-            print_trial(study, progress.trial)
+            progress.on_trial(study, done.trial)
 
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError(f"--timeout must be > 0 seconds, but got {args.timeout}")
     try:
-        run_worker(args.study, url, backend=args.backend, timeout=args.timeout, on_start=started,
-                   on_trial=trial_done, on_wait=None if args.quiet else print_wait)
+        with progress:
+            run_worker(args.study, url, backend=args.backend, timeout=args.timeout, on_start=started,
+                       on_trial=trial_done, on_wait=None if args.quiet else progress.on_wait,
+                       on_trial_start=None if args.quiet else progress.on_trial_start,
+                       on_epoch=None if args.quiet else progress.on_epoch)
     except KeyboardInterrupt:
         print(f"Interrupted: worker {worker_id()} stopped; its running trial is marked failed and runs again.",
               file=sys.stderr)
@@ -128,6 +139,31 @@ def _run_evaluation(study: Any, seeds: int, *, quiet: bool, max_epochs: int | No
           "each tested once.", flush=True)
     evaluation = evaluate(study, seeds=seeds, max_epochs=max_epochs, on_run=progress)
     print(evaluation_table(evaluation))
+    if evaluation.get("model"):
+        from autodnn.study.artifacts import study_storage
+        from autodnn.study.urls import redact, storage_url
+
+        kept, url = evaluation["model"], study_storage(study).url
+        where = "" if url == storage_url(study.study_name) else f" --storage {redact(url)}"
+        print(f"Kept the best configuration's network of seed {kept['seed']} (test_accuracy "
+              f"{kept['test_accuracy']:.4f}, the closest to the mean) in the study; "
+              f"'autodnn export {study.study_name}{where}' writes it to a .keras file.")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from autodnn.export import default_path, export_best, load_hint
+
+    path = args.output or default_path(args.study)
+    kept = export_best(args.study, path, storage=args.storage)
+    mean = kept.get("test_accuracy_mean")
+    print(f"Wrote {kept['path']} ({kept['bytes'] / 1e3:.0f} kB): the best configuration (trial "
+          f"{kept['trial_number']}) trained with seed {kept['seed']}, test_accuracy {kept['test_accuracy']:.4f}"
+          + (f" (mean of {kept['n_seeds']} seeds {mean:.4f})." if mean is not None else "."))
+    print("An inference copy, uncompiled and without its optimizer; load it in Python with:")
+    print(f"  {load_hint(kept, kept['path'])}")
+    if kept.get("imports"):
+        print(f"  ({', '.join(kept['imports'])} registers autodnn's layers that this network uses.)")
+    return 0
 
 
 def _lr_find(args: argparse.Namespace) -> int:
@@ -265,6 +301,7 @@ COMMANDS = {
     "worker": _worker,
     "dashboard": _dashboard,
     "evaluate": _evaluate,
+    "export": _export,
     "lr-find": _lr_find,
     "report": _report,
     "studies": _studies,

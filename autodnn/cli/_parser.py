@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     _study_args(search, required=False)
     search.add_argument("--n-trials", type=int, default=20,
                         help="finished trials the study should hold; a rerun adds only the missing ones (default: 20)")
-    search.add_argument("--timeout", type=float, default=None, help="stop starting trials after SECONDS")
+    search.add_argument("--timeout", type=float, default=None,
+                        help="after SECONDS start no trial and stop the running one after its epoch (kept, pruned)")
     search.add_argument("--max-epochs", type=int, default=50, help="epoch budget of a trial (default: 50)")
     search.add_argument("--seed", type=int, default=0, help="seeds sampling, the data split and training")
     search.add_argument("--backend", default="auto", choices=["auto", "jax", "tensorflow", "torch"],
@@ -61,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--precision", default="float32", choices=PRECISIONS,
                         help="dtype policy of every trial; the mixed ones compute in 16 bits on GPUs "
                              "(default: float32)")
+    search.add_argument("--tensorboard", default=None, metavar="DIR",
+                        help="write TensorBoard logs under DIR, a folder per trial with its epoch scalars and "
+                             "hyperparameters (view: tensorboard --logdir DIR); workers write relative to "
+                             "their working directory")
     strategy = search.add_argument_group("search strategy")
     strategy.add_argument("--engine", default="optuna", choices=["optuna", "keras-tuner"],
                           help="who picks the configurations: autodnn's Optuna loop, or KerasTuner's oracles "
@@ -84,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "sqlite:///studies/STUDY.db); e.g. postgresql://user@host/db")
     worker.add_argument("--backend", default="auto", choices=["auto", "jax", "tensorflow", "torch"],
                         help="Keras backend (default: auto = fastest installed)")
-    worker.add_argument("--timeout", type=float, default=None, help="stop starting trials after SECONDS")
+    worker.add_argument("--timeout", type=float, default=None,
+                        help="after SECONDS start no trial and stop the running one after its epoch (kept, pruned)")
     worker.add_argument("--quiet", action="store_true", help="print only errors")
 
     dashboard = sub.add_parser("dashboard", help="open optuna-dashboard on a study's storage "
@@ -99,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seeds", type=int, default=3, help="trainings per configuration (default: 3)")
     evaluate.add_argument("--max-epochs", type=int, default=None, help="epoch budget (default: the study's)")
     evaluate.add_argument("--backend", default="auto", choices=["auto", "jax", "tensorflow", "torch"])
+
+    export = sub.add_parser("export", help="write the best model that the final evaluation kept to a .keras file",
+                            epilog=EPILOG)
+    _study_args(export, required=True)
+    export.add_argument("-o", "--output", default=None, metavar="PATH",
+                        help="the .keras file to write (default: STUDY-best.keras in the current folder)")
 
     finder = sub.add_parser("lr-find", help="run the learning-rate finder; print the pick, write PNG and JSON",
                             epilog=EPILOG)

@@ -4,6 +4,7 @@ and records every trial in the same Optuna study, so that reports compare engine
 
 from __future__ import annotations
 
-from autodnn.engines._keras_tuner import KerasTunerSpace, run_keras_tuner
+from autodnn.engines._keras_tuner import run_keras_tuner
+from autodnn.engines._kt_space import KerasTunerSpace
 
 __all__ = ["KerasTunerSpace", "run_keras_tuner"]

@@ -1,10 +1,8 @@
 """KerasTuner as a search engine: its oracles (Hyperband, Bayesian optimization, random search) choose the
 configurations, autodnn's trainer trains them, and every trial is recorded in the Optuna study.
 
-The YAML space is translated once into KerasTuner hyperparameters: ranges become ``Int``/``Float`` (log
-sampling kept), categorical parameters ``Choice`` (values of mixed types, ``null`` included, as their JSON
-text), and ``when`` conditions ``conditional_scope``\\ s, so that KerasTuner knows which parameters are active.
-A trial's configuration is then sampled through the same :meth:`SearchSpace.sample` as an Optuna trial, reading
+The YAML space is translated once into KerasTuner hyperparameters (:mod:`autodnn.engines._kt_space`); a
+trial's configuration is then sampled through the same :meth:`SearchSpace.sample` as an Optuna trial, reading
 the oracle's values, so constraints and defaults apply exactly as in autodnn's own engine.
 
 Hyperband trains a trial for the ``tuner/epochs`` its bracket gives. KerasTuner's own trainer would resume a
@@ -17,185 +15,31 @@ Bayesian optimization and random search run every trial to its end or early stop
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import math
 import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from autodnn.engines._kt_space import KerasTunerSpace
 from autodnn.errors import StudyError
 from autodnn.objective import METRIC
 
 if TYPE_CHECKING:
     from autodnn.datasets import Dataset
-    from autodnn.space import Param, SearchSpace
+    from autodnn.space import SearchSpace
 
 #: Hyperband's reduction factor (KerasTuner's and the paper's default).
 HYPERBAND_FACTOR = 3
 #: Random configurations Bayesian optimization starts from, as in autodnn's TPE.
 BAYESIAN_INITIAL_POINTS = 10
-
-
-def _encoded(param: Param) -> bool:
-    """Whether a categorical parameter's choices are passed to KerasTuner as JSON text.
-
-    KerasTuner's ``Choice`` takes values of one type among int, float, str and bool; anything else (``null``,
-    lists, mixed types) is encoded.
-    """
-    kinds = {type(c) for c in param.choices}
-    if kinds <= {bool} or kinds <= {str}:
-        return False
-    return not (kinds <= {int, float} and bool not in kinds)
-
-
-def _to_kt(param: Param, value: Any) -> Any:
-    if param.kind != "categorical":
-        return value
-    if _encoded(param):
-        return json.dumps(value)
-    if {type(c) for c in param.choices} == {int, float} or isinstance(value, float):
-        return float(value)
-    return value
-
-
-def _from_kt(param: Param, value: Any) -> Any:
-    if param.kind == "categorical":
-        if _encoded(param):
-            return json.loads(value)
-        for choice in param.choices:  # 1 for 1.0 where the YAML wrote an int
-            if choice == value:
-                return choice
-    if param.kind == "int":
-        return int(value)
-    if param.kind == "float":
-        return float(value)
-    return value
-
-
-def optuna_distribution(param: Param) -> BaseDistribution:
-    """The Optuna distribution an Optuna trial would have sampled ``param`` from."""
-    if param.kind == "categorical":
-        return CategoricalDistribution(list(param.choices))
-    if param.kind == "int":
-        return IntDistribution(int(param.low), int(param.high), log=param.log,
-                               step=int(param.step) if param.step is not None else 1)
-    return FloatDistribution(float(param.low), float(param.high), log=param.log, step=param.step)
-
-
-@dataclass
-class KerasTunerSpace:
-    """A search space seen through KerasTuner's hyperparameters.
-
-    Attributes:
-        space: The autodnn space.
-    """
-
-    space: SearchSpace
-    _params: dict[str, Param] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._params = {p.name: p for p in self.space.params}
-
-    def declare(self, hp: Any) -> None:
-        """Registers every searched parameter in ``hp`` (a ``keras_tuner.HyperParameters``), each inside the
-        conditional scopes of its ``when``; a condition on a fixed parameter is decided here."""
-        for param in self.space.params:
-            if param.kind == "fixed":
-                continue
-            scopes = []
-            for parent_name, allowed in param.when.items():
-                parent = self._params[parent_name]
-                if parent.kind == "fixed":
-                    if parent.value not in allowed:
-                        break
-                    continue
-                scopes.append((parent_name, [_to_kt(parent, v) for v in allowed]))
-            else:
-                self._declare_in(hp, param, scopes)
-
-    def _declare_in(self, hp: Any, param: Param, scopes: list[tuple[str, list[Any]]]) -> None:
-        if scopes:
-            name, values = scopes[0]
-            with hp.conditional_scope(name, values):
-                self._declare_in(hp, param, scopes[1:])
-            return
-        sampling = "log" if param.log else "linear"
-        if param.kind == "categorical":
-            hp.Choice(param.name, [_to_kt(param, c) for c in param.choices], ordered=False)
-        elif param.kind == "int":
-            # KerasTuner reads an Int's step as a factor under log sampling: a log range has none.
-            step = None if param.log else int(param.step or 1)
-            hp.Int(param.name, int(param.low), int(param.high), step=step, sampling=sampling)
-        else:
-            hp.Float(param.name, float(param.low), float(param.high), step=param.step, sampling=sampling)
-
-    def sample(self, values: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, BaseDistribution]]:
-        """Turns the oracle's values into a configuration.
-
-        Args:
-            values: ``trial.hyperparameters.values`` of a KerasTuner trial (its ``tuner/...`` entries ignored).
-
-        Returns:
-            ``(config, params, distributions)``: the validated :class:`TrialConfig`, and the parameters the
-            space actually sampled, with their Optuna distributions, for the study's record.
-        """
-        suggested = _OracleValues(self._params, values)
-        config = self.space.sample(suggested)
-        return config, suggested.params, suggested.distributions
-
-
-class _OracleValues:
-    """Answers :meth:`SearchSpace.sample`'s ``suggest_*`` calls with a KerasTuner trial's values.
-
-    A parameter the oracle left inactive (its condition differs in KerasTuner's view, e.g. because a
-    constraint fixed the parent) falls back to the middle of its range or its first choice.
-    """
-
-    def __init__(self, params: dict[str, Param], values: dict[str, Any]) -> None:
-        self._params = params
-        self._values = values
-        self.params: dict[str, Any] = {}
-        self.distributions: dict[str, BaseDistribution] = {}
-
-    def _get(self, name: str) -> Any:
-        param = self._params[name]
-        raw = self._values.get(name)
-        if raw is None:
-            value = _fallback(param)
-        else:
-            value = _from_kt(param, raw)
-        self.params[name] = value
-        self.distributions[name] = optuna_distribution(param)
-        return value
-
-    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
-        return self._get(name)
-
-    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None,
-                      log: bool = False) -> float:
-        return self._get(name)
-
-    def suggest_categorical(self, name: str, choices: Any) -> Any:
-        return self._get(name)
-
-
-def _fallback(param: Param) -> Any:
-    if param.kind == "categorical":
-        return param.choices[0]
-    low, high = float(param.low), float(param.high)
-    middle = math.sqrt(low * high) if param.log else (low + high) / 2
-    if param.kind == "int":
-        step = int(param.step or 1)
-        return int(low + round((middle - low) / step) * step)
-    return middle
 
 
 @dataclass
@@ -230,6 +74,8 @@ def run_keras_tuner(
     lr_finder: bool = False,
     max_failures: int = 5,
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+    on_trial_start: Callable[[optuna.Study, RunningTrial], None] | None = None,
+    on_epoch: Callable[[RunningTrial, int, dict[str, float]], None] | None = None,
 ) -> int:
     """Searches ``space`` with a KerasTuner oracle and records each trial in ``study``.
 
@@ -246,6 +92,8 @@ def run_keras_tuner(
         lr_finder: Run the learning-rate finder in every trial.
         max_failures: Stop with an error after this many consecutive failed trials.
         on_trial: Called with the study and the recorded trial after each one.
+        on_trial_start: Called with the study and a :class:`RunningTrial` before each trial trains.
+        on_epoch: Called with the :class:`RunningTrial`, the 0-based epoch and its metrics after each epoch.
 
     Returns:
         How many trials KerasTuner ran.
@@ -260,7 +108,7 @@ def run_keras_tuner(
         return 0
     translated = KerasTunerSpace(space)
     runner = _TrialRunner(study, translated, dataset, strategy=strategy, max_epochs=max_epochs, seed=seed,
-                          lr_finder=lr_finder, on_trial=on_trial)
+                          lr_finder=lr_finder, on_trial=on_trial, on_trial_start=on_trial_start, on_epoch=on_epoch)
     objective = kt.Objective(METRIC, direction="max")
     if strategy == "hyperband":
         oracle = kt.oracles.HyperbandOracle(objective, max_epochs=max_epochs, factor=HYPERBAND_FACTOR,
@@ -317,6 +165,34 @@ def _tuner_class(kt: Any) -> type:
 
 
 @dataclass
+class RunningTrial:
+    """What ``on_trial_start`` and ``on_epoch`` get of a KerasTuner trial before it is recorded in the study.
+
+    Attributes:
+        number: The number it will have in the study.
+        user_attrs: Its attributes: configuration, seed, and the bracket's epochs under ``engine``.
+    """
+
+    number: int
+    user_attrs: dict[str, Any]
+
+
+@dataclass
+class _EpochRelay:
+    """The trainer's reporter of a KerasTuner trial: passes each epoch on and never stops training (Hyperband's
+    brackets are KerasTuner's pruning)."""
+
+    trial: RunningTrial
+    on_epoch: Callable[[RunningTrial, int, dict[str, float]], None]
+
+    def report(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.on_epoch(self.trial, epoch, metrics)
+
+    def should_stop(self) -> str | None:
+        return None
+
+
+@dataclass
 class _TrialRunner:
     """Trains one KerasTuner trial with autodnn's trainer and records it as an Optuna trial."""
 
@@ -330,6 +206,8 @@ class _TrialRunner:
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None
     ran: int = 0
     last_reason: str = ""
+    on_trial_start: Callable[[optuna.Study, RunningTrial], None] | None = None
+    on_epoch: Callable[[RunningTrial, int, dict[str, float]], None] | None = None
 
     def __call__(self, kt_trial: Any) -> dict[str, float]:
         import keras_tuner as kt
@@ -351,8 +229,12 @@ class _TrialRunner:
         }
         started = dt.datetime.now()
         self.ran += 1
+        running = RunningTrial(number, attrs)
+        if self.on_trial_start is not None:
+            self.on_trial_start(self.study, running)
+        relay = None if self.on_epoch is None else _EpochRelay(running, self.on_epoch)
         try:
-            result = train(config, self.dataset, max_epochs=epochs, seed=seed)
+            result = train(config, self.dataset, max_epochs=epochs, seed=seed, reporter=relay)
         except Exception as exc:  # noqa: BLE001 - a trial's failure is recorded, the search goes on
             self.last_reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
             attrs.update(reason=self.last_reason, traceback=traceback.format_exc()[-4000:])

@@ -42,6 +42,7 @@ from autodnn.optim._schedules import (
     OneCycleSchedule,
     PowerSchedule,
     build_schedule,
+    current_learning_rate,
     one_cycle_phases,
 )
 
@@ -56,5 +57,6 @@ __all__ = [
     "PowerSchedule",
     "build_optimizer",
     "build_schedule",
+    "current_learning_rate",
     "one_cycle_phases",
 ]

@@ -58,6 +58,11 @@ class _OneCycleMomentumMixin:
         """The schedule of the cycled hyperparameter, or None when it is constant."""
         return self._momentum_schedule
 
+    @property
+    def momentum_name(self) -> str:
+        """``momentum`` or ``beta_1``: the hyperparameter ``momentum_schedule`` drives."""
+        return self._cycled_name
+
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()  # type: ignore[misc]
         config[self._cycled_name] = self.__dict__[f"_base_{self._cycled_name}"]

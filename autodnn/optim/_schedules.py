@@ -17,7 +17,8 @@ from keras import ops
 from autodnn.config import TrialConfig
 from autodnn.errors import ConfigError
 
-__all__ = ["OneCycleMomentum", "OneCycleSchedule", "PowerSchedule", "build_schedule", "one_cycle_phases"]
+__all__ = ["OneCycleMomentum", "OneCycleSchedule", "PowerSchedule", "build_schedule", "current_learning_rate",
+           "one_cycle_phases"]
 
 _serializable = keras.saving.register_keras_serializable(package="autodnn")
 
@@ -250,3 +251,11 @@ def build_schedule(
             last_fraction=config.onecycle_last_fraction,
         )
     raise ConfigError(f"schedule is {name!r}, not a known schedule")
+
+
+def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
+    """The learning rate ``optimizer`` uses at its current step (its schedule evaluated at ``iterations``)."""
+    lr = optimizer.learning_rate
+    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
+        lr = lr(optimizer.iterations)
+    return float(ops.convert_to_numpy(lr))

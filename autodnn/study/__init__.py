@@ -3,7 +3,8 @@
 The modules are layered, lowest first, and import only downward (``tests/test_imports.py`` holds it):
 
 1. storage: :mod:`~autodnn.study.urls` (URLs, drivers, redaction), :mod:`~autodnn.study.locks` (the study and
-   schema locks), :mod:`~autodnn.study.storage` (opening a storage, heartbeats, ``load_study``);
+   schema locks), :mod:`~autodnn.study.storage` (opening a storage, heartbeats, ``load_study``),
+   :mod:`~autodnn.study.artifacts` (files kept in the study's database: the best model's bytes);
 2. strategy: :mod:`~autodnn.study.strategy` (samplers, pruners, their rungs and names in words);
 3. trial records: :mod:`~autodnn.study.records` (counts, baselines, summaries, tables, the best trial);
    :mod:`~autodnn.study.settings` (``SearchOptions`` and what a study records of them);

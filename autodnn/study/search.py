@@ -5,6 +5,7 @@ The top of the study layers: the only module that imports :mod:`autodnn.workers`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ from optuna.trial import FrozenTrial
 from autodnn.study.records import finished_count, queued_count, run_target
 from autodnn.study.settings import SearchOptions, check_same, record_settings, update_settings
 from autodnn.study.storage import heartbeat_settings, open_storage
-from autodnn.study.strategy import make_pruner, make_sampler
+from autodnn.study.strategy import make_pruner, make_sampler, resumed_seed
 from autodnn.study.urls import default_study_name, normalize_url, storage_url
 from autodnn.workers import StudyLock, check_outcome, launch_workers, plan_workers, share_gpu_memory, study_lock
 from autodnn.workers import run_trials as loop
@@ -60,8 +61,9 @@ def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str
     storage = open_storage(url)
     if name in optuna.get_all_study_names(storage):
         study = optuna.load_study(study_name=name, storage=storage,
-                                  sampler=make_sampler(options.seed, options.sampler),
                                   pruner=make_pruner(options.pruner, options.max_epochs))
+        held = len(study.get_trials(deepcopy=False))
+        study.sampler = make_sampler(resumed_seed(options.seed, held), options.sampler)
         check_same(study, dataset, space, url, options)
         if options.force:
             record_settings(study, options, dataset, space)
@@ -152,6 +154,8 @@ def search(
     options: SearchOptions,
     *,
     on_start: Callable[[optuna.Study, Any, Any, str], None] | None = None,
+    on_trial_start: Callable[[optuna.Study, Any], None] | None = None,
+    on_epoch: Callable[[Any, int, dict[str, float]], None] | None = None,
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
     on_wait: Callable[[optuna.Study, int], None] | None = None,
     on_worker_line: Callable[[Any, str, str], None] | None = None,
@@ -164,6 +168,11 @@ def search(
     Args:
         options: What to search, on which data, where to store it.
         on_start: Called with (study, dataset, space, storage URL) once the study is open, before any trial.
+        on_trial_start: Called with (study, trial) when a trial starts in this process, its configuration
+            in ``trial.user_attrs["config"]``. The trial is the running ``optuna.Trial``; with the
+            keras-tuner engine, an object with its future ``number`` and its ``user_attrs``.
+        on_epoch: Called with (trial as for ``on_trial_start``, 0-based epoch, that epoch's metrics) after
+            every epoch of a trial in this process (worker processes show their own progress).
         on_trial: Called after every trial run in this process; worker processes print their own trials
             unless this is None.
         on_wait: Called when every missing trial runs elsewhere and this process waits for them.
@@ -199,8 +208,10 @@ def search(
                     on_worker_line(stopped.plan, "exit", stopped.describe())
             check_outcome(study, target, exits, timed_out=options.timeout is not None)
         return study
+    deadline = None if options.timeout is None else time.monotonic() + options.timeout
     objective = Objective(space, dataset, options.max_epochs, seed=options.seed, mc_samples=options.mc_samples,
-                          lr_finder=options.lr_finder)
+                          lr_finder=options.lr_finder, deadline=deadline, on_trial_start=on_trial_start,
+                          on_epoch=on_epoch, tensorboard=options.tensorboard)
     if options.engine == "keras-tuner":
         from autodnn.engines import run_keras_tuner
 
@@ -210,7 +221,8 @@ def search(
         run_keras_tuner(study, space, dataset, strategy=options.strategy, n_trials=options.n_trials,
                         max_epochs=options.max_epochs, seed=options.seed, timeout=options.timeout,
                         epoch_budget=options.epoch_budget, lr_finder=options.lr_finder,
-                        max_failures=options.max_failures, on_trial=on_trial)
+                        max_failures=options.max_failures, on_trial=on_trial, on_trial_start=on_trial_start,
+                        on_epoch=on_epoch)
         return study
     run_trials(study, objective, n_trials=target, timeout=options.timeout, max_failures=options.max_failures,
                on_trial=on_trial, on_wait=on_wait, url=url, epoch_budget=options.epoch_budget)

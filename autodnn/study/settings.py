@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -26,7 +29,8 @@ class SearchOptions:
         study: Study name; defaults to ``<dataset>-<space>``.
         storage: SQLAlchemy URL; defaults to ``sqlite:///studies/<study>.db``.
         n_trials: Finished (complete or pruned) trials the study should reach.
-        timeout: Stop starting new trials after this many seconds.
+        timeout: Seconds the trials may take: none starts after them, and the one in flight stops after its
+            current epoch and is kept (pruned, with its curve and the reason).
         max_epochs: Epoch budget of each trial.
         seed: Seeds the sampler, the data split and every trial's training.
         data_dir: Where to look for dataset files.
@@ -50,6 +54,9 @@ class SearchOptions:
         pruner: Optuna engine's pruner: ``median``, ``hyperband``, ``halving`` or ``none``.
         lr_finder: Run the learning-rate finder in every searched trial, whatever the space says.
         epoch_budget: Stop starting searched trials once they have trained this many epochs in all.
+        tensorboard: Folder of TensorBoard logs, one subfolder per trial, and the HParams experiment at its
+            top (:mod:`autodnn.tensorboard`). Recorded in the study as given: a relative path is relative to
+            the working directory of each process that runs trials (``autodnn worker`` included).
     """
 
     dataset: str = "digits"
@@ -78,6 +85,7 @@ class SearchOptions:
     pruner: str = "hyperband"
     lr_finder: bool = False
     epoch_budget: int | None = None
+    tensorboard: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -117,6 +125,33 @@ class SearchOptions:
             raise UsageError(
                 f"--study {self.study!r} is not a valid name: use letters, digits, '_', '-' and '.' (at most 100)"
             )
+        if self.tensorboard is not None:
+            if self.engine == "keras-tuner":
+                raise UsageError("--tensorboard writes the logs of autodnn's own trial loop, not of --engine "
+                                 "keras-tuner; leave out one of the two")
+            check_tensorboard(self.tensorboard)
+
+
+def check_tensorboard(folder: str) -> None:
+    """Checks, writing nothing, that TensorBoard logs can be written under ``folder`` (``--tensorboard``).
+
+    Raises:
+        UsageError: TensorFlow or the tensorboard package is missing, or ``folder`` cannot be created or
+            written (a file stands in its way, or a parent is not writable).
+    """
+    # Found, not imported: TensorFlow takes seconds to import, and this layer stays free of it.
+    if importlib.util.find_spec("tensorboard") is None or importlib.util.find_spec("tensorflow") is None:
+        raise UsageError("--tensorboard needs TensorFlow's tensorboard package: pip install tensorboard")
+    path = Path(folder)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == path else f"cannot be created: {existing} is a file"
+        raise UsageError(f"--tensorboard {folder!r} {what}, not a folder; give a folder for the logs")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--tensorboard {folder!r} cannot be written: {existing} is not writable; "
+                         "give a folder you can write to")
 
 
 def _check_choice(flag: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -215,6 +250,7 @@ def settings_of(options: SearchOptions) -> dict[str, Any]:
         "lr_finder": options.lr_finder,
         "epoch_budget": options.epoch_budget,
         "precision": options.precision,
+        "tensorboard": options.tensorboard,
     }
 
 
@@ -222,6 +258,6 @@ def update_settings(study: optuna.Study, options: SearchOptions) -> None:
     """A resumed search may ask for more (or fewer) trials: workers that join later read the new target."""
     settings = dict(study.user_attrs.get("settings") or {})
     changed = {"n_trials": options.n_trials, "max_failures": options.max_failures,
-               "epoch_budget": options.epoch_budget}
+               "epoch_budget": options.epoch_budget, "tensorboard": options.tensorboard}
     if settings and any(settings.get(k) != v for k, v in changed.items()):
         study.set_user_attr("settings", {**settings, **changed})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import optuna
@@ -16,7 +17,7 @@ def make_sampler(seed: int | None, kind: str = "tpe") -> optuna.samplers.BaseSam
     """The sampler of ``--sampler``, seeded.
 
     ``tpe``: TPE over the whole (conditional) space at once; constant liar keeps parallel workers apart. It is
-    Optuna's TPE with its bookkeeping made cheaper for large studies (:mod:`autodnn._tpe`).
+    Optuna's TPE with its bookkeeping made cheaper for large studies (:mod:`autodnn.study._tpe`).
     ``random``: independent uniform draws (random search).
     """
     if kind == "random":
@@ -24,6 +25,18 @@ def make_sampler(seed: int | None, kind: str = "tpe") -> optuna.samplers.BaseSam
     from autodnn.study._tpe import TPESampler
 
     return TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=10)
+
+
+def resumed_seed(seed: int, n_trials: int) -> int:
+    """The sampler's seed for a search that resumes a study already holding ``n_trials`` trials.
+
+    A sampler seeded as in the first run would draw that run's configurations again (its random start-up
+    trials come first, in the same order); a seed derived from the seed and the study's size continues with
+    new draws, and stays repeatable: the same study resumed twice draws the same. A new study keeps ``seed``.
+    """
+    if n_trials == 0:
+        return seed
+    return zlib.crc32(f"{seed}:resumed-at:{n_trials}".encode())
 
 
 #: Reduction factor of the ``hyperband`` and ``halving`` pruners; their rungs are at steps that are its powers.

@@ -287,6 +287,8 @@ def run_worker(
     on_start: Callable[[optuna.Study, Any, int], None] | None = None,
     on_trial: Callable[[optuna.Study, Progress], None] | None = None,
     on_wait: Callable[[optuna.Study, int], None] | None = None,
+    on_trial_start: Callable[[optuna.Study, optuna.Trial], None] | None = None,
+    on_epoch: Callable[[optuna.Trial, int, dict[str, float]], None] | None = None,
 ) -> optuna.Study:
     """Joins a study made by ``autodnn search`` and runs its missing trials: the body of ``autodnn worker``.
 
@@ -297,23 +299,27 @@ def run_worker(
         study_name: The study to join.
         storage: Its storage URL; defaults to ``$AUTODNN_STORAGE``, then ``sqlite:///studies/<study>.db``.
         backend: Keras backend of this worker.
-        timeout: Stop starting trials after this many seconds.
+        timeout: Seconds this worker's trials may take: none starts after them, and the one in flight stops
+            after its current epoch and is kept, pruned.
         on_start: Called with (study, dataset, target) before the first trial.
         on_trial: Called after every trial.
         on_wait: Called when the worker starts waiting for trials running elsewhere.
+        on_trial_start: Called with (study, trial) when a trial starts, its configuration known.
+        on_epoch: Called with (trial, 0-based epoch, metrics) after every epoch.
 
     Returns:
         The study.
 
     Raises:
-        UsageError: The study does not exist, was not made by ``autodnn search``, or its data changed.
+        UsageError: The study does not exist, was not made by ``autodnn search``, or its data changed; or
+            the study asks for TensorBoard logs (``--tensorboard``) that this worker cannot write.
         StudyError: Too many trials failed in a row.
     """
     from autodnn.backend import configure_device, select_backend
     from autodnn.objective import Objective
     from autodnn.space import space_from_stored
     from autodnn.study.records import run_target
-    from autodnn.study.settings import dataset_of
+    from autodnn.study.settings import check_tensorboard, dataset_of
     from autodnn.study.storage import load_study
     from autodnn.study.strategy import make_pruner, make_sampler, precision_of, pruner_of
     from autodnn.study.urls import storage_url
@@ -325,6 +331,9 @@ def run_worker(
     if not settings or "space" not in study.user_attrs:
         raise StudyError(f"study '{study_name}' in {redact(url)} was not made by 'autodnn search' (it has no "
                          "settings); start it with 'autodnn search --study NAME --storage URL'")
+    if settings.get("tensorboard"):
+        # A relative folder is this worker's own: its working directory may not be the search's.
+        check_tensorboard(settings["tensorboard"])
     configure_device(precision_of(settings))
     # Workers sharing the search's seed would draw the same random startup trials: derive one per process.
     study.sampler = make_sampler(zlib.crc32(f"{settings['seed']}:{worker_id()}".encode()),
@@ -336,7 +345,9 @@ def run_worker(
     if on_start is not None:
         on_start(study, dataset, target)
     objective = Objective(space, dataset, int(settings["max_epochs"]), seed=int(settings["seed"]),
-                          mc_samples=int(settings.get("mc_samples", 0)), lr_finder=bool(settings.get("lr_finder")))
+                          mc_samples=int(settings.get("mc_samples", 0)), lr_finder=bool(settings.get("lr_finder")),
+                          deadline=None if timeout is None else time.monotonic() + timeout,
+                          on_trial_start=on_trial_start, on_epoch=on_epoch, tensorboard=settings.get("tensorboard"))
     run_trials(study, objective, n_trials=target, lock=study_lock(url, study_name), timeout=timeout,
                max_failures=int(settings.get("max_failures", 5)), on_trial=on_trial, on_wait=on_wait,
                epoch_budget=settings.get("epoch_budget"))

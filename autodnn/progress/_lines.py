@@ -1,0 +1,82 @@
+"""The plain-text lines of a search's progress: a trial started or finished, a wait, the study opened."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+#: A line a worker process prints when one of its trials ended (:func:`trial_line`), as relayed to the parent.
+FINISHED_LINE = re.compile(r"^Trial\s+\S+\s+(complete|pruned|fail)")
+
+
+def describe_config(config: dict[str, Any]) -> str:
+    """A configuration in one short phrase: ``2 x 64 elu, batch norm after, adam lr 0.0032 1cycle, batch 64``."""
+    parts = [f"{config.get('n_hidden', '?')} x {config.get('n_units', '?')} {config.get('activation', '?')}"]
+    if config.get("normalization", "none") != "none":
+        parts.append(str(config["normalization"]).replace("_", " "))
+    for key in ("dropout", "alpha_dropout"):
+        if config.get(key):
+            parts.append(f"{key.replace('_', ' ')} {config[key]:.2g}")
+    rate = "lr finder" if config.get("lr_finder") else f"lr {config.get('learning_rate', float('nan')):.2g}"
+    schedule = config.get("schedule", "constant")
+    parts.append(f"{config.get('optimizer', '?')} {rate}" + ("" if schedule == "constant" else f" {schedule}"))
+    parts.append(f"batch {config.get('batch_size', '?')}")
+    return ", ".join(parts)
+
+
+def trial_label(trial: Any) -> str:
+    """A trial's name in every line: its baseline name, or its number right-aligned (columns line up)."""
+    return str(trial.user_attrs.get("baseline", f"{trial.number:>3}"))
+
+
+def trial_line(study: Any, trial: Any, searched: int | None = None) -> str:
+    """The line printed when a trial ended: state, value, epochs and time, reason, and the searched count.
+
+    Args:
+        study: Its study.
+        trial: The trial as stored after it ended.
+        searched: Finished searched trials of the study, when already counted.
+    """
+    if searched is None:
+        from autodnn.study.records import searched_count
+
+        searched = searched_count(study)
+    result = trial.user_attrs.get("result", {})
+    parts = [f"Trial {trial_label(trial):<9} {trial.state.name.lower():<8}"]
+    if trial.value is not None:
+        parts.append(f"val_accuracy {trial.value:.4f}")
+    if result:
+        parts.append(f"{result.get('epochs')} epochs, {sum(trial.user_attrs.get('epoch_times', [])):.1f} s")
+    if trial.user_attrs.get("reason"):
+        parts.append(trial.user_attrs["reason"])
+    if trial.system_attrs.get("failed_trial") is not None:
+        parts.append(f"retry of trial {trial.system_attrs['failed_trial']} (its worker was lost)")
+    parts.append(f"[{searched} searched]")
+    return "  ".join(parts)
+
+
+def wait_line(running: int) -> str:
+    """The line printed when every missing trial runs in another worker and this one waits."""
+    from autodnn.study.storage import heartbeat_settings
+
+    return (f"Waiting: the {running} missing trial(s) run in other workers; a lost worker's trial is retried here "
+            f"after {heartbeat_settings()[1]} s without a heartbeat.")
+
+
+def study_line(study: Any, dataset: Any, space: Any, url: str, n_trials: int, baselines: bool) -> str:
+    """The line printed when the study is open: where it lives, the data, the space and how far it is."""
+    from autodnn.study.records import searched_count
+    from autodnn.study.urls import redact
+
+    return (f"Study '{study.study_name}' in {redact(url)}: dataset {dataset.name} ({dataset.sizes['train']} "
+            f"train / {dataset.sizes['valid']} valid / {dataset.sizes['test']} test), space {space.name}, "
+            f"{searched_count(study)} of {n_trials} trials finished{', book baselines first' if baselines else ''}.")
+
+
+def tally(study: Any) -> tuple[int, float | None]:
+    """Finished searched trials and the best searched validation accuracy (baselines excluded, as in ``show``)."""
+    from autodnn.study.records import FINISHED, is_baseline
+
+    searched = [t for t in study.get_trials(deepcopy=False, states=FINISHED) if not is_baseline(t)]
+    best = max((t.value for t in searched if t.state.name == "COMPLETE" and t.value is not None), default=None)
+    return len(searched), best

@@ -1,0 +1,113 @@
+"""When a trial stops: never pruned after its last epoch, stopped and kept at the search's deadline, and a
+resumed search that draws new configurations instead of the first run's again."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from autodnn.objective import TrialReporter
+from autodnn.study.strategy import make_pruner, resumed_seed
+
+SEARCH = ("search", "--dataset", "digits", "--space", "quick", "--max-epochs", "2", "--no-baselines", "--no-final")
+
+
+class _AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return True
+
+
+def test_a_pruner_that_would_stop_every_trial_never_stops_one_after_its_last_epoch() -> None:
+    study = optuna.create_study(direction="maximize", pruner=_AlwaysPrune())
+    reporter = TrialReporter(study.ask(), max_epochs=3)
+    reporter.report(0, {"val_accuracy": 0.5})
+    assert reporter.should_stop() == "pruned at epoch 1: val_accuracy 0.5000 was below the pruner's threshold"
+    reporter.report(2, {"val_accuracy": 0.5})
+    assert reporter.should_stop() is None
+
+
+def test_hyperband_whose_rung_falls_on_the_last_epoch_keeps_the_finished_trial() -> None:
+    # With --max-epochs 2, Hyperband's only rung is after epoch 2: the trial's last.
+    study = optuna.create_study(study_name="last-rung", direction="maximize", pruner=make_pruner("hyperband", 2))
+    for _ in range(6):
+        good = study.ask()
+        for epoch, value in enumerate((0.8, 0.9)):
+            good.report(value, epoch)
+            assert not good.should_prune()  # asking is what records a trial at a rung
+        study.tell(good, 0.9)
+    poor = study.ask()
+    without_budget, with_budget = TrialReporter(poor), TrialReporter(poor, max_epochs=2)
+    for epoch, value in enumerate((0.1, 0.2)):
+        without_budget.report(epoch, {"val_accuracy": value})
+    assert without_budget.should_stop() is not None  # the rung would prune it ...
+    assert with_budget.should_stop() is None  # ... but its training is done: it is kept
+    with_budget._epoch = 1
+    assert with_budget.should_stop() is None
+
+
+def test_at_the_deadline_the_trial_in_flight_stops_and_is_kept_with_its_curve(tmp_path: Path) -> None:
+    import autodnn
+
+    space = tmp_path / "long.yaml"
+    # Without the deadline this trial would train 5,000 epochs (patience keeps early stopping away).
+    space.write_text("params:\n  n_hidden: 1\n  n_units: 32\n  learning_rate: 1.0e-3\n  batch_size: 64\n"
+                     "  patience: 10000\n")
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    start = time.monotonic()
+    study = autodnn.search(dataset="digits", space=str(space), study="d", storage=url, n_trials=3,
+                           max_epochs=5000, timeout=1.0, baselines=False)
+    assert time.monotonic() - start < 90
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 1, "no trial may start after the deadline"
+    trial = trials[0]
+    assert trial.state == TrialState.PRUNED
+    assert trial.user_attrs["reason"].startswith("stopped at the search's time limit (--timeout) after epoch ")
+    epochs = len(trial.user_attrs["history"]["val_accuracy"])
+    assert 1 <= epochs < 5000
+    assert sorted(trial.intermediate_values) == list(range(epochs))
+    assert trial.user_attrs["result"]["epochs"] == epochs
+
+
+def test_a_resumed_study_with_the_same_seed_draws_no_configuration_again(run_cli, sqlite_url: str) -> None:
+    first = run_cli(*SEARCH, "--n-trials", "3", "--seed", "0", "--storage", sqlite_url, "--study", "again")
+    assert first.code == 0, first.err
+    resumed = run_cli(*SEARCH, "--n-trials", "6", "--seed", "0", "--storage", sqlite_url, "--study", "again")
+    assert resumed.code == 0, resumed.err
+    trials = optuna.load_study(study_name="again", storage=sqlite_url).get_trials(deepcopy=False)
+    assert len(trials) == 6
+    drawn = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(drawn)) == len(drawn), drawn
+
+
+def test_the_resumed_seed_is_the_seed_for_a_new_study_and_differs_once_trials_exist() -> None:
+    assert resumed_seed(7, 0) == 7
+    assert resumed_seed(7, 3) == resumed_seed(7, 3)
+    assert len({resumed_seed(7, n) for n in range(1, 50)} | {7}) == 50
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_the_first_runs_seed_would_draw_the_first_runs_configurations_again(sampler: str) -> None:
+    """Why the resumed seed exists: a sampler seeded as in the first run repeats the first run's draws."""
+    from autodnn.space import load_space
+    from autodnn.study.strategy import make_sampler
+
+    space = load_space("quick")
+
+    def draws(seed: int, study: optuna.Study, n: int) -> list:
+        study.sampler = make_sampler(seed, sampler)
+        out = []
+        for _ in range(n):
+            trial = study.ask()
+            space.sample(trial)
+            study.tell(trial, 0.5)
+            out.append(tuple(sorted(trial.params.items())))
+        return out
+
+    study = optuna.create_study(direction="maximize")
+    first = draws(0, study, 3)
+    assert draws(0, study, 3) == first
+    assert not set(draws(resumed_seed(0, 6), study, 3)) & set(first)
