@@ -225,6 +225,14 @@ class TrialConfig:
         return dataclasses.replace(self, **changes)
 
     @property
+    def hidden_units(self) -> list[int]:
+        """Units of each hidden layer: the first is ``first_layer_factor`` times ``n_units`` (rounded)."""
+        if self.n_hidden == 0:
+            return []
+        first = max(1, round(self.n_units * self.first_layer_factor))
+        return [first] + [self.n_units] * (self.n_hidden - 1)
+
+    @property
     def has_dropout(self) -> bool:
         """Whether any dropout layer is active, so that MC dropout makes sense."""
         return (self.dropout > 0 and self.n_hidden > 0) or self.alpha_dropout > 0

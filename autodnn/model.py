@@ -106,10 +106,7 @@ def resolve_initializer(config: TrialConfig, *, seed: int | None = None) -> kera
 
 def hidden_units(config: TrialConfig) -> list[int]:
     """Units of each hidden layer: the first is ``first_layer_factor`` times ``n_units`` (rounded)."""
-    if config.n_hidden == 0:
-        return []
-    first = max(1, round(config.n_units * config.first_layer_factor))
-    return [first] + [config.n_units] * (config.n_hidden - 1)
+    return config.hidden_units
 
 
 def dropout_layer_indices(config: TrialConfig) -> list[int]:

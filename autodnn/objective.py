@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from autodnn.config import TrialConfig
 from autodnn.errors import TrialFailed
+from autodnn.study import cost
 from autodnn.study.strategy import may_prune_at
 
 if TYPE_CHECKING:
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 #: Name of the value every study maximizes.
 METRIC = "val_accuracy"
+#: Trials in a row that the time left cannot pay for, after which the search stops drawing new ones.
+UNAFFORDABLE_IN_A_ROW = 3
 
 
 class TrialReporter:
@@ -99,6 +102,7 @@ class Objective:
     deadline: float | None = None
     on_trial_start: Callable[[optuna.Study, optuna.Trial], None] | None = None
     on_epoch: Callable[[optuna.Trial, int, dict[str, float]], None] | None = None
+    _refused: int = field(default=0, init=False, repr=False)
 
     def __call__(self, trial: optuna.Trial) -> float:
         from autodnn.trainer import train
@@ -110,6 +114,7 @@ class Objective:
         trial.set_user_attr("config", config.to_dict())
         seed = int(trial.user_attrs.get("seed", self.seed + trial.number))
         trial.set_user_attr("seed", seed)
+        self._check_affordable(trial, config)
         if self.on_trial_start is not None:
             self.on_trial_start(trial.study, trial)
         logs = self._tensorboard_logs(trial, config, sampled=not stored)
@@ -134,12 +139,41 @@ class Objective:
         trial.set_user_attr("result", result.metrics)
         trial.set_user_attr("history", result.to_dict()["history"])
         trial.set_user_attr("epoch_times", result.epoch_times)
+        trial.set_user_attr(cost.MEASURED, cost.steady_epoch_seconds(result.epoch_times))
         if result.lr_finder is not None:
             trial.set_user_attr("lr_finder", result.to_dict()["lr_finder"])
         if result.stopped in ("pruned", "nan"):
             trial.set_user_attr("reason", result.reason)
             raise optuna.TrialPruned(result.reason)
         return result.val_accuracy
+
+    def _check_affordable(self, trial: optuna.Trial, config: TrialConfig) -> None:
+        """Records the predicted epoch time; before the deadline, refuses a trial whose first epoch cannot end.
+
+        After :data:`UNAFFORDABLE_IN_A_ROW` refusals in a row the search's time counts as spent (the deadline
+        moves to now), so that the loop does not draw configurations until the clock runs out.
+
+        Raises:
+            optuna.TrialPruned: The trial is not started: the time left would not pay for its first epoch.
+        """
+        data = self.dataset
+        rows = len(data.x_train)
+        rates = cost.calibrate(trial.study, data.n_features, data.n_classes, rows)
+        predicted = cost.predict_epoch_seconds(config, data.n_features, data.n_classes, rows, rates)
+        trial.set_user_attr(cost.PREDICTED, predicted)
+        if self.deadline is None:
+            return
+        left = self.deadline - time.monotonic()
+        if predicted + cost.FIXED_SECONDS <= left:
+            self._refused = 0
+            return
+        self._refused += 1
+        if self._refused >= UNAFFORDABLE_IN_A_ROW:
+            self.deadline = time.monotonic()
+        reason = (f"not started: its first epoch would take about {predicted + cost.FIXED_SECONDS:.1f} s "
+                  f"(predicted, building and compiling included) and the search has {max(left, 0.0):.1f} s left")
+        trial.set_user_attr("reason", reason)
+        raise optuna.TrialPruned(reason)
 
     def _tensorboard_logs(self, trial: optuna.Trial, config: TrialConfig, *, sampled: bool) -> dict[str, Any]:
         """``train``'s TensorBoard arguments: the trial's folder under ``tensorboard`` and its hyperparameters.

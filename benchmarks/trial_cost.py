@@ -11,7 +11,7 @@ Each case runs in a fresh process on digits (1,437 training rows), 5 epochs a tr
 - ``cached, new process``: the first trial of a second process that finds the first one's cache (a resumed
   study, a worker, a later search).
 
-Usage: ``python benchmarks/trial_cost.py [--json benchmarks/trial_cost.json]``.
+Usage: ``python benchmarks/trial_cost.py [--repeats 3] [--json benchmarks/out/trial_cost.json]``.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def measure(repeats: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", default=str(REPO / "benchmarks" / "trial_cost.json"))
+    parser.add_argument("--json", default=str(REPO / "benchmarks" / "out" / "trial_cost.json"))
     args = parser.parse_args()
     rows = measure(args.repeats)
     print(f"{'net':<20} {'case':<22} {'fixed cost (s)':>14}   runs")
@@ -98,6 +98,7 @@ def main() -> None:
                               if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
     print(f"machine: {machine['cpu']} ({machine['cores']} cores); JSON: {args.json}")
 

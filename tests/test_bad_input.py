@@ -217,3 +217,17 @@ def test_force_continues_a_study_made_for_another_dataset(run_cli, inputs: Path,
     assert forced.code == 0, forced.err
     attrs = optuna.load_study(study_name="f", storage=url).user_attrs
     assert attrs["dataset"]["name"] == "wine" and attrs["settings"]["dataset_spec"] == "wine"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("900", 900.0), ("90s", 90.0), ("30m", 1800.0), ("2h", 7200.0),
+                                               ("1h30m", 5400.0), ("1.5h", 5400.0)])
+def test_a_timeout_is_read_as_seconds_or_hours_minutes_and_seconds(text: str, seconds: float) -> None:
+    from autodnn.cli._parser import duration
+
+    assert duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["3x", "", "m", "1h-5m"])
+def test_a_timeout_that_is_no_duration_is_one_clear_error(run_cli, text: str) -> None:
+    result = run_cli("search", "--timeout", text)
+    assert_user_error(result, "--timeout", "is not a duration", "30m")

@@ -50,7 +50,7 @@ STUDY_LAYERS = [
     ("autodnn.study.storage",),
     ("autodnn.study.artifacts",),
     ("autodnn.study._tpe", "autodnn.study._tables"),
-    ("autodnn.study.strategy",),
+    ("autodnn.study.strategy", "autodnn.study.warm_start", "autodnn.study.cost"),
     ("autodnn.study.records",),
     ("autodnn.study.settings",),
     ("autodnn.objective",),
@@ -116,7 +116,8 @@ def test_workers_and_engines_never_load_the_search(module: str) -> None:
 
 
 @pytest.mark.parametrize("module", ["autodnn.study.urls", "autodnn.study.storage", "autodnn.study.artifacts",
-                                    "autodnn.study.strategy", "autodnn.study.records", "autodnn.study.settings",
+                                    "autodnn.study.strategy", "autodnn.study.cost", "autodnn.study.warm_start",
+                                    "autodnn.study.records", "autodnn.study.settings",
                                     "autodnn.export"])
 def test_the_lower_study_layers_load_neither_keras_nor_the_trainer(module: str) -> None:
     loaded = modules_after(module)

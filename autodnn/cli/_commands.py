@@ -33,6 +33,7 @@ def _search(args: argparse.Namespace) -> int:
         mps=not args.no_mps, precision=args.precision,
         engine=args.engine, strategy=args.strategy, sampler=args.sampler, pruner=args.pruner,
         lr_finder=args.lr_finder, epoch_budget=args.epoch_budget, tensorboard=args.tensorboard,
+        warm_start=not args.no_warm_start,
     )
     opened: dict[str, Any] = {}
     # A bar where stdout is a terminal, plain lines where it is a log or a pipe, nothing extra with --quiet.
@@ -278,12 +279,14 @@ def _show(args: argparse.Namespace) -> int:
     frame = trials_frame(study, summaries)
     if frame.empty:
         return 0
-    fixed = ["number", "state", "value", "epochs", "seconds", "baseline", "retry_of", "reason"]
+    fixed = ["number", "state", "value", "epochs", "seconds", "predicted_s", "epoch_s", "baseline", "retry_of",
+             "reason"]
     params = [c for c in frame.columns if c not in fixed]
     if not args.all_params:
         params = [c for c in params if frame[c].nunique(dropna=True) > 1][:8]
-    if frame["retry_of"].isna().all():
-        fixed.remove("retry_of")
+    for column in ("retry_of", "predicted_s", "epoch_s"):  # studies from before they were recorded
+        if frame[column].isna().all():
+            fixed.remove(column)
     if not frame["baseline"].astype(bool).any():
         fixed.remove("baseline")
     import pandas as pd

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from autodnn.backend import PRECISIONS
 from autodnn.errors import UsageError
@@ -34,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     _study_args(search, required=False)
     search.add_argument("--n-trials", type=int, default=20,
                         help="finished trials the study should hold; a rerun adds only the missing ones (default: 20)")
-    search.add_argument("--timeout", type=float, default=None,
-                        help="after SECONDS start no trial and stop the running one after its epoch (kept, pruned)")
+    search.add_argument("--timeout", type=duration, default=None, metavar="TIME",
+                        help="after TIME (seconds, or 90s, 30m, 2h, 1h30m) start no trial and stop the running one "
+                             "after its epoch (kept, pruned)")
     search.add_argument("--max-epochs", type=int, default=50, help="epoch budget of a trial (default: 50)")
     search.add_argument("--seed", type=int, default=0, help="seeds sampling, the data split and training")
     search.add_argument("--backend", default="auto", choices=["auto", "jax", "tensorflow", "torch"],
@@ -80,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="run the learning-rate finder in every trial, whatever the space says")
     strategy.add_argument("--epoch-budget", type=int, default=None, metavar="EPOCHS",
                           help="stop starting trials once the searched trials trained this many epochs in all")
+    strategy.add_argument("--no-warm-start", action="store_true",
+                          help="leave out the designed start configurations (autodnn/study/warm_start.py) that "
+                               "TPE otherwise trains first, at most a quarter of --n-trials")
 
     worker = sub.add_parser("worker", help="join a study made by 'autodnn search' and run its missing trials "
                             "(from any machine)", epilog=EPILOG)
@@ -89,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "sqlite:///studies/STUDY.db); e.g. postgresql://user@host/db")
     worker.add_argument("--backend", default="auto", choices=["auto", "jax", "tensorflow", "torch"],
                         help="Keras backend (default: auto = fastest installed)")
-    worker.add_argument("--timeout", type=float, default=None,
-                        help="after SECONDS start no trial and stop the running one after its epoch (kept, pruned)")
+    worker.add_argument("--timeout", type=duration, default=None, metavar="TIME",
+                        help="after TIME (seconds, or 90s, 30m, 2h, 1h30m) start no trial and stop the running one "
+                             "after its epoch (kept, pruned)")
     worker.add_argument("--quiet", action="store_true", help="print only errors")
 
     dashboard = sub.add_parser("dashboard", help="open optuna-dashboard on a study's storage "
@@ -145,6 +151,27 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--trials", type=int, default=100, metavar="N",
                       help="list the last N trials (default: 100; 0 lists all)")
     return parser
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
+def duration(text: str) -> float:
+    """Seconds in ``text``: a number of seconds (``900``), or hours, minutes and seconds (``2h``, ``1h30m``, ``90s``).
+
+    Raises:
+        argparse.ArgumentTypeError: Anything else, with what is expected.
+    """
+    value = text.strip().lower()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    match = _DURATION.fullmatch(value)
+    if not value or match is None or not any(match.groups()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: write seconds (900) or e.g. 30m, 2h, 1h30m")
+    hours, minutes, seconds = (float(part or 0) for part in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 def _data_args(parser: argparse.ArgumentParser) -> None:

@@ -20,6 +20,7 @@ from autodnn.defaults import PUBLISHED_CIFAR10
 from autodnn.errors import UsageError
 from autodnn.report._scores import BASELINE_TITLES, Comparison, Headline, Score, headline
 from autodnn.report._search import ParamColumn, SearchData, gather_search, trial_value
+from autodnn.study.cost import MEASURED, PREDICTED
 
 __all__ = ["Comparison", "Compute", "Curve", "Headline", "LRCurve", "ParamColumn", "ReportData", "Score",
            "SearchData", "TrialRow", "gather"]
@@ -36,6 +37,8 @@ class TrialRow:
         epochs: Epochs trained, when known.
         pruned_at: 1-based epoch at which a pruned trial stopped.
         seconds: Wall time of the trial.
+        predicted_epoch_seconds: Seconds an epoch was predicted to take before the trial started.
+        epoch_seconds: Seconds its steady epochs took (median after the first).
         baseline: The book default this trial trains (``book-2e`` ...), or None for a searched one.
         retry_of: Number of the failed trial this one retries.
         reason: Why the trial failed or was pruned.
@@ -52,6 +55,8 @@ class TrialRow:
     retry_of: int | None
     reason: str
     params: dict[str, Any]
+    predicted_epoch_seconds: float | None = None
+    epoch_seconds: float | None = None
 
 
 @dataclass
@@ -153,7 +158,13 @@ def _row(trial: FrozenTrial) -> TrialRow:
         retry_of=retry if isinstance(retry, int) else None,
         reason=str(trial.user_attrs.get("reason") or ""),
         params=dict(trial.params),
+        predicted_epoch_seconds=_number(trial.user_attrs.get(PREDICTED)),
+        epoch_seconds=_number(trial.user_attrs.get(MEASURED)),
     )
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def gather(study: optuna.Study) -> ReportData:

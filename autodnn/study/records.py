@@ -9,6 +9,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autodnn.study._tables import summary_rows, trials_from_tables
+from autodnn.study.cost import MEASURED, PREDICTED
 from autodnn.study.storage import open_storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -81,7 +82,7 @@ def study_summaries(storage: str) -> list[dict[str, Any]]:
 
 
 #: The user attributes tables and counts need; the rest (history, configuration, timings) stays unread.
-SUMMARY_USER_ATTRS = ("result", "reason", "baseline")
+SUMMARY_USER_ATTRS = ("result", "reason", "baseline", "warm_start", PREDICTED, MEASURED)
 
 
 @dataclass(frozen=True)
@@ -190,10 +191,16 @@ def trials_frame(study: optuna.Study, summaries: list[TrialSummary] | None = Non
             "reason": reason,
             "baseline": t.user_attrs.get("baseline", ""),
             "retry_of": t.system_attrs.get("failed_trial"),
+            "predicted_s": _rounded(t.user_attrs.get(PREDICTED)),
+            "epoch_s": _rounded(t.user_attrs.get(MEASURED)),
         }
         row.update(t.params)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
 
 
 def best_trial(study: optuna.Study, summaries: list[TrialSummary] | None = None) -> FrozenTrial | None:

@@ -17,6 +17,7 @@ from autodnn.study.settings import SearchOptions, check_same, record_settings, u
 from autodnn.study.storage import heartbeat_settings, open_storage
 from autodnn.study.strategy import make_pruner, make_sampler, resumed_seed
 from autodnn.study.urls import default_study_name, normalize_url, storage_url
+from autodnn.study.warm_start import enqueue_warm_starts
 from autodnn.workers import StudyLock, check_outcome, launch_workers, plan_workers, share_gpu_memory, study_lock
 from autodnn.workers import run_trials as loop
 
@@ -80,6 +81,8 @@ def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str
         record_settings(study, options, dataset, space)
     if options.baselines:
         enqueue_baselines(study, space)
+    if options.warm_start and options.engine == "optuna" and options.sampler == "tpe":
+        enqueue_warm_starts(study, space, options.n_trials)
     return study
 
 

@@ -54,6 +54,8 @@ class SearchOptions:
         pruner: Optuna engine's pruner: ``median``, ``hyperband``, ``halving`` or ``none``.
         lr_finder: Run the learning-rate finder in every searched trial, whatever the space says.
         epoch_budget: Stop starting searched trials once they have trained this many epochs in all.
+        warm_start: Enqueue :mod:`autodnn.study.warm_start`'s designed configurations (at most a quarter of
+            ``n_trials``) before TPE's own draws; only with the optuna engine and the ``tpe`` sampler.
         tensorboard: Folder of TensorBoard logs, one subfolder per trial, and the HParams experiment at its
             top (:mod:`autodnn.tensorboard`). Recorded in the study as given: a relative path is relative to
             the working directory of each process that runs trials (``autodnn worker`` included).
@@ -85,6 +87,7 @@ class SearchOptions:
     pruner: str = "hyperband"
     lr_finder: bool = False
     epoch_budget: int | None = None
+    warm_start: bool = True
     tensorboard: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -249,6 +252,7 @@ def settings_of(options: SearchOptions) -> dict[str, Any]:
         "pruner": options.pruner,
         "lr_finder": options.lr_finder,
         "epoch_budget": options.epoch_budget,
+        "warm_start": options.warm_start,
         "precision": options.precision,
         "tensorboard": options.tensorboard,
     }

@@ -186,7 +186,7 @@ def _run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float],
     deadline = None if timeout is None else time.monotonic() + timeout
     ran = 0
     waiting = False
-    while deadline is None or time.monotonic() < deadline:
+    while (deadline is None or time.monotonic() < deadline) and not _out_of_time(objective):
         lock.acquire()
         try:
             if interval:
@@ -217,6 +217,12 @@ def _run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float],
             raise StudyError(f"{max_failures} trials in a row failed, the last with: {guard.last_reason}; "
                              f"see 'autodnn show {study.study_name}'")
     return ran
+
+
+def _out_of_time(objective: Callable[[optuna.Trial], float]) -> bool:
+    """Whether the objective's own deadline has passed (it moves it to now once no configuration fits)."""
+    deadline = getattr(objective, "deadline", None)
+    return deadline is not None and time.monotonic() >= deadline
 
 
 def _baseline_queued(study: optuna.Study) -> bool:

@@ -1,0 +1,78 @@
+"""What a configuration costs before it trains: seconds per epoch, from its shape, calibrated by the study.
+
+An epoch of a dense net costs about ``a * macs * rows + b * steps`` seconds: ``macs`` multiply-adds per row
+through the network (the weights of its dense layers), ``rows`` the training rows, ``steps`` the optimizer
+steps (rows / batch size), ``a`` the machine's seconds per multiply-add of training (forward and backward)
+and ``b`` its fixed cost per step. Both rates come from the study's own finished trials (the median of what
+each trial's measured epochs imply), so the model follows the machine, the backend and the precision the
+study trains on; before any trial has finished they are those measured on a 2-core Intel Xeon with JAX.
+The search uses the prediction to start no trial whose first epoch cannot end before the deadline, and
+records it beside the measured epoch time (``autodnn show``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from typing import TYPE_CHECKING
+
+from autodnn.config import TrialConfig
+
+if TYPE_CHECKING:
+    import optuna
+
+#: Seconds per multiply-add of training and per optimizer step before the study has measured its own
+#: (2-core Intel Xeon, JAX: the 20 x 100 net trains at about 1.4 GFLOP/s of multiply-adds at batch 32).
+PRIOR_SECONDS_PER_MAC = 2.5e-10
+PRIOR_SECONDS_PER_STEP = 2.0e-4
+#: Seconds a trial spends besides its epochs: building, compiling, the final validation (benchmarks/RESULTS.md,
+#: "Fixed cost of a trial": 0.6 to 5.5 s on 2 cores).
+FIXED_SECONDS = 3.0
+#: The user attributes of a trial's predicted and measured (median steady) epoch seconds.
+PREDICTED = "predicted_epoch_seconds"
+MEASURED = "epoch_seconds"
+#: Trials whose epochs calibrate the model: the latest ones, which ran on the machine as it is now.
+CALIBRATION_TRIALS = 50
+
+
+def multiply_adds(config: TrialConfig, n_features: int, n_classes: int) -> int:
+    """Multiply-adds of one row's forward pass through the dense layers (the weights of the network)."""
+    widths = [n_features, *config.hidden_units, n_classes]
+    return sum(a * b for a, b in itertools.pairwise(widths))
+
+
+def steps(config: TrialConfig, rows: int) -> int:
+    """Optimizer steps of one epoch: full batches only, at least one."""
+    return max(1, rows // config.batch_size)
+
+
+def calibrate(study: optuna.Study, n_features: int, n_classes: int, rows: int) -> tuple[float, float]:
+    """``(seconds per multiply-add, seconds per step)`` from the study's finished trials, or the priors.
+
+    Each trial with a measured epoch time (:data:`MEASURED`) says what its epochs cost; the step term is taken
+    at its prior and the rest attributed to the multiply-adds, whose rate is the median over trials (robust to
+    a trial that shared the machine with another process).
+    """
+    rates = []
+    measured = [t for t in study.get_trials(deepcopy=False) if MEASURED in t.user_attrs and "config" in t.user_attrs]
+    for trial in measured[-CALIBRATION_TRIALS:]:
+        parsed = TrialConfig.from_dict(trial.user_attrs["config"])
+        work = trial.user_attrs[MEASURED] - PRIOR_SECONDS_PER_STEP * steps(parsed, rows)
+        macs = multiply_adds(parsed, n_features, n_classes) * rows
+        if work > 0 and macs > 0:
+            rates.append(work / macs)
+    return (statistics.median(rates) if rates else PRIOR_SECONDS_PER_MAC), PRIOR_SECONDS_PER_STEP
+
+
+def steady_epoch_seconds(epoch_times: list[float]) -> float | None:
+    """The median epoch after the first (which also compiles), or the only one, or None without epochs."""
+    if not epoch_times:
+        return None
+    return statistics.median(epoch_times[1:] if len(epoch_times) > 1 else epoch_times)
+
+
+def predict_epoch_seconds(config: TrialConfig, n_features: int, n_classes: int, rows: int,
+                          rates: tuple[float, float]) -> float:
+    """Predicted seconds of one steady epoch of ``config`` on ``rows`` training rows."""
+    per_mac, per_step = rates
+    return per_mac * multiply_adds(config, n_features, n_classes) * rows + per_step * steps(config, rows)

@@ -1,0 +1,71 @@
+"""The cost model: predicted epoch seconds from a configuration's shape, calibrated by the study's trials, and
+a search that starts no trial the time left cannot pay for."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from autodnn.config import TrialConfig
+from autodnn.study import cost
+
+
+def test_multiply_adds_count_the_weights_of_the_dense_layers() -> None:
+    config = TrialConfig(n_hidden=2, n_units=100, first_layer_factor=2.0)
+    assert config.hidden_units == [200, 100]
+    assert cost.multiply_adds(config, 64, 10) == 64 * 200 + 200 * 100 + 100 * 10
+
+
+def test_the_prediction_follows_the_rates_the_study_measured() -> None:
+    study = optuna.create_study(direction="maximize")
+    small = TrialConfig(n_hidden=1, n_units=50, batch_size=100)
+    assert cost.calibrate(study, 64, 10, 1000) == (cost.PRIOR_SECONDS_PER_MAC, cost.PRIOR_SECONDS_PER_STEP)
+    # A trial of `small` whose epochs took 0.5 s makes every multiply-add that much dearer.
+    measured = 0.5
+    study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"config": small.to_dict(),
+                                                                     cost.MEASURED: measured}))
+    rates = cost.calibrate(study, 64, 10, 1000)
+    assert cost.predict_epoch_seconds(small, 64, 10, 1000, rates) == pytest.approx(measured)
+    large = small.replace(n_units=500)
+    ratio = cost.multiply_adds(large, 64, 10) / cost.multiply_adds(small, 64, 10)
+    step_part = rates[1] * cost.steps(small, 1000)
+    assert cost.predict_epoch_seconds(large, 64, 10, 1000, rates) == pytest.approx(
+        (measured - step_part) * ratio + step_part)
+
+
+def test_steady_epoch_seconds_leave_out_the_compiling_first_epoch() -> None:
+    assert cost.steady_epoch_seconds([3.0, 0.2, 0.4, 0.3]) == pytest.approx(0.3)
+    assert cost.steady_epoch_seconds([1.5]) == 1.5
+    assert cost.steady_epoch_seconds([]) is None
+
+
+def test_every_trial_records_its_predicted_and_measured_epoch_seconds_for_show(run_cli, sqlite_url: str) -> None:
+    search = ("search", "--dataset", "digits", "--space", "quick", "--max-epochs", "3", "--no-baselines",
+              "--no-final", "--n-trials", "3", "--storage", sqlite_url, "--study", "c")
+    assert run_cli(*search).code == 0
+    for trial in optuna.load_study(study_name="c", storage=sqlite_url).trials:
+        assert trial.user_attrs[cost.PREDICTED] > 0
+        assert trial.user_attrs[cost.MEASURED] == pytest.approx(cost.steady_epoch_seconds(
+            trial.user_attrs["epoch_times"]))
+    shown = run_cli("show", "c", "--storage", sqlite_url)
+    assert shown.code == 0 and "predicted_s" in shown.out and "epoch_s" in shown.out
+
+
+def test_a_search_whose_time_cannot_pay_for_a_first_epoch_starts_no_training(tmp_path: Path) -> None:
+    import autodnn
+
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    start = time.monotonic()
+    study = autodnn.search(dataset="digits", space="quick", study="n", storage=url, n_trials=20, max_epochs=50,
+                           timeout=cost.FIXED_SECONDS / 2, baselines=False)
+    assert time.monotonic() - start < 60
+    trials = study.get_trials(deepcopy=False)
+    assert 1 <= len(trials) <= 3, "the search stops drawing once the time left pays for no configuration"
+    for trial in trials:
+        assert trial.state == TrialState.PRUNED
+        assert trial.user_attrs["reason"].startswith("not started: its first epoch would take about ")
+        assert "history" not in trial.user_attrs

@@ -1,0 +1,84 @@
+"""The designed start: warm-start configurations projected onto a space and trained first, as searched trials."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from autodnn.space import load_space, space_from_dict
+from autodnn.study.warm_start import SHARE, WARM_STARTS, project
+
+SEARCH = ("search", "--dataset", "digits", "--space", "quick", "--max-epochs", "2", "--no-baselines", "--no-final")
+
+
+def test_a_warm_start_is_clipped_to_the_space_and_leaves_what_the_space_lacks_to_the_sampler() -> None:
+    wide = next(w for w in WARM_STARTS if w.name == "wide-bn-adamw")
+    params = project(load_space("quick"), wide.values)
+    # quick: 1-3 layers of 16-256 units, relu/elu/swish, no adamw, batch size fixed at 64.
+    assert params == {"n_hidden": 3, "n_units": 256, "activation": "relu", "learning_rate": 1.0e-3}
+
+
+def test_conditional_parameters_are_set_only_where_their_condition_holds() -> None:
+    space = space_from_dict({"name": "c", "params": {
+        "optimizer": {"choices": ["sgd", "nesterov", "adam"]},
+        "momentum": {"low": 0.8, "high": 0.99, "when": {"optimizer": "nesterov"}},
+        "beta_1": {"choices": [0.9, 0.95], "when": {"optimizer": "adam"}},
+        "max_norm": {"choices": [None, 1.0]},
+    }})
+    params = project(space, {"optimizer": "adam", "momentum": 0.9, "beta_1": 0.9, "max_norm": None})
+    assert params == {"optimizer": "adam", "beta_1": 0.9, "max_norm": None}
+    assert project(space, {"optimizer": "adamw", "beta_1": 0.9}) == {}
+
+
+class _Given:
+    """A trial that answers with the given values and, for the rest, a range's low end or the first choice."""
+
+    def __init__(self, params: dict) -> None:
+        self.params = params
+
+    def suggest_int(self, name, low, high, *, step=1, log=False):
+        return self.params.get(name, low)
+
+    def suggest_float(self, name, low, high, *, step=None, log=False):
+        return self.params.get(name, low)
+
+    def suggest_categorical(self, name, choices):
+        return self.params.get(name, choices[0])
+
+
+@pytest.mark.parametrize("name", ["default", "quick", "exercise8", "selu"])
+def test_every_warm_start_samples_a_valid_configuration_in_every_bundled_space(name: str) -> None:
+    space = load_space(name)
+    constrained = {key for c in space.constraints for key in c.then}
+    for start in WARM_STARTS:
+        params = project(space, start.values)
+        config = space.sample(_Given(params))  # validates the configuration
+        for key, value in params.items():
+            assert getattr(config, key) == value or key in constrained, (start.name, key)
+
+
+def test_the_search_trains_the_warm_starts_first_then_searches(run_cli, sqlite_url: str) -> None:
+    result = run_cli(*SEARCH, "--n-trials", "8", "--storage", sqlite_url, "--study", "w")
+    assert result.code == 0, result.err
+    trials = optuna.load_study(study_name="w", storage=sqlite_url).get_trials(deepcopy=False)
+    warm = [t for t in trials if "warm_start" in t.user_attrs]
+    assert len(warm) == int(8 * SHARE) == 2
+    assert [t.number for t in warm] == [0, 1]
+    assert [t.user_attrs["warm_start"] for t in warm] == ["small-adam", "wide-bn-adamw"]
+    space = load_space("quick")
+    for trial in warm:
+        start = next(w for w in WARM_STARTS if w.name == trial.user_attrs["warm_start"])
+        expected = project(space, start.values)
+        assert {k: trial.params[k] for k in expected} == pytest.approx(expected)
+    again = run_cli(*SEARCH, "--n-trials", "9", "--storage", sqlite_url, "--study", "w")
+    assert again.code == 0, again.err
+    resumed = optuna.load_study(study_name="w", storage=sqlite_url).get_trials(deepcopy=False)
+    assert sum("warm_start" in t.user_attrs for t in resumed) == 2, "a resumed search enqueues none again"
+
+
+def test_no_warm_start_and_random_search_start_from_the_sampler_alone(run_cli, sqlite_url: str) -> None:
+    for study, flags in (("off", ["--no-warm-start"]), ("random", ["--sampler", "random"])):
+        result = run_cli(*SEARCH, "--n-trials", "4", "--storage", sqlite_url, "--study", study, *flags)
+        assert result.code == 0, result.err
+        trials = optuna.load_study(study_name=study, storage=sqlite_url).get_trials(deepcopy=False)
+        assert not any("warm_start" in t.user_attrs for t in trials)
