@@ -57,6 +57,7 @@ def select_backend(name: str = "auto") -> str:
     Raises:
         UsageError: The backend is unknown, not installed, or Keras is already running on another one.
     """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if name not in BACKENDS + ("auto",):
         raise UsageError(f"--backend is {name!r}, not one of auto, {', '.join(BACKENDS)}")
     installed = installed_backends()
@@ -70,6 +71,11 @@ def select_backend(name: str = "auto") -> str:
             raise UsageError("no Keras backend is installed: pip install jax (or tensorflow, or torch)")
     elif name not in installed:
         raise UsageError(f"backend {name} is not installed: pip install {name}, or use --backend auto")
+    if name != "tensorflow":
+        # Keras' saving and the TensorBoard logs import TensorFlow on any backend, and its oneDNN start-up note
+        # (printed whatever TF_CPP_MIN_LOG_LEVEL says) would land in the search's output; TensorFlow trains
+        # nothing there, so its oneDNN kernels change no result.
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     if "keras" in sys.modules:
         import keras
 
@@ -79,8 +85,6 @@ def select_backend(name: str = "auto") -> str:
             )
         return name
     os.environ["KERAS_BACKEND"] = name
-    if name == "tensorflow":
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return name
 
 

@@ -15,13 +15,39 @@ from collections.abc import Callable
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 
 from autodnn.config import TrialConfig
 from autodnn.errors import StudyError, UsageError
-from autodnn.study.records import baseline_trials, best_trial
+from autodnn.study.records import baseline_trials, best_trial, is_baseline
 from autodnn.study.settings import dataset_of
 
 SEED_OFFSET = 10_000
+#: Below this many validation rows one row moves validation accuracy by a tenth of a point or more, and the
+#: search's pick (one training run each) among its top trials is mostly the luck of the seed: the final
+#: evaluation then retrains the top :data:`FINALISTS` with every seed and keeps the one with the best mean
+#: validation accuracy (lower mean validation loss on a tie). The test split is never used to choose.
+SMALL_VALIDATION = 1000
+FINALISTS = 3
+
+
+def finalists(study: optuna.Study, n: int = FINALISTS) -> list[FrozenTrial]:
+    """The ``n`` complete searched trials of highest validation accuracy, distinct configurations, best first."""
+    ranked = sorted((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                     if not is_baseline(t) and t.value is not None and "config" in t.user_attrs),
+                    key=lambda t: (-t.value, t.number))
+    chosen: list[FrozenTrial] = []
+    for trial in ranked:
+        if all(trial.user_attrs["config"] != other.user_attrs["config"] for other in chosen):
+            chosen.append(trial)
+        if len(chosen) == n:
+            break
+    return chosen
+
+
+def _entry(trial: FrozenTrial) -> dict[str, Any]:
+    return {"name": "best", "title": f"Best found (trial {trial.number})", "kind": "best",
+            "trial_number": trial.number, "config": trial.user_attrs["config"]}
 
 
 def evaluation_entries(study: optuna.Study) -> list[dict[str, Any]]:
@@ -33,8 +59,7 @@ def evaluation_entries(study: optuna.Study) -> list[dict[str, Any]]:
     best = best_trial(study)
     if best is None:
         raise StudyError(f"study '{study.study_name}' has no completed trial to evaluate yet; run 'autodnn search'")
-    entries = [{"name": "best", "title": f"Best found (trial {best.number})", "kind": "best",
-                "trial_number": best.number, "config": best.user_attrs["config"]}]
+    entries = [_entry(best)]
     for trial in baseline_trials(study):
         entries.append({"name": trial.user_attrs["baseline"], "title": trial.user_attrs.get("title", ""),
                         "kind": "baseline", "trial_number": trial.number, "config": trial.user_attrs["config"]})
@@ -78,11 +103,11 @@ def evaluate(
     budget = max_epochs or int(settings.get("max_epochs", 50))
     mc_samples = int(settings.get("mc_samples", 0)) or 30
     base_seed = int(settings.get("seed", 0)) + SEED_OFFSET
-    files: list[bytes] = []  # the best configuration's network of each seed, as .keras files
-    for entry in entries:
+
+    def retrain(entry: dict[str, Any], *, keep: bool) -> list[bytes]:
+        """Trains ``entry`` with every seed into ``entry["runs"]``; returns each network as a .keras file."""
         config = TrialConfig.from_dict(entry["config"])
-        entry["runs"] = []
-        keep = entry["kind"] == "best"
+        entry["runs"], files = [], []
         for i in range(seeds):
             start = time.perf_counter()
             result = train(config, dataset, max_epochs=budget, seed=base_seed + i, evaluate_test=True,
@@ -96,6 +121,7 @@ def evaluate(
                 "test_accuracy": result.test_accuracy,
                 "test_loss": result.test_loss,
                 "val_accuracy": result.val_accuracy,
+                "val_loss": result.val_loss,
                 "mc_test_accuracy": result.mc_test_accuracy,
                 "epochs": result.epochs,
                 "seconds": time.perf_counter() - start,
@@ -107,8 +133,13 @@ def evaluate(
             if on_run is not None:
                 on_run(entry, run)
         entry.update(summarize(entry["runs"]))
+        return files
+
+    files, selection = _choose_best(study, entries, dataset.sizes["valid"], retrain)
+    for entry in entries[1:]:
+        retrain(entry, keep=False)
     evaluation = {"seeds": [base_seed + i for i in range(seeds)], "max_epochs": budget, "entries": entries,
-                  "mc_samples": mc_samples, "model": None}
+                  "mc_samples": mc_samples, "model": None, "selection": selection}
     best = entries[0]
     kept = closest_to_mean([run["test_accuracy"] for run in best["runs"]])
     try:
@@ -121,6 +152,38 @@ def evaluate(
         # The trainings took minutes: store their results even when the database refused the model.
         study.set_user_attr("evaluation", evaluation)
     return evaluation
+
+
+def _choose_best(study: optuna.Study, entries: list[dict[str, Any]], n_valid: int,
+                 retrain: Callable[..., list[bytes]]) -> tuple[list[bytes], dict[str, Any]]:
+    """Trains the best entry (``entries[0]``), or picks it among the finalists where validation is small.
+
+    Returns:
+        The kept networks of the chosen entry's seeds, and how it was chosen (stored as ``selection``).
+    """
+    candidates = finalists(study) if n_valid < SMALL_VALIDATION else []
+    if len(candidates) < 2:
+        return retrain(entries[0], keep=True), {
+            "rule": "the search's trial of best validation accuracy", "n_valid": n_valid, "finalists": []}
+    results = []
+    for trial in candidates:
+        entry = {**_entry(trial), "name": f"trial {trial.number}"}  # named as a finalist until chosen
+        results.append((entry, retrain(entry, keep=True)))
+    summary = [{"trial_number": entry["trial_number"],
+                "val_accuracy_mean": statistics.fmean(r["val_accuracy"] for r in entry["runs"]),
+                "val_loss_mean": statistics.fmean(r["val_loss"] for r in entry["runs"])} for entry, _ in results]
+
+    def key(i: int) -> tuple[float, float]:
+        loss = summary[i]["val_loss_mean"]
+        return (-summary[i]["val_accuracy_mean"], loss if math.isfinite(loss) else math.inf)
+
+    chosen = min(range(len(results)), key=key)
+    entries[0] = {**results[chosen][0], "name": "best"}
+    rule = (f"the one of best mean validation accuracy over the seeds among the search's top {len(results)} (trial "
+            f"{entries[0]['trial_number']}): validation has {n_valid} rows, under {SMALL_VALIDATION}, too few for "
+            "one run each to tell them apart; the test split was not used to choose")
+    return results[chosen][1], {"rule": rule, "n_valid": n_valid, "finalists": summary,
+                                "chosen": entries[0]["trial_number"]}
 
 
 def closest_to_mean(values: list[float | None]) -> int | None:

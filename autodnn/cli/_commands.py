@@ -132,14 +132,18 @@ def _run_evaluation(study: Any, seeds: int, *, quiet: bool, max_epochs: int | No
     from autodnn.evaluate import evaluate
 
     def progress(entry: dict, run: dict) -> None:
+        # A finalist (small validation: the best is chosen among the top few) is judged on validation only.
+        metric = "val_accuracy" if entry["name"] != "best" and entry["kind"] == "best" else "test_accuracy"
         if not quiet:
-            print(f"  {entry['name']:<10} seed {run['seed']}: test_accuracy {run['test_accuracy']:.4f} "
+            print(f"  {entry['name']:<10} seed {run['seed']}: {metric} {run[metric]:.4f} "
                   f"({run['epochs']} epochs, {run['seconds']:.1f} s)", flush=True)
 
     print(f"\nFinal evaluation: retraining the best configuration and the baselines with {seeds} seed(s), "
           "each tested once.", flush=True)
     evaluation = evaluate(study, seeds=seeds, max_epochs=max_epochs, on_run=progress)
     print(evaluation_table(evaluation))
+    if evaluation["selection"]["finalists"]:
+        print(f"The best configuration is {evaluation['selection']['rule']}.")
     if evaluation.get("model"):
         from autodnn.study.artifacts import study_storage
         from autodnn.study.urls import redact, storage_url

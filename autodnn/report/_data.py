@@ -122,6 +122,7 @@ class ReportData:
     search: SearchData
     trials: list[TrialRow]
     compute: Compute
+    selection: str = ""
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -228,6 +229,7 @@ def gather(study: optuna.Study) -> ReportData:
         search=gather_search(study, trials, complete),
         trials=[_row(t) for t in trials],
         compute=_compute(trials, settings, entries),
+        selection=str(_dict(evaluation.get("selection")).get("rule") or ""),
     )
 
 

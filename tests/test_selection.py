@@ -1,0 +1,82 @@
+"""How the final evaluation picks the best configuration: on small validation sets, among finalists retrained
+with every seed, on validation only."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from autodnn.config import TrialConfig
+from autodnn.evaluate import SMALL_VALIDATION, _choose_best, _entry, finalists
+
+
+def _study(values: dict[int, float]) -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    for units, value in values.items():
+        config = TrialConfig(n_units=units).to_dict()
+        study.add_trial(optuna.trial.create_trial(value=value, user_attrs={"config": config}))
+    study.add_trial(optuna.trial.create_trial(value=0.99, user_attrs={"config": TrialConfig().to_dict(),
+                                                                      "baseline": "book-2e"}))
+    return study
+
+
+def _fake_retrain(val: dict[int, tuple[float, float]], calls: list[int]):
+    """Stands in for training: each trial's seeds reach the given (validation accuracy, loss)."""
+
+    def retrain(entry: dict, *, keep: bool) -> list[bytes]:
+        calls.append(entry["trial_number"])
+        accuracy, loss = val[entry["trial_number"]]
+        entry["runs"] = [{"val_accuracy": accuracy, "val_loss": loss, "test_accuracy": 0.5}] * 2
+        return [b"model"] * 2
+
+    return retrain
+
+
+def test_finalists_are_the_top_searched_trials_with_distinct_configurations() -> None:
+    study = _study({32: 0.90, 64: 0.95, 128: 0.93, 256: 0.80})
+    assert [t.number for t in finalists(study)] == [1, 2, 0]  # the baseline (0.99) is not a finalist
+
+
+def test_on_small_validation_the_best_mean_validation_accuracy_of_the_finalists_wins() -> None:
+    study = _study({32: 0.90, 64: 0.95, 128: 0.93, 256: 0.80})
+    entries = [_entry(study.trials[1])]
+    calls: list[int] = []
+    # Retrained with every seed, trial 2 validates best, although trial 1 had the search's best single run.
+    retrain = _fake_retrain({0: (0.91, 0.3), 1: (0.92, 0.3), 2: (0.94, 0.4)}, calls)
+    files, selection = _choose_best(study, entries, 144, retrain)
+    assert sorted(calls) == [0, 1, 2]
+    assert entries[0]["trial_number"] == 2 and entries[0]["name"] == "best"
+    assert selection["chosen"] == 2 and len(selection["finalists"]) == 3
+    assert "144 rows" in selection["rule"] and "test split was not used" in selection["rule"]
+    assert files == [b"model"] * 2
+
+
+def test_equal_validation_accuracy_is_settled_by_the_lower_validation_loss() -> None:
+    study = _study({32: 0.90, 64: 0.95, 128: 0.93})
+    entries = [_entry(study.trials[1])]
+    retrain = _fake_retrain({0: (0.93, 0.5), 1: (0.93, 0.2), 2: (0.93, float("nan"))}, [])
+    _choose_best(study, entries, 144, retrain)
+    assert entries[0]["trial_number"] == 1
+
+
+@pytest.mark.parametrize("n_valid", [SMALL_VALIDATION, 5000])
+def test_on_large_validation_the_searchs_best_is_evaluated_alone(n_valid: int) -> None:
+    study = _study({32: 0.90, 64: 0.95, 128: 0.93})
+    entries = [_entry(study.trials[1])]
+    calls: list[int] = []
+    _, selection = _choose_best(study, entries, n_valid, _fake_retrain({1: (0.9, 0.3)}, calls))
+    assert calls == [1] and entries[0]["trial_number"] == 1
+    assert selection["finalists"] == [] and selection["rule"] == "the search's trial of best validation accuracy"
+
+
+def test_the_cli_says_how_the_winner_was_chosen_and_shows_finalists_by_validation(run_cli, sqlite_url: str) -> None:
+    result = run_cli("search", "--dataset", "digits", "--space", "quick", "--max-epochs", "3", "--no-baselines",
+                     "--n-trials", "4", "--pruner", "none", "--seeds", "1", "--storage", sqlite_url, "--study", "s")
+    assert result.code == 0, result.err
+    assert "The best configuration is the one of best mean validation accuracy" in result.out
+    finalist_lines = [line for line in result.out.splitlines() if line.strip().startswith("trial ")]
+    assert len(finalist_lines) == 3 and all("val_accuracy" in line for line in finalist_lines)
+    evaluation = optuna.load_study(study_name="s", storage=sqlite_url).user_attrs["evaluation"]
+    assert evaluation["entries"][0]["trial_number"] == evaluation["selection"]["chosen"]
+    report = run_cli("report", "s", "--storage", sqlite_url, "-o", sqlite_url.replace("sqlite:///", "") + ".html")
+    assert report.code == 0, report.err
