@@ -60,6 +60,7 @@ def test_every_warm_start_samples_a_valid_configuration_in_every_bundled_space(n
 def test_the_search_trains_the_warm_starts_first_then_searches(run_cli, sqlite_url: str) -> None:
     result = run_cli(*SEARCH, "--n-trials", "8", "--storage", sqlite_url, "--study", "w")
     assert result.code == 0, result.err
+    assert "(warm start small-adam)" in result.out and "(warm start wide-bn-adamw)" in result.out
     trials = optuna.load_study(study_name="w", storage=sqlite_url).get_trials(deepcopy=False)
     warm = [t for t in trials if "warm_start" in t.user_attrs]
     assert len(warm) == int(8 * SHARE) == 2

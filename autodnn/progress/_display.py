@@ -298,7 +298,10 @@ class StudyProgress:
         epochs = int(attrs.get("engine", {}).get("epochs", self.max_epochs or 0))
         label = trial_label(trial)
         self._epochs[trial.number] = (label, epochs)
-        self.display.trial_started(label, describe_config(attrs.get("config", {})))
+        description = describe_config(attrs.get("config", {}))
+        if attrs.get("warm_start"):
+            description += f" (warm start {attrs['warm_start']})"
+        self.display.trial_started(label, description)
 
     def on_epoch(self, trial: Any, epoch: int, metrics: dict[str, float]) -> None:
         """A running trial finished an epoch (0-based ``epoch``, as the trainer reports it)."""
