@@ -13,11 +13,9 @@ from typing import Any
 import keras
 from keras import ops
 
-from autodnn.optim._schedules import OneCycleMomentum
+from autodnn.optim._schedules import OneCycleMomentum, serializable
 
 __all__ = ["OneCycleAdam", "OneCycleAdamW", "OneCycleAdamax", "OneCycleNadam", "OneCycleSGD"]
-
-_serializable = keras.saving.register_keras_serializable(package="autodnn")
 
 
 def _cycled(name: str) -> property:
@@ -72,7 +70,7 @@ class _OneCycleMomentumMixin:
         return config
 
 
-@_serializable
+@serializable
 class OneCycleSGD(_OneCycleMomentumMixin, keras.optimizers.SGD):
     """SGD with momentum (or Nesterov) whose ``momentum`` follows ``momentum_schedule``.
 
@@ -112,7 +110,7 @@ class OneCycleSGD(_OneCycleMomentumMixin, keras.optimizers.SGD):
             self.assign_add(variable, m)
 
 
-@_serializable
+@serializable
 class OneCycleAdam(_OneCycleMomentumMixin, keras.optimizers.Adam):
     """Adam whose ``beta_1`` follows ``momentum_schedule``.
 
@@ -124,7 +122,7 @@ class OneCycleAdam(_OneCycleMomentumMixin, keras.optimizers.Adam):
     beta_1 = _cycled("beta_1")
 
 
-@_serializable
+@serializable
 class OneCycleAdamax(_OneCycleMomentumMixin, keras.optimizers.Adamax):
     """Adamax whose ``beta_1`` follows ``momentum_schedule``."""
 
@@ -132,7 +130,7 @@ class OneCycleAdamax(_OneCycleMomentumMixin, keras.optimizers.Adamax):
     beta_1 = _cycled("beta_1")
 
 
-@_serializable
+@serializable
 class OneCycleNadam(_OneCycleMomentumMixin, keras.optimizers.Nadam):
     """Nadam whose ``beta_1`` follows ``momentum_schedule`` (its running momentum product uses each step's)."""
 
@@ -140,7 +138,7 @@ class OneCycleNadam(_OneCycleMomentumMixin, keras.optimizers.Nadam):
     beta_1 = _cycled("beta_1")
 
 
-@_serializable
+@serializable
 class OneCycleAdamW(_OneCycleMomentumMixin, keras.optimizers.AdamW):
     """AdamW whose ``beta_1`` follows ``momentum_schedule``."""
 

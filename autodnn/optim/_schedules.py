@@ -20,7 +20,8 @@ from autodnn.errors import ConfigError
 __all__ = ["OneCycleMomentum", "OneCycleSchedule", "PowerSchedule", "build_schedule", "current_learning_rate",
            "one_cycle_phases"]
 
-_serializable = keras.saving.register_keras_serializable(package="autodnn")
+#: Registers a class under the package name ``autodnn``, so that saved models and configs find it again.
+serializable = keras.saving.register_keras_serializable(package="autodnn")
 
 
 def one_cycle_phases(total_steps: int, last_fraction: float) -> tuple[int, int]:
@@ -39,7 +40,7 @@ def one_cycle_phases(total_steps: int, last_fraction: float) -> tuple[int, int]:
     return (total_steps - last) // 2, last
 
 
-@_serializable
+@serializable
 class PowerSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """Power scheduling ``initial_learning_rate / (1 + step / decay_steps) ** power``.
 
@@ -70,7 +71,7 @@ class PowerSchedule(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
-@_serializable
+@serializable
 class OneCycleSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """Smith's 1cycle learning rate, as the book describes it and its author's ``OneCycleScheduler`` codes it.
 
@@ -136,7 +137,7 @@ class OneCycleSchedule(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
-@_serializable
+@serializable
 class OneCycleMomentum:
     """1cycle's momentum: the mirror image of :class:`OneCycleSchedule`'s cycle, flat during the annealing.
 
