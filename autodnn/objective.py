@@ -13,7 +13,7 @@ import optuna
 from autodnn.config import TrialConfig
 from autodnn.errors import TrialFailed
 from autodnn.study import cost
-from autodnn.study.strategy import may_prune_at
+from autodnn.study.strategy import first_step_of, may_prune_at
 
 if TYPE_CHECKING:
     from autodnn.datasets import Dataset
@@ -23,6 +23,14 @@ if TYPE_CHECKING:
 METRIC = "val_accuracy"
 #: Trials in a row that the time left cannot pay for, after which the search stops drawing new ones.
 UNAFFORDABLE_IN_A_ROW = 3
+#: A searched trial still at chance after this many epochs is stopped (:class:`TrialReporter`).
+CHANCE_EPOCHS = 3
+#: Validation accuracy this little above chance still counts as chance.
+CHANCE_MARGIN = 0.01
+#: MC-dropout passes of the final evaluation for a net with dropout, unless ``--mc-samples`` says otherwise.
+DEFAULT_MC_SAMPLES = 30
+#: What a training measures on the test split: kept out of a trial's ``result``, which the search reads.
+TEST_METRICS = ("test_accuracy", "test_loss", "mc_test_accuracy")
 
 
 class TrialReporter:
@@ -33,29 +41,43 @@ class TrialReporter:
     has finished, and its result is worth keeping. At the search's deadline every trial stops after the epoch
     in flight, baselines included, and is kept as pruned with its curve and the reason.
 
+    Epoch ``e`` (0-based) is reported at step ``e + first_step``: studies since 1-based steps report epoch 1 at
+    step 1, where Hyperband's first rung is; older ones (``first_step`` 0) go on as they began.
+
+    A searched trial whose validation accuracy has not risen above ``chance`` (the share of the most frequent
+    class) by its :data:`CHANCE_EPOCHS`-th epoch is stopped whatever the pruner says: a pruner compares it only
+    with the trials of its bracket, and the first of a bracket it never stops.
+
     Args:
         trial: The trial being trained.
-        prune: Whether the pruner may stop it.
+        prune: Whether the pruner (and the chance rule) may stop it.
         max_epochs: The trial's epoch budget.
         deadline: ``time.monotonic()`` value at which the search's time is up, or None.
         on_epoch: Called with (trial, 0-based epoch, that epoch's metrics) after each epoch is reported.
+        first_step: The step of the first epoch (:func:`autodnn.study.strategy.first_step_of`).
+        chance: Validation accuracy of always answering the most frequent class, or None not to check.
     """
 
     def __init__(self, trial: optuna.Trial, *, prune: bool = True, max_epochs: int | None = None,
                  deadline: float | None = None,
-                 on_epoch: Callable[[optuna.Trial, int, dict[str, float]], None] | None = None) -> None:
+                 on_epoch: Callable[[optuna.Trial, int, dict[str, float]], None] | None = None,
+                 first_step: int = 1, chance: float | None = None) -> None:
         self.trial = trial
         self.prune = prune
         self.max_epochs = max_epochs
         self.deadline = deadline
         self.on_epoch = on_epoch
+        self.first_step = first_step
+        self.chance = chance
         self._epoch = -1
         self._value = float("nan")
+        self._best = float("-inf")
 
     def report(self, epoch: int, metrics: dict[str, float]) -> None:
         """Stores the epoch's validation accuracy as the trial's intermediate value, then tells ``on_epoch``."""
         self._epoch, self._value = epoch, metrics[METRIC]
-        self.trial.report(self._value, step=epoch)
+        self._best = max(self._best, self._value) if self._value == self._value else self._best
+        self.trial.report(self._value, step=epoch + self.first_step)
         if self.on_epoch is not None:
             self.on_epoch(self.trial, epoch, metrics)
 
@@ -65,7 +87,12 @@ class TrialReporter:
         if self.deadline is not None and time.monotonic() >= self.deadline and not last:
             return (f"stopped at the search's time limit (--timeout) after epoch {self._epoch + 1}: "
                     f"{METRIC} {self._value:.4f}")
-        if not self.prune or last or not may_prune_at(self.trial.study.pruner, self._epoch):
+        if not self.prune or last:
+            return None
+        if self.chance is not None and self._epoch + 1 == CHANCE_EPOCHS and self._best <= self.chance + CHANCE_MARGIN:
+            return (f"pruned at epoch {self._epoch + 1}: {METRIC} never rose above chance ({self.chance:.4f}, the "
+                    f"most frequent class), best {self._best:.4f}")
+        if not may_prune_at(self.trial.study.pruner, self._epoch + self.first_step):
             return None
         if not self.trial.should_prune():
             return None
@@ -86,7 +113,10 @@ class Objective:
         tensorboard: Folder of TensorBoard logs: each trial writes its own subfolder (:mod:`autodnn.tensorboard`);
             None writes none.
         deadline: ``time.monotonic()`` value at which the search's time is up: the trial in flight stops after
-            its epoch and is kept, pruned, with its curve and the reason.
+            its epoch and is kept, pruned, with its curve and the reason. The search may move it between
+            trials (:class:`autodnn.study.budget.TimeBudget`).
+        spent: Set once :data:`UNAFFORDABLE_IN_A_ROW` trials in a row were not started because the time left
+            could not pay for them: the search then stops drawing new ones.
         on_trial_start: Called with (study, trial) once the trial's configuration is known, before training.
         on_epoch: Called with (trial, 0-based epoch, that epoch's metrics) after every epoch, e.g. to show
             progress.
@@ -102,7 +132,16 @@ class Objective:
     deadline: float | None = None
     on_trial_start: Callable[[optuna.Study, optuna.Trial], None] | None = None
     on_epoch: Callable[[optuna.Trial, int, dict[str, float]], None] | None = None
+    spent: bool = field(default=False, init=False)
+    chance: float | None = field(default=None, init=False)
     _refused: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        import numpy as np
+
+        labels = np.asarray(self.dataset.y_valid)
+        if labels.size:
+            self.chance = float(np.bincount(labels).max() / labels.size)
 
     def __call__(self, trial: optuna.Trial) -> float:
         from autodnn.trainer import train
@@ -118,15 +157,21 @@ class Objective:
         if self.on_trial_start is not None:
             self.on_trial_start(trial.study, trial)
         logs = self._tensorboard_logs(trial, config, sampled=not stored)
+        baseline = "baseline" in trial.user_attrs
+        start = time.perf_counter()
         try:
+            # A baseline is tested as the final evaluation tests it: its run counts as one of its seeds there.
             result = train(
                 config,
                 self.dataset,
                 max_epochs=self.max_epochs,
-                reporter=TrialReporter(trial, prune="baseline" not in trial.user_attrs, max_epochs=self.max_epochs,
-                                       deadline=self.deadline, on_epoch=self.on_epoch),
+                reporter=TrialReporter(trial, prune=not baseline, max_epochs=self.max_epochs,
+                                       deadline=self.deadline, on_epoch=self.on_epoch,
+                                       first_step=first_step_of(trial.study.user_attrs.get("settings") or {}),
+                                       chance=self.chance),
                 seed=seed,
-                mc_samples=self.mc_samples,
+                mc_samples=self.evaluation_mc_samples(config) if baseline else self.mc_samples,
+                evaluate_test=baseline,
                 **logs,
             )
         except optuna.TrialPruned:
@@ -136,7 +181,7 @@ class Objective:
             trial.set_user_attr("reason", reason[:500])
             trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
             raise TrialFailed(reason) from exc
-        trial.set_user_attr("result", result.metrics)
+        trial.set_user_attr("result", {k: v for k, v in result.metrics.items() if k not in TEST_METRICS})
         trial.set_user_attr("history", result.to_dict()["history"])
         trial.set_user_attr("epoch_times", result.epoch_times)
         trial.set_user_attr(cost.MEASURED, cost.steady_epoch_seconds(result.epoch_times))
@@ -145,13 +190,19 @@ class Objective:
         if result.stopped in ("pruned", "nan"):
             trial.set_user_attr("reason", result.reason)
             raise optuna.TrialPruned(result.reason)
+        if baseline:
+            trial.set_user_attr("test_run", result.evaluation_run(seed, time.perf_counter() - start))
         return result.val_accuracy
+
+    def evaluation_mc_samples(self, config: TrialConfig) -> int:
+        """MC-dropout passes of the final evaluation for ``config``: ``mc_samples`` or 30, none without dropout."""
+        return (self.mc_samples or DEFAULT_MC_SAMPLES) if config.has_dropout else 0
 
     def _check_affordable(self, trial: optuna.Trial, config: TrialConfig) -> None:
         """Records the predicted epoch time; before the deadline, refuses a trial whose first epoch cannot end.
 
-        After :data:`UNAFFORDABLE_IN_A_ROW` refusals in a row the search's time counts as spent (the deadline
-        moves to now), so that the loop does not draw configurations until the clock runs out.
+        After :data:`UNAFFORDABLE_IN_A_ROW` refusals in a row the search's time counts as spent (``spent``), so
+        that the loop does not draw configurations until the clock runs out.
 
         Raises:
             optuna.TrialPruned: The trial is not started: the time left would not pay for its first epoch.
@@ -168,8 +219,7 @@ class Objective:
             self._refused = 0
             return
         self._refused += 1
-        if self._refused >= UNAFFORDABLE_IN_A_ROW:
-            self.deadline = time.monotonic()
+        self.spent = self._refused >= UNAFFORDABLE_IN_A_ROW
         reason = (f"not started: its first epoch would take about {predicted + cost.FIXED_SECONDS:.1f} s "
                   f"(predicted, building and compiling included) and the search has {max(left, 0.0):.1f} s left")
         trial.set_user_attr("reason", reason)

@@ -96,6 +96,22 @@ class TrialResult:
         """The scalar fields: everything but the per-epoch history, epoch times and LR-finder curve."""
         return {k: v for k, v in self.to_dict().items() if k not in ("history", "epoch_times", "lr_finder")}
 
+    def evaluation_run(self, seed: int, seconds: float) -> dict[str, Any]:
+        """One run of the final evaluation (:mod:`autodnn.evaluate`), from a training that tested its network."""
+        return {
+            "seed": seed,
+            "test_accuracy": self.test_accuracy,
+            "test_loss": self.test_loss,
+            "val_accuracy": self.val_accuracy,
+            "val_loss": self.val_loss,
+            "mc_test_accuracy": self.mc_test_accuracy,
+            "epochs": self.epochs,
+            "seconds": seconds,
+            "learning_rate": self.learning_rate,
+            "stopped": self.stopped,
+            "history": self.to_dict()["history"],
+        }
+
 
 def train(
     config: TrialConfig,

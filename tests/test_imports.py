@@ -52,7 +52,7 @@ STUDY_LAYERS = [
     ("autodnn.study._tpe", "autodnn.study._tables"),
     ("autodnn.study.strategy", "autodnn.study.warm_start", "autodnn.study.cost"),
     ("autodnn.study.records",),
-    ("autodnn.study.settings",),
+    ("autodnn.study.settings", "autodnn.study.budget"),
     ("autodnn.objective",),
     ("autodnn.export",),
     ("autodnn.workers", "autodnn.engines", "autodnn.evaluate", "autodnn.report"),

@@ -22,7 +22,7 @@ from conftest import REPO
 from autodnn.progress import INTERVAL_ENV, SearchProgress, describe_config, in_notebook, progress_mode
 
 SEARCH = ("search", "--dataset", "digits", "--space", "quick", "--n-trials", "2", "--max-epochs", "3",
-          "--no-baselines", "--no-final", "--study", "p")
+          "--no-baselines", "--no-final", "--study", "p", "--timeout", "none")
 #: A carriage return that is not a line ending: tqdm redrawing its bar in place.
 IN_PLACE = re.compile(r"\r(?!\n)")
 ANSI = re.compile(r"\x1b\[")
@@ -124,7 +124,7 @@ def test_the_first_progress_comes_right_after_the_study_opens_not_after_a_baseli
     space.write_text("params:\n  n_hidden: 2\n  n_units: 32\n  learning_rate: {low: 1.0e-3, high: 1.0e-2, log: true}\n"
                      "  patience: 1000\n")
     argv = command(tmp_path, "search", "--dataset", "digits", "--space", str(space), "--n-trials", "1",
-                   "--max-epochs", "15", "--no-final", "--study", "p")
+                   "--max-epochs", "15", "--no-final", "--study", "p", "--no-warm-start")
     process = subprocess.Popen(argv, cwd=tmp_path, env=environment(**{INTERVAL_ENV: "0"}), stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True, bufsize=1)
     arrivals: list[tuple[float, str]] = []

@@ -36,7 +36,7 @@ def test_two_trial_search_records_config_result_history_and_study_attributes(run
         epochs = trial.user_attrs["result"]["epochs"] if "result" in trial.user_attrs else len(history["loss"])
         assert 1 <= epochs <= 3
         assert len(history["val_accuracy"]) == len(trial.user_attrs["epoch_times"]) == epochs
-        assert set(trial.intermediate_values) == set(range(len(trial.intermediate_values)))
+        assert set(trial.intermediate_values) == set(range(1, len(trial.intermediate_values) + 1)), "1-based"
         if trial.state == TrialState.COMPLETE:
             assert 0.0 <= trial.value <= 1.0
             assert trial.value == pytest.approx(trial.user_attrs["result"]["val_accuracy"])
@@ -108,8 +108,8 @@ def test_ctrl_c_mid_trial_leaves_a_resumable_study(tmp_path: Path, run_cli) -> N
     assert [t.state for t in study.trials].count(TrialState.FAIL) == 1
 
 
-def test_baselines_train_first_unpruned_and_the_final_evaluation_tests_each_once(run_cli, sqlite_url,
-                                                                                 tmp_path: Path) -> None:
+def test_a_warm_start_then_the_baselines_train_first_unpruned_and_each_network_is_tested_once(
+        run_cli, sqlite_url, tmp_path: Path) -> None:
     space = tmp_path / "small.yaml"
     space.write_text("params:\n  n_hidden: 2\n  n_units: 32\n  learning_rate: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
     result = run_cli("search", "--dataset", "digits", "--space", space, "--max-epochs", "2", "--n-trials", "1",
@@ -117,9 +117,9 @@ def test_baselines_train_first_unpruned_and_the_final_evaluation_tests_each_once
     assert result.code == 0, result.err
     study = optuna.load_study(study_name="b", storage=sqlite_url)
     trials = study.trials
-    assert [t.user_attrs.get("baseline") for t in trials[:3]] == ["book-2e", "book-3e", "book-selu"]
-    assert len(trials) == 4 and trials[3].user_attrs.get("baseline") is None
-    for trial in trials[:3]:
+    assert trials[0].user_attrs.get("warm_start") == "small-adam" and "baseline" not in trials[0].user_attrs
+    assert [t.user_attrs.get("baseline") for t in trials[1:]] == ["book-2e", "book-3e", "book-selu"]
+    for trial in trials[1:]:
         assert trial.state == TrialState.COMPLETE, trial.user_attrs.get("reason")
         config = trial.user_attrs["config"]
         assert (config["n_hidden"], config["n_units"], config["lr_finder"]) == (2, 32, True), "the space fixes both"
@@ -127,15 +127,17 @@ def test_baselines_train_first_unpruned_and_the_final_evaluation_tests_each_once
     evaluation = study.user_attrs["evaluation"]
     names = [e["name"] for e in evaluation["entries"]]
     assert names == ["best", "book-2e", "book-3e", "book-selu"]
-    assert evaluation["entries"][0]["trial_number"] == 3
+    assert evaluation["entries"][0]["trial_number"] == 0
     for entry in evaluation["entries"]:
         (run,) = entry["runs"]
         assert 0.0 <= run["test_accuracy"] <= 1.0
+        # A baseline's one seed is its tested search run; the best is retrained, never judged on its search run.
+        assert ("search_trial" in run) == (entry["kind"] == "baseline")
         assert entry["test_accuracy_mean"] == run["test_accuracy"] and entry["test_accuracy_std"] == 0.0
         assert len(run["history"]["val_loss"]) == run["epochs"] <= 2
     assert "Final evaluation" in result.out and "book-selu" in result.out and "best is" in result.out
     shown = run_cli("show", "b", "--storage", sqlite_url)
-    assert "Best trial 3" in shown.out and "book-2e" in shown.out
+    assert "Best trial 0" in shown.out and "book-2e" in shown.out
 
 
 def test_studies_and_show_list_what_the_search_stored(run_cli, workdir: Path) -> None:
@@ -214,7 +216,7 @@ def test_a_nan_loss_prunes_the_trial_with_its_reason_and_the_search_goes_on(run_
     space.write_text("params:\n  n_hidden: 2\n  n_units: 32\n  optimizer: sgd\n"
                      "  learning_rate: {choices: [1.0e+30, 1.0e-2]}\n  batch_size: 64\n")
     result = run_cli("search", "--dataset", "digits", "--space", space, "--max-epochs", "3", "--n-trials", "4",
-                     "--seed", "1", "--storage", sqlite_url, "--study", "n", "--no-baselines", "--no-final")
+                     "--seed", "1", "--storage", sqlite_url, "--study", "n", "--no-baselines", "--no-final", "--pruner", "none")
     assert result.code == 0, result.err
     study = optuna.load_study(study_name="n", storage=sqlite_url)
     exploded = [t for t in study.trials if t.params["learning_rate"] == 1e30]

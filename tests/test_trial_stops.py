@@ -31,22 +31,52 @@ def test_a_pruner_that_would_stop_every_trial_never_stops_one_after_its_last_epo
 
 
 def test_hyperband_whose_rung_falls_on_the_last_epoch_keeps_the_finished_trial() -> None:
-    # With --max-epochs 2, Hyperband's only rung is after epoch 2: the trial's last.
-    study = optuna.create_study(study_name="last-rung", direction="maximize", pruner=make_pruner("hyperband", 2))
+    # With --max-epochs 1, Hyperband's only rung is after epoch 1: the trial's last.
+    study = optuna.create_study(study_name="last-rung", direction="maximize", pruner=make_pruner("hyperband", 1))
     for _ in range(6):
         good = study.ask()
-        for epoch, value in enumerate((0.8, 0.9)):
-            good.report(value, epoch)
-            assert not good.should_prune()  # asking is what records a trial at a rung
+        good.report(0.9, 1)
+        assert not good.should_prune()  # asking is what records a trial at a rung
         study.tell(good, 0.9)
     poor = study.ask()
-    without_budget, with_budget = TrialReporter(poor), TrialReporter(poor, max_epochs=2)
-    for epoch, value in enumerate((0.1, 0.2)):
-        without_budget.report(epoch, {"val_accuracy": value})
+    without_budget, with_budget = TrialReporter(poor), TrialReporter(poor, max_epochs=1)
+    without_budget.report(0, {"val_accuracy": 0.1})
     assert without_budget.should_stop() is not None  # the rung would prune it ...
+    with_budget._epoch = 0
     assert with_budget.should_stop() is None  # ... but its training is done: it is kept
-    with_budget._epoch = 1
-    assert with_budget.should_stop() is None
+
+
+def test_hyperbands_first_rung_is_after_epoch_one() -> None:
+    study = optuna.create_study(study_name="first-rung", direction="maximize", pruner=make_pruner("hyperband", 50))
+    for _ in range(30):
+        good = study.ask()
+        reporter = TrialReporter(good, max_epochs=50)
+        reporter.report(0, {"val_accuracy": 0.9})
+        assert reporter.should_stop() is None
+        study.tell(good, 0.9)
+    stopped = []
+    for _ in range(30):
+        poor = study.ask()
+        reporter = TrialReporter(poor, max_epochs=50)
+        reporter.report(0, {"val_accuracy": 0.1})
+        stopped.append(reporter.should_stop())
+        study.tell(poor, state=TrialState.PRUNED)
+    assert sorted(study.trials[-1].intermediate_values) == [1], "epoch 1 is reported at step 1"
+    assert any(reason and reason.startswith("pruned at epoch 1:") for reason in stopped), stopped
+
+
+def test_a_searched_trial_still_at_chance_after_three_epochs_is_stopped_but_a_baseline_is_not() -> None:
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("none"))
+    stuck, learning = TrialReporter(study.ask(), max_epochs=50, chance=0.1), TrialReporter(study.ask(), chance=0.1)
+    baseline = TrialReporter(study.ask(), prune=False, max_epochs=50, chance=0.1)
+    for epoch in range(3):
+        stuck.report(epoch, {"val_accuracy": 0.105})
+        baseline.report(epoch, {"val_accuracy": 0.105})
+        learning.report(epoch, {"val_accuracy": 0.1 + 0.05 * epoch})
+        if epoch < 2:
+            assert stuck.should_stop() is None
+    assert "never rose above chance (0.1000, the most frequent class)" in stuck.should_stop()
+    assert learning.should_stop() is None and baseline.should_stop() is None
 
 
 def test_at_the_deadline_the_trial_in_flight_stops_and_is_kept_with_its_curve(tmp_path: Path) -> None:
@@ -70,7 +100,7 @@ def test_at_the_deadline_the_trial_in_flight_stops_and_is_kept_with_its_curve(tm
     assert trial.user_attrs["reason"].startswith("stopped at the search's time limit (--timeout) after epoch ")
     epochs = len(trial.user_attrs["history"]["val_accuracy"])
     assert 1 <= epochs < 5000
-    assert sorted(trial.intermediate_values) == list(range(epochs))
+    assert sorted(trial.intermediate_values) == list(range(1, epochs + 1))
     assert trial.user_attrs["result"]["epochs"] == epochs
 
 

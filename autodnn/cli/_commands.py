@@ -27,7 +27,7 @@ def _search(args: argparse.Namespace) -> int:
         raise UsageError(f"--seeds must be >= 1, but got {args.seeds}")
     options = SearchOptions(
         dataset=args.dataset, space=args.space, study=args.study, storage=args.storage, n_trials=args.n_trials,
-        timeout=args.timeout, max_epochs=args.max_epochs, seed=args.seed, data_dir=args.data_dir,
+        timeout=args.timeout, final_seeds=0 if args.no_final else args.seeds, max_epochs=args.max_epochs, seed=args.seed, data_dir=args.data_dir,
         target=args.target, valid_fraction=args.valid_fraction, force=args.force, mc_samples=args.mc_samples,
         baselines=not args.no_baselines, workers=args.workers, gpus=args.gpus, trials_per_gpu=args.trials_per_gpu,
         mps=not args.no_mps, precision=args.precision,
@@ -49,7 +49,7 @@ def _search(args: argparse.Namespace) -> int:
             study = search(options, on_start=started, on_trial_start=None if args.quiet else progress.on_trial_start,
                            on_epoch=None if args.quiet else progress.on_epoch,
                            on_trial=None if args.quiet else progress.on_trial, on_wait=progress.on_wait,
-                           on_worker_line=progress.on_worker_line)
+                           on_worker_line=progress.on_worker_line, on_budget=progress.display.write)
         print_best(study)
         if not args.no_final:
             _run_evaluation(study, args.seeds, quiet=args.quiet)

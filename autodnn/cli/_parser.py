@@ -30,14 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = sub.add_parser("search", help="run or resume a hyperparameter search", epilog=EPILOG)
     _data_args(search)
-    search.add_argument("--space", default="quick", help="search space: a name in search_spaces/ or a YAML path "
-                        "(default: quick)")
+    search.add_argument("--space", default="default", help="search space: a name in search_spaces/ or a YAML path "
+                        "(default: default, everything chapter 11 teaches for dense nets)")
     _study_args(search, required=False)
-    search.add_argument("--n-trials", type=int, default=20,
-                        help="finished trials the study should hold; a rerun adds only the missing ones (default: 20)")
-    search.add_argument("--timeout", type=duration, default=None, metavar="TIME",
-                        help="after TIME (seconds, or 90s, 30m, 2h, 1h30m) start no trial and stop the running one "
-                             "after its epoch (kept, pruned)")
+    search.add_argument("--n-trials", type=int, default=100,
+                        help="at most this many finished trials in the study; a rerun adds only the missing ones "
+                             "(default: 100)")
+    search.add_argument("--timeout", type=duration, default=DEFAULT_TIMEOUT, metavar="TIME",
+                        help="the whole command, final evaluation included, ends within TIME (seconds, or 90s, 30m, "
+                             "2h, 1h30m): the search stops in time for the evaluation's estimated share, its running "
+                             "trial after its epoch (kept, pruned); 'none' for no limit (default: 30m)")
     search.add_argument("--max-epochs", type=int, default=50, help="epoch budget of a trial (default: 50)")
     search.add_argument("--seed", type=int, default=0, help="seeds sampling, the data split and training")
     search.add_argument("--backend", default="auto", choices=["auto", "jax", "tensorflow", "torch"],
@@ -153,16 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: ``autodnn search``'s budget when no ``--timeout`` is given: 30 minutes, final evaluation included.
+DEFAULT_TIMEOUT = 1800.0
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 
 
-def duration(text: str) -> float:
-    """Seconds in ``text``: a number of seconds (``900``), or hours, minutes and seconds (``2h``, ``1h30m``, ``90s``).
+def duration(text: str) -> float | None:
+    """Seconds in ``text``: a number of seconds (``900``), or hours, minutes and seconds (``2h``, ``1h30m``, ``90s``);
+    None for ``none`` (no limit).
 
     Raises:
         argparse.ArgumentTypeError: Anything else, with what is expected.
     """
     value = text.strip().lower()
+    if value == "none":
+        return None
     try:
         return float(value)
     except ValueError:

@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 from autodnn.engines._kt_space import KerasTunerSpace
 from autodnn.errors import StudyError
 from autodnn.objective import METRIC
+from autodnn.study.strategy import first_step_of
 
 if TYPE_CHECKING:
     from autodnn.datasets import Dataset
@@ -243,7 +244,8 @@ class _TrialRunner:
         attrs.update(result=result.metrics, history=result.to_dict()["history"], epoch_times=result.epoch_times)
         if result.lr_finder is not None:
             attrs["lr_finder"] = result.to_dict()["lr_finder"]
-        curve = {i: v for i, v in enumerate(result.history.get("val_accuracy", [])) if math.isfinite(v)}
+        first = first_step_of(self.study.user_attrs.get("settings") or {})
+        curve = {i + first: v for i, v in enumerate(result.history.get("val_accuracy", [])) if math.isfinite(v)}
         if result.stopped == "nan":
             attrs["reason"] = result.reason
             self._record(TrialState.PRUNED, None, params, distributions, attrs, curve, started)

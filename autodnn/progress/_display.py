@@ -252,7 +252,7 @@ class StudyProgress:
         n_trials: The search's target of finished searched trials; the study's setting by default.
         max_epochs: Epoch budget of a trial; the study's setting by default.
         timeout: The search's time budget in seconds, if any.
-        baselines: Whether the search trains the book's baselines first (said in the study line).
+        baselines: Whether the search trains the book's baselines too (said in the study line).
         file: Where everything goes; stdout by default.
         interval: Seconds between plain per-epoch lines.
         notebook: Draw the bar with ``tqdm.auto``.

@@ -70,7 +70,7 @@ def study_line(study: Any, dataset: Any, space: Any, url: str, n_trials: int, ba
 
     return (f"Study '{study.study_name}' in {redact(url)}: dataset {dataset.name} ({dataset.sizes['train']} "
             f"train / {dataset.sizes['valid']} valid / {dataset.sizes['test']} test), space {space.name}, "
-            f"{searched_count(study)} of {n_trials} trials finished{', book baselines first' if baselines else ''}.")
+            f"{searched_count(study)} of {n_trials} trials finished{', book baselines too' if baselines else ''}.")
 
 
 def tally(study: Any) -> tuple[int, float | None]:

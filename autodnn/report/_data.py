@@ -146,7 +146,7 @@ def _epochs(trial: FrozenTrial) -> int | None:
 def _row(trial: FrozenTrial) -> TrialRow:
     pruned_at = None
     if trial.state == TrialState.PRUNED and trial.intermediate_values:
-        pruned_at = max(trial.intermediate_values) + 1
+        pruned_at = len(trial.intermediate_values)  # one value an epoch, whether steps start at 0 or 1
     retry = trial.system_attrs.get("failed_trial")
     return TrialRow(
         number=trial.number,

@@ -103,10 +103,8 @@ def gather_search(study: optuna.Study, trials: list[FrozenTrial], complete: list
                            "to keep the page light.")
         drawn = [drawn[int(i * step)] for i in range(MAX_LINES)]
     for t in drawn:
-        steps = t.intermediate_values
-        line: list[float | None] = [None] * (max(steps) + 1)
-        for k, v in steps.items():
-            line[k] = v
+        # One value an epoch, in epoch order, whether the study's steps start at 0 or 1.
+        line: list[float | None] = [t.intermediate_values[k] for k in sorted(t.intermediate_values)]
         data.lines.append((t.number, t.state == TrialState.PRUNED, line))
     return data
 

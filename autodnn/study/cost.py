@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 #: (2-core Intel Xeon, JAX: the 20 x 100 net trains at about 1.4 GFLOP/s of multiply-adds at batch 32).
 PRIOR_SECONDS_PER_MAC = 2.5e-10
 PRIOR_SECONDS_PER_STEP = 2.0e-4
-#: Seconds a trial spends besides its epochs: building, compiling, the final validation (benchmarks/RESULTS.md,
-#: "Fixed cost of a trial": 0.6 to 5.5 s on 2 cores).
+#: Seconds a trial spends besides its epochs (building, compiling, the final validation) before the study has
+#: measured its own (benchmarks/RESULTS.md, "Fixed cost of a trial": 0.6 to 5.5 s on 2 cores).
 FIXED_SECONDS = 3.0
 #: The user attributes of a trial's predicted and measured (median steady) epoch seconds.
 PREDICTED = "predicted_epoch_seconds"
@@ -62,6 +62,25 @@ def calibrate(study: optuna.Study, n_features: int, n_classes: int, rows: int) -
         if work > 0 and macs > 0:
             rates.append(work / macs)
     return (statistics.median(rates) if rates else PRIOR_SECONDS_PER_MAC), PRIOR_SECONDS_PER_STEP
+
+
+def fixed_seconds(study: optuna.Study) -> float:
+    """Seconds a trial spends besides its steady epochs (building, compiling, testing), from the study's trials.
+
+    The median, over the latest complete trials with measured epochs, of their wall time less their epochs at
+    the steady rate; :data:`FIXED_SECONDS` before any trial completed.
+    """
+    from optuna.trial import TrialState
+
+    spent = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))[-CALIBRATION_TRIALS:]:
+        times = trial.user_attrs.get("epoch_times")
+        steady = steady_epoch_seconds(times or [])
+        if steady is None or trial.datetime_start is None or trial.datetime_complete is None:
+            continue
+        wall = (trial.datetime_complete - trial.datetime_start).total_seconds()
+        spent.append(max(0.0, wall - steady * len(times)))
+    return statistics.median(spent) if spent else FIXED_SECONDS
 
 
 def steady_epoch_seconds(epoch_times: list[float]) -> float | None:

@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from autodnn.study.budget import TimeBudget
 from autodnn.study.records import finished_count, queued_count, run_target
 from autodnn.study.settings import SearchOptions, check_same, record_settings, update_settings
 from autodnn.study.storage import heartbeat_settings, open_storage
@@ -79,10 +80,12 @@ def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str
         # Names the objective in Optuna's own tools (optuna-dashboard shows "val_accuracy", not "Objective 0").
         study.set_metric_names([METRIC])
         record_settings(study, options, dataset, space)
-    if options.baselines:
-        enqueue_baselines(study, space)
+    # The warm starts first: they are cheap and reach a good result in the search's first minutes; the
+    # baselines follow, and the sampler learns from both before its own draws.
     if options.warm_start and options.engine == "optuna" and options.sampler == "tpe":
         enqueue_warm_starts(study, space, options.n_trials)
+    if options.baselines:
+        enqueue_baselines(study, space)
     return study
 
 
@@ -162,6 +165,7 @@ def search(
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
     on_wait: Callable[[optuna.Study, int], None] | None = None,
     on_worker_line: Callable[[Any, str, str], None] | None = None,
+    on_budget: Callable[[str], None] | None = None,
 ) -> optuna.Study:
     """Runs (or resumes) a search: the function behind ``autodnn search``.
 
@@ -181,6 +185,8 @@ def search(
         on_wait: Called when every missing trial runs elsewhere and this process waits for them.
         on_worker_line: Called with (worker plan, ``"stdout"``/``"stderr"``/``"exit"``, line) for what worker
             processes print, and for each that ended abnormally.
+        on_budget: Called with a line saying how ``options.timeout`` divides between the search and the final
+            evaluation, once the study is open (only with a timeout).
 
     Returns:
         The study, holding ``options.n_trials`` finished searched trials (and the baselines) unless a
@@ -193,6 +199,8 @@ def search(
     """
     from autodnn.objective import Objective
 
+    budget = None if options.timeout is None else TimeBudget(options.timeout, options.final_seeds,
+                                                               options.max_epochs)
     parallel = options.workers > 1 or options.gpus is not None
     if parallel:
         share_gpu_memory()  # before this process loads a framework: the workers need the GPU memory
@@ -201,32 +209,43 @@ def search(
     study = create_or_resume(options, dataset, space, name, url)
     if on_start is not None:
         on_start(study, dataset, space, url)
+    if budget is not None and on_budget is not None:
+        on_budget(budget.describe(study, dataset))
+    search_seconds = None if budget is None else budget.search_deadline(study, dataset) - time.monotonic()
     target = run_target(study, options.n_trials)
     if parallel:
         if finished_count(study) < target:
-            exits = launch_workers(name, normalize_url(url), plans, timeout=options.timeout,
+            exits = launch_workers(name, normalize_url(url), plans, timeout=search_seconds,
                                    quiet=on_trial is None, on_line=on_worker_line, mps=options.mps)
             for stopped in exits:
                 if stopped.code != 0 and on_worker_line is not None:
                     on_worker_line(stopped.plan, "exit", stopped.describe())
             check_outcome(study, target, exits, timed_out=options.timeout is not None)
         return study
-    deadline = None if options.timeout is None else time.monotonic() + options.timeout
+    deadline = None if budget is None else budget.search_deadline(study, dataset)
     objective = Objective(space, dataset, options.max_epochs, seed=options.seed, mc_samples=options.mc_samples,
                           lr_finder=options.lr_finder, deadline=deadline, on_trial_start=on_trial_start,
                           on_epoch=on_epoch, tensorboard=options.tensorboard)
+
+    def trial_done(current: optuna.Study, trial: FrozenTrial) -> None:
+        if budget is not None:  # measurements replace predictions: the evaluation's share moves
+            objective.deadline = budget.search_deadline(current, dataset)
+        if on_trial is not None:
+            on_trial(current, trial)
+
     if options.engine == "keras-tuner":
         from autodnn.engines import run_keras_tuner
 
         # The book's baselines train through the same objective as in any study; KerasTuner then searches.
         run_trials(study, objective, n_trials=finished_count(study) + queued_count(study),
-                   max_failures=options.max_failures, on_trial=on_trial, url=url)
+                   max_failures=options.max_failures, on_trial=trial_done, url=url)
+        timeout = None if budget is None else max(0.0, budget.search_deadline(study, dataset) - time.monotonic())
         run_keras_tuner(study, space, dataset, strategy=options.strategy, n_trials=options.n_trials,
-                        max_epochs=options.max_epochs, seed=options.seed, timeout=options.timeout,
+                        max_epochs=options.max_epochs, seed=options.seed, timeout=timeout,
                         epoch_budget=options.epoch_budget, lr_finder=options.lr_finder,
                         max_failures=options.max_failures, on_trial=on_trial, on_trial_start=on_trial_start,
                         on_epoch=on_epoch)
         return study
-    run_trials(study, objective, n_trials=target, timeout=options.timeout, max_failures=options.max_failures,
-               on_trial=on_trial, on_wait=on_wait, url=url, epoch_budget=options.epoch_budget)
+    run_trials(study, objective, n_trials=target, max_failures=options.max_failures,
+               on_trial=trial_done, on_wait=on_wait, url=url, epoch_budget=options.epoch_budget)
     return study

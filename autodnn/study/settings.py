@@ -13,7 +13,15 @@ import optuna
 
 from autodnn.backend import PRECISIONS
 from autodnn.errors import StudyError, UsageError
-from autodnn.study.strategy import ENGINES, PRUNERS, SAMPLERS, STRATEGIES, describe_engine, precision_of
+from autodnn.study.strategy import (
+    ENGINES,
+    FIRST_STEP,
+    PRUNERS,
+    SAMPLERS,
+    STRATEGIES,
+    describe_engine,
+    precision_of,
+)
 from autodnn.study.urls import redact
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -21,7 +29,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 @dataclass
 class SearchOptions:
-    """Everything ``autodnn search`` takes, with the command line's defaults.
+    """Everything ``autodnn search`` takes, with the command line's defaults but one: no ``timeout`` (the
+    command's is 30 minutes).
 
     Attributes:
         dataset: Dataset spec (``digits``, ``cifar10``, ``csv:PATH`` ...).
@@ -29,8 +38,11 @@ class SearchOptions:
         study: Study name; defaults to ``<dataset>-<space>``.
         storage: SQLAlchemy URL; defaults to ``sqlite:///studies/<study>.db``.
         n_trials: Finished (complete or pruned) trials the study should reach.
-        timeout: Seconds the trials may take: none starts after them, and the one in flight stops after its
-            current epoch and is kept (pruned, with its curve and the reason).
+        timeout: Seconds the whole command may take, the final evaluation of ``final_seeds`` included
+            (:mod:`autodnn.study.budget`): no trial starts once the search's share is spent, and the one in
+            flight stops after its current epoch and is kept (pruned, with its curve and the reason).
+        final_seeds: Seeds of the final evaluation that follows the search (``--seeds``; 0 with ``--no-final``
+            or when the caller evaluates later), for which ``timeout`` leaves time.
         max_epochs: Epoch budget of each trial.
         seed: Seeds the sampler, the data split and every trial's training.
         data_dir: Where to look for dataset files.
@@ -62,11 +74,12 @@ class SearchOptions:
     """
 
     dataset: str = "digits"
-    space: str = "quick"
+    space: str = "default"
     study: str | None = None
     storage: str | None = None
-    n_trials: int = 20
+    n_trials: int = 100
     timeout: float | None = None
+    final_seeds: int = 0
     max_epochs: int = 50
     seed: int = 0
     data_dir: str | None = None
@@ -255,6 +268,7 @@ def settings_of(options: SearchOptions) -> dict[str, Any]:
         "warm_start": options.warm_start,
         "precision": options.precision,
         "tensorboard": options.tensorboard,
+        "first_step": FIRST_STEP,
     }
 
 

@@ -46,11 +46,12 @@ HALVING_FACTOR = 3
 def make_pruner(kind: str = "hyperband", max_epochs: int = 50) -> optuna.pruners.BasePruner:
     """The pruner of ``--pruner``.
 
-    ``median``: stops a trial whose epoch falls below the median of earlier trials at that epoch, once five
-    trials finished, never in a trial's first two epochs. ``hyperband``: Optuna's Hyperband over epochs 1 to
-    ``max_epochs`` with reduction factor 3 (successive halving in several brackets). ``halving``: one bracket
-    of asynchronous successive halving, rungs after epochs 2, 4 and 10 (0-based steps 1, 3, 9), keeping the
-    best third at each. ``none``: never prunes.
+    Steps are epochs, 1-based (:data:`FIRST_STEP`). ``median``: stops a trial whose epoch falls below the
+    median of earlier trials at that epoch, once five trials finished, never in a trial's first two epochs.
+    ``hyperband``: Optuna's Hyperband over epochs 1 to ``max_epochs`` with reduction factor 3 (successive
+    halving in several brackets; the most aggressive one's rungs after epochs 1, 3, 9, 27). ``halving``: one
+    bracket of asynchronous successive halving, rungs after epochs 1, 3 and 9, keeping the best third at each.
+    ``none``: never prunes.
     """
     if kind == "none":
         return optuna.pruners.NopPruner()
@@ -59,7 +60,7 @@ def make_pruner(kind: str = "hyperband", max_epochs: int = 50) -> optuna.pruners
                                               reduction_factor=HALVING_FACTOR)
     if kind == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=HALVING_FACTOR)
-    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=FIRST_STEP + 2)
 
 
 def may_prune_at(pruner: optuna.pruners.BasePruner, step: int) -> bool:
@@ -79,6 +80,16 @@ def may_prune_at(pruner: optuna.pruners.BasePruner, step: int) -> bool:
 def describe_engine(engine: str, strategy: str | None) -> str:
     """``keras-tuner (hyperband)``, or the engine alone when it has no strategy."""
     return f"{engine} ({strategy})" if strategy else engine
+
+
+#: The step at which a study made now reports its first epoch: Hyperband's first rung (step 1) then falls
+#: after epoch 1.
+FIRST_STEP = 1
+
+
+def first_step_of(settings: dict[str, Any]) -> int:
+    """The step of a study's first epoch: 1, or 0 for studies made before steps were 1-based."""
+    return int(settings.get("first_step", 0))
 
 
 def precision_of(settings: dict[str, Any]) -> str:
@@ -107,9 +118,9 @@ def engine_label(settings: dict[str, Any]) -> str | None:
 #: What each ``--pruner`` did to a trial it stopped, in words for the report.
 PRUNING_RULES = {
     "median": "once they fell below the median of earlier trials at the same epoch",
-    "hyperband": "at a Hyperband rung (after epochs 2, 4, 10, 28, ...), for not being in the best third of their "
-                 "bracket's trials at that epoch",
-    "halving": "at a successive-halving rung (after epochs 2, 4, 10, 28, ...), for not being in the best third of "
+    "hyperband": "at a Hyperband rung (after epochs 1, 3, 9, 27, ... in the most aggressive bracket), for not "
+                 "being in the best third of their bracket's trials at that epoch",
+    "halving": "at a successive-halving rung (after epochs 1, 3, 9, 27, ...), for not being in the best third of "
                "the trials at that epoch",
     "none": "for a NaN loss (the search did not prune)",
 }

@@ -3,7 +3,7 @@
 TPE starts from random draws, and in a space as wide as chapter 11's (1 to 30 layers of 16 to 1,024 units,
 eleven activations, nine optimizers) a random start spends most of a small budget on nets that train badly
 or slowly: in a 16-minute CIFAR-10 search two start-up trials took 14 of the 16 minutes to reach 31% and 14%
-(benchmarks/RESULTS.md). A warm start enqueues, after the book's baselines, configurations that the
+(benchmarks/RESULTS.md). A warm start enqueues, before the book's baselines, configurations that the
 literature and this project's own runs say train well on standardized dense inputs, so the sampler's model of
 the space begins with good points. They are ordinary searched trials: sampled through the space (so they
 obey its ranges, conditions and constraints), counted in ``--n-trials``, pruned like any other.

@@ -220,9 +220,9 @@ def _run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float],
 
 
 def _out_of_time(objective: Callable[[optuna.Trial], float]) -> bool:
-    """Whether the objective's own deadline has passed (it moves it to now once no configuration fits)."""
+    """Whether the objective's own deadline has passed, or its time is spent (no configuration fits)."""
     deadline = getattr(objective, "deadline", None)
-    return deadline is not None and time.monotonic() >= deadline
+    return getattr(objective, "spent", False) or (deadline is not None and time.monotonic() >= deadline)
 
 
 def _baseline_queued(study: optuna.Study) -> bool:

@@ -1,0 +1,143 @@
+"""The time budget of a search command: what the final evaluation will take, and what is left to search.
+
+``autodnn search --timeout T`` bounds the whole command, final evaluation included. The evaluation
+(:mod:`autodnn.evaluate`) retrains the best configuration with every seed (the top few on small validation)
+and each book baseline with every seed but one (its search run was tested and counts as one). Each training
+costs about what the same configuration took in the search; one the search has not trained yet costs its
+predicted epoch time (:mod:`autodnn.study.cost`) times the epochs the study's trials train before early
+stopping (all of the budget, until one has). The search's deadline is the
+command's end less that estimate, and moves after every trial as measurements replace predictions: a cheap
+best leaves more time to search, an expensive one less.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from optuna.trial import TrialState
+
+from autodnn.config import TrialConfig
+from autodnn.study import cost
+from autodnn.study.records import best_trial, is_baseline
+
+if TYPE_CHECKING:
+    import optuna
+
+#: The search's least share of the budget, when the evaluation's estimate would leave less: the command
+#: then overruns, and says so at the start.
+MIN_SEARCH_SHARE = 0.25
+#: Seconds of the evaluation besides its trainings: reloading the data, storing the kept network.
+EVALUATION_OVERHEAD = 10.0
+#: Below this many validation rows one row moves validation accuracy by a tenth of a point or more, and the
+#: search's pick (one training run each) among its top trials is mostly the luck of the seed: the final
+#: evaluation (:mod:`autodnn.evaluate`) then retrains the top :data:`FINALISTS` with every seed and keeps the
+#: one with the best mean validation accuracy (lower mean validation loss on a tie). The test split is never
+#: used to choose.
+SMALL_VALIDATION = 1000
+FINALISTS = 3
+
+
+@dataclass
+class TimeBudget:
+    """The seconds a search command may take, and the seeds of its final evaluation.
+
+    Attributes:
+        total: Seconds of the whole command (``--timeout``).
+        seeds: Trainings per configuration in the final evaluation; 0 when there is none (``--no-final``).
+        max_epochs: Epoch budget of every training.
+        start: ``time.monotonic()`` when the command's clock started.
+    """
+
+    total: float
+    seeds: int
+    max_epochs: int
+    start: float = field(default_factory=time.monotonic)
+
+    @property
+    def end(self) -> float:
+        return self.start + self.total
+
+    def evaluation_seconds(self, study: optuna.Study, dataset: Any) -> float:
+        """Estimated seconds of the final evaluation, from what ``study`` has measured so far."""
+        if self.seeds < 1:
+            return 0.0
+        trials = study.get_trials(deepcopy=False)
+        rows = len(dataset.x_train)
+        rates = cost.calibrate(study, dataset.n_features, dataset.n_classes, rows)
+        epochs = epoch_share(trials, self.max_epochs) * self.max_epochs
+        fixed = cost.fixed_seconds(study)
+
+        def predicted(config: dict[str, Any]) -> float:
+            parsed = TrialConfig.from_dict(config)
+            epoch = cost.predict_epoch_seconds(parsed, dataset.n_features, dataset.n_classes, rows, rates)
+            return epoch * epochs + fixed
+
+        baselines: dict[str, float] = {}
+        for trial in trials:
+            if not is_baseline(trial) or "config" not in trial.user_attrs:
+                continue
+            name = trial.user_attrs["baseline"]
+            if trial.state == TrialState.COMPLETE:  # its search run, tested, counts as one seed
+                reused = 1 if "test_run" in trial.user_attrs else 0
+                baselines[name] = trained_seconds(trial) * (self.seeds - reused)
+            elif name not in baselines:
+                baselines[name] = predicted(trial.user_attrs["config"]) * self.seeds
+        n_best = FINALISTS if len(dataset.y_valid) < SMALL_VALIDATION else 1
+        best = best_trial(study)
+        if best is not None:
+            per_run = trained_seconds(best)
+        else:
+            pending = [predicted(t.user_attrs["config"]) for t in trials
+                       if is_baseline(t) and "config" in t.user_attrs]
+            per_run = max(pending, default=fixed)
+        return sum(baselines.values()) + n_best * self.seeds * per_run + EVALUATION_OVERHEAD
+
+    def search_deadline(self, study: optuna.Study, dataset: Any) -> float:
+        """``time.monotonic()`` value at which the search must stop for the evaluation to end in time."""
+        share = self.total - self.evaluation_seconds(study, dataset)
+        return self.start + max(share, MIN_SEARCH_SHARE * self.total)
+
+    def describe(self, study: optuna.Study, dataset: Any) -> str:
+        """The budget's shares in one line, printed at the start of the search."""
+        evaluation = self.evaluation_seconds(study, dataset)
+        left = self.end - time.monotonic()
+        if self.seeds < 1:
+            return f"Time budget {clock(self.total)}: all of it to the search (no final evaluation)."
+        line = (f"Time budget {clock(self.total)}: the final evaluation ({self.seeds} seed(s) of the best and of "
+                f"each book baseline) is estimated at {clock(evaluation)}")
+        if evaluation > left - MIN_SEARCH_SHARE * self.total:
+            return (f"{line}, more than the budget leaves: the search gets {clock(MIN_SEARCH_SHARE * self.total)} "
+                    f"and the command will overrun; give --timeout {clock(2 * evaluation)} or more, or fewer --seeds.")
+        return f"{line}, the search about {clock(left - evaluation)} (re-estimated after every trial)."
+
+
+def epoch_share(trials: list[optuna.trial.FrozenTrial], max_epochs: int) -> float:
+    """The median share of ``max_epochs`` that the study's complete trials trained before early stopping.
+
+    1 (every epoch) before any trial completed: the evaluation's first estimate errs long.
+    """
+    shares = [t.user_attrs["result"]["epochs"] / max_epochs for t in trials
+              if t.state == TrialState.COMPLETE and "epochs" in t.user_attrs.get("result", {})]
+    return min(1.0, statistics.median(shares)) if shares else 1.0
+
+
+def trained_seconds(trial: optuna.trial.FrozenTrial) -> float:
+    """Wall seconds a finished trial took from start to end."""
+    if trial.datetime_start is None or trial.datetime_complete is None:
+        return 0.0
+    return (trial.datetime_complete - trial.datetime_start).total_seconds()
+
+
+def clock(seconds: float) -> str:
+    """``"1h05m"``, ``"12m30s"``, ``"45s"``: a duration as ``--timeout`` accepts it."""
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s" if secs else f"{minutes}m"
+    return f"{secs}s"

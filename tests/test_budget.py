@@ -1,0 +1,108 @@
+"""The time budget of a search command: the final evaluation's share is estimated from what the study measured,
+and the search stops in time for it; a baseline's tested search run counts as one of its evaluation seeds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from autodnn.config import TrialConfig
+from autodnn.study.budget import MIN_SEARCH_SHARE, TimeBudget, clock, epoch_share
+
+
+class _Data:
+    """The shape of a dataset, all the budget reads of one."""
+
+    def __init__(self, n_train: int = 10_000, n_valid: int = 2_000) -> None:
+        self.x_train = np.zeros((n_train, 64), dtype=np.float32)
+        self.y_valid = np.zeros(n_valid, dtype=np.int32)
+        self.n_features, self.n_classes = 64, 10
+
+
+def _trial(seconds: float, value: float, epochs: int = 10, **attrs) -> optuna.trial.FrozenTrial:
+    start = dt.datetime(2026, 1, 1, 12, 0, 0)
+    config = attrs.pop("config", TrialConfig(n_units=64).to_dict())
+    return optuna.trial.FrozenTrial(
+        number=0, trial_id=0, state=TrialState.COMPLETE, value=value, values=None, datetime_start=start,
+        datetime_complete=start + dt.timedelta(seconds=seconds), params={}, distributions={},
+        user_attrs={"config": config, "result": {"epochs": epochs}, **attrs}, system_attrs={},
+        intermediate_values={})
+
+
+def _study(*trials: optuna.trial.FrozenTrial) -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    for trial in trials:
+        study.add_trial(trial)
+    return study
+
+
+def test_measured_trainings_make_the_estimate_a_tested_baseline_one_seed_fewer() -> None:
+    study = _study(_trial(60.0, 0.90, baseline="book-2e", test_run={"seed": 5, "test_accuracy": 0.9}),
+                   _trial(40.0, 0.85, baseline="book-3e"),  # not tested: all three seeds to train
+                   _trial(20.0, 0.95))
+    budget = TimeBudget(total=3600.0, seeds=3, max_epochs=20)
+    estimate = budget.evaluation_seconds(study, _Data())
+    # book-2e: 2 more seeds of 60 s; book-3e: 3 of 40 s; the best: 3 of 20 s; plus the fixed overhead.
+    assert estimate == pytest.approx(2 * 60 + 3 * 40 + 3 * 20 + 10.0)
+    assert TimeBudget(total=3600.0, seeds=0, max_epochs=20).evaluation_seconds(study, _Data()) == 0.0
+
+
+def test_on_small_validation_the_finalists_are_counted() -> None:
+    study = _study(_trial(20.0, 0.95))
+    small = TimeBudget(total=3600.0, seeds=2, max_epochs=20).evaluation_seconds(study, _Data(n_valid=200))
+    large = TimeBudget(total=3600.0, seeds=2, max_epochs=20).evaluation_seconds(study, _Data(n_valid=5000))
+    assert small - 10.0 == pytest.approx(3 * (large - 10.0))
+
+
+def test_the_search_deadline_leaves_the_evaluation_its_share_but_never_less_than_a_quarter_to_search() -> None:
+    study = _study(_trial(100.0, 0.95))
+    budget = TimeBudget(total=1000.0, seeds=3, max_epochs=20, start=time.monotonic())
+    assert budget.search_deadline(study, _Data()) == pytest.approx(budget.start + 1000.0 - 310.0)
+    tight = TimeBudget(total=400.0, seeds=3, max_epochs=20, start=budget.start)
+    assert tight.search_deadline(study, _Data()) == pytest.approx(tight.start + MIN_SEARCH_SHARE * 400.0)
+    assert "will overrun" in tight.describe(study, _Data()) and "--timeout 10m20s" in tight.describe(study, _Data())
+    assert "the search about 11m" in budget.describe(study, _Data())
+
+
+def test_untrained_configurations_are_predicted_for_the_epochs_trials_train_before_early_stopping() -> None:
+    waiting = optuna.create_study(direction="maximize")
+    waiting.enqueue_trial({}, user_attrs={"baseline": "book-2e", "config": TrialConfig(n_units=64).to_dict()})
+    before = TimeBudget(total=3600.0, seeds=1, max_epochs=40).evaluation_seconds(waiting, _Data())
+    waiting.add_trial(_trial(5.0, 0.5, epochs=10))  # a complete trial stopped early at a quarter of the budget
+    assert epoch_share(waiting.get_trials(), 40) == 0.25
+    after = TimeBudget(total=3600.0, seeds=1, max_epochs=40).evaluation_seconds(waiting, _Data())
+    assert after < before
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(45, "45s"), (600, "10m"), (750, "12m30s"), (5400, "1h30m")])
+def test_durations_are_written_as_timeout_reads_them(seconds: float, text: str) -> None:
+    from autodnn.cli._parser import duration
+
+    assert clock(seconds) == text and duration(text) == seconds
+
+
+def test_the_whole_command_ends_within_its_timeout_and_baselines_reuse_their_search_run(run_cli, sqlite_url) -> None:
+    start = time.monotonic()
+    result = run_cli("search", "--dataset", "iris", "--space", "quick", "--storage", sqlite_url, "--study", "b",
+                     "--timeout", "75", "--seeds", "2", "--max-epochs", "8")
+    elapsed = time.monotonic() - start
+    assert result.code == 0, result.err
+    assert "Time budget 1m15s: the final evaluation (2 seed(s)" in result.out
+    assert elapsed < 75 + 10, f"the command took {elapsed:.0f} s of a 75-s budget"
+    study = optuna.load_study(study_name="b", storage=sqlite_url)
+    evaluation = study.user_attrs["evaluation"]
+    baselines = {t.user_attrs["baseline"]: t for t in study.trials if "baseline" in t.user_attrs}
+    for entry in evaluation["entries"]:
+        assert len(entry["runs"]) == 2
+        if entry["kind"] == "baseline":
+            trial = baselines[entry["name"]]
+            assert entry["runs"][0]["search_trial"] == trial.number
+            assert entry["runs"][0]["test_accuracy"] == trial.user_attrs["test_run"]["test_accuracy"]
+            assert "test_accuracy" not in trial.user_attrs["result"], "the search's results hold no test score"
+        else:
+            assert all("search_trial" not in run for run in entry["runs"])
