@@ -88,8 +88,8 @@ def book_baselines(n_hidden: int = 20, n_units: int = 100) -> tuple[Baseline, ..
         n_units: Units per hidden layer (exercise 8's 100 unless a study fixes width).
     """
     deep = n_hidden > DEEP_LAYERS
-    common = dict(n_hidden=n_hidden, n_units=n_units, lr_finder=True, batch_size=32, patience=10,
-                  init_distribution="normal", bn_momentum=0.99)
+    common = {"n_hidden": n_hidden, "n_units": n_units, "lr_finder": True, "batch_size": 32, "patience": 10,
+              "init_distribution": "normal", "bn_momentum": 0.99}
     normalization = "batch_norm_before" if deep else "none"
     second = TrialConfig(
         **common, initializer="he", activation="elu", elu_alpha=1.0, normalization=normalization,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import traceback
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import optuna
 from autodnn.config import TrialConfig
 from autodnn.errors import TrialFailed
 from autodnn.study import cost
+from autodnn.study.records import NOT_STARTED
 from autodnn.study.strategy import first_step_of, may_prune_at
 
 if TYPE_CHECKING:
@@ -23,6 +25,11 @@ if TYPE_CHECKING:
 METRIC = "val_accuracy"
 #: Trials in a row that the time left cannot pay for, after which the search stops drawing new ones.
 UNAFFORDABLE_IN_A_ROW = 3
+#: A sampled configuration whose predicted epoch costs more than this many times the priciest epoch the study
+#: has measured is not started (:meth:`Objective._check_affordable`): low cost first.
+COST_GROWTH = 2.0
+#: After this many configurations in a row refused for their cost, the allowed growth doubles.
+FRONTIER_REFUSALS = 10
 #: A searched trial still at chance after this many epochs is stopped (:class:`TrialReporter`).
 CHANCE_EPOCHS = 3
 #: Validation accuracy this little above chance still counts as chance.
@@ -76,7 +83,8 @@ class TrialReporter:
     def report(self, epoch: int, metrics: dict[str, float]) -> None:
         """Stores the epoch's validation accuracy as the trial's intermediate value, then tells ``on_epoch``."""
         self._epoch, self._value = epoch, metrics[METRIC]
-        self._best = max(self._best, self._value) if self._value == self._value else self._best
+        if not math.isnan(self._value):
+            self._best = max(self._best, self._value)
         self.trial.report(self._value, step=epoch + self.first_step)
         if self.on_epoch is not None:
             self.on_epoch(self.trial, epoch, metrics)
@@ -135,6 +143,8 @@ class Objective:
     spent: bool = field(default=False, init=False)
     chance: float | None = field(default=None, init=False)
     _refused: int = field(default=0, init=False, repr=False)
+    _growth: float = field(default=COST_GROWTH, init=False, repr=False)
+    _over: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         import numpy as np
@@ -153,7 +163,7 @@ class Objective:
         trial.set_user_attr("config", config.to_dict())
         seed = int(trial.user_attrs.get("seed", self.seed + trial.number))
         trial.set_user_attr("seed", seed)
-        self._check_affordable(trial, config)
+        self._check_affordable(trial, config, sampled=not stored and "warm_start" not in trial.user_attrs)
         if self.on_trial_start is not None:
             self.on_trial_start(trial.study, trial)
         logs = self._tensorboard_logs(trial, config, sampled=not stored)
@@ -198,14 +208,20 @@ class Objective:
         """MC-dropout passes of the final evaluation for ``config``: ``mc_samples`` or 30, none without dropout."""
         return (self.mc_samples or DEFAULT_MC_SAMPLES) if config.has_dropout else 0
 
-    def _check_affordable(self, trial: optuna.Trial, config: TrialConfig) -> None:
-        """Records the predicted epoch time; before the deadline, refuses a trial whose first epoch cannot end.
+    def _check_affordable(self, trial: optuna.Trial, config: TrialConfig, *, sampled: bool) -> None:
+        """Records the predicted epoch time; under a deadline, refuses what the search should not start.
 
-        After :data:`UNAFFORDABLE_IN_A_ROW` refusals in a row the search's time counts as spent (``spent``), so
-        that the loop does not draw configurations until the clock runs out.
+        A trial whose first epoch cannot end before the deadline is not started; after
+        :data:`UNAFFORDABLE_IN_A_ROW` such in a row the search's time counts as spent (``spent``), so that the
+        loop does not draw configurations until the clock runs out. A sampled configuration (not a baseline,
+        a warm start or a retry) whose epoch would cost more than :data:`COST_GROWTH` times the priciest epoch
+        the study has measured is not started either: the search starts cheap and grows its cost step by step,
+        as FLAML's CFO does, instead of spending a small budget on a few huge random draws. After
+        :data:`FRONTIER_REFUSALS` such refusals in a row the allowed growth doubles. A refused trial is kept,
+        pruned, with its reason (TPE counts it among the bad), and not counted in ``--n-trials``.
 
         Raises:
-            optuna.TrialPruned: The trial is not started: the time left would not pay for its first epoch.
+            optuna.TrialPruned: The trial is not started.
         """
         data = self.dataset
         rows = len(data.x_train)
@@ -215,13 +231,27 @@ class Objective:
         if self.deadline is None:
             return
         left = self.deadline - time.monotonic()
-        if predicted + cost.FIXED_SECONDS <= left:
-            self._refused = 0
-            return
-        self._refused += 1
-        self.spent = self._refused >= UNAFFORDABLE_IN_A_ROW
-        reason = (f"not started: its first epoch would take about {predicted + cost.FIXED_SECONDS:.1f} s "
-                  f"(predicted, building and compiling included) and the search has {max(left, 0.0):.1f} s left")
+        first = predicted + cost.fixed_seconds(trial.study)
+        if first > left:
+            self._refused += 1
+            self.spent = self._refused >= UNAFFORDABLE_IN_A_ROW
+            self._refuse(trial, f"not started: its first epoch would take about {first:.1f} s (predicted, building "
+                                f"and compiling included) and the search has {max(left, 0.0):.1f} s left")
+        self._refused = 0
+        frontier = cost.frontier(trial.study) if sampled else None
+        if frontier is not None and predicted > self._growth * frontier:
+            reason = (f"not started: its epochs would take about {predicted:.1f} s, more than {self._growth:g} x the "
+                      f"priciest epoch the search has measured ({frontier:.1f} s); the search grows its cost step "
+                      "by step, cheapest first")
+            self._over += 1
+            if self._over >= FRONTIER_REFUSALS:
+                self._growth, self._over = 2 * self._growth, 0
+            self._refuse(trial, reason)
+        self._over = 0
+
+    @staticmethod
+    def _refuse(trial: optuna.Trial, reason: str) -> None:
+        trial.set_user_attr(NOT_STARTED, True)
         trial.set_user_attr("reason", reason)
         raise optuna.TrialPruned(reason)
 

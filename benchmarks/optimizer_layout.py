@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import statistics
@@ -29,9 +30,9 @@ from typing import Any
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = [32 * 32 * 3] + [100] * 20 + [10]
@@ -88,7 +89,7 @@ class Net:
 
     def __init__(self, rng: np.random.Generator) -> None:
         self.params = []
-        for n_in, n_out in zip(SIZES[:-1], SIZES[1:]):
+        for n_in, n_out in itertools.pairwise(SIZES):
             kernel = rng.standard_normal((n_in, n_out), dtype=np.float32) * np.sqrt(2 / n_in)
             self.params += [jnp.asarray(kernel), jnp.zeros(n_out, jnp.float32)]
         self.shapes = [p.shape for p in self.params]

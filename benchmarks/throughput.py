@@ -406,7 +406,7 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"Target batch >= 512 >= {tbig['target']:.0%} of matmul: {tbig['value']:.0%} ({tbig['backend']}, "
               f"batch {tbig['batch_size']}) -> {'met' if tbig['met'] else 'NOT met'}")
     if report["compile"]:
-        print(f"\nCompile cost per trial on digits (first epoch minus a steady epoch, batch 32):")
+        print("\nCompile cost per trial on digits (first epoch minus a steady epoch, batch 32):")
         print(f"{'backend':<12}{'net':<10}{'1st epoch s':>12}{'epoch s':>9}{'compile s':>11}"
               f"{'trial s':>9}{'same net again s':>18}")
         for r in report["compile"]:
@@ -516,7 +516,6 @@ def accelerator() -> dict[str, Any] | None:
     if keras.backend.backend() != "jax":
         return None
     import jax
-    import jax.numpy as jnp
 
     gpu = jax.devices()[0]
     n = 8192

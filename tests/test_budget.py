@@ -106,3 +106,40 @@ def test_the_whole_command_ends_within_its_timeout_and_baselines_reuse_their_sea
             assert "test_accuracy" not in trial.user_attrs["result"], "the search's results hold no test score"
         else:
             assert all("search_trial" not in run for run in entry["runs"])
+
+
+def test_the_fixed_cost_of_a_trial_is_its_wall_time_less_its_epochs_at_the_steady_rate() -> None:
+    from autodnn.study import cost
+
+    assert cost.fixed_seconds(_study()) == cost.FIXED_SECONDS  # nothing measured yet: the prior
+    study = _study(_trial(10.0, 0.9, epoch_times=[3.0, 1.0, 1.0]), _trial(4.0, 0.8, epoch_times=[1.5, 0.5]))
+    # 10 s less 3 steady epochs of 1 s; 4 s less 2 of 0.5 s: the median of 7 and 3.
+    assert cost.fixed_seconds(study) == pytest.approx(5.0)
+
+
+def test_under_a_deadline_the_search_grows_its_cost_cheapest_first() -> None:
+    from autodnn.datasets import load_dataset
+    from autodnn.objective import COST_GROWTH, FRONTIER_REFUSALS, Objective
+    from autodnn.space import load_space
+    from autodnn.study import cost
+    from autodnn.study.records import NOT_STARTED, finished_count
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(_trial(1.0, 0.9, **{cost.MEASURED: 0.001}))
+    objective = Objective(load_space("quick"), load_dataset("iris"), 5, deadline=time.monotonic() + 3600)
+    huge, small = TrialConfig(n_hidden=8, n_units=1024), TrialConfig(n_hidden=1, n_units=16)
+    for _ in range(FRONTIER_REFUSALS - 1):
+        trial = study.ask()
+        with pytest.raises(optuna.TrialPruned, match=f"more than {COST_GROWTH:g} x the priciest epoch"):
+            objective._check_affordable(trial, huge, sampled=True)
+        assert trial.user_attrs[NOT_STARTED] is True
+        study.tell(trial, state=TrialState.PRUNED)
+    assert finished_count(study) == 1, "trials not started do not count toward --n-trials"
+    objective._check_affordable(study.ask(), huge, sampled=False)  # a warm start or a baseline always starts
+    objective._check_affordable(study.ask(), small, sampled=True)
+    for _ in range(FRONTIER_REFUSALS):
+        with pytest.raises(optuna.TrialPruned):
+            objective._check_affordable(study.ask(), huge, sampled=True)
+    assert objective._growth == 2 * COST_GROWTH, "ten refusals in a row double the allowed growth"
+    assert not Objective(load_space("quick"), load_dataset("iris"), 5)._check_affordable(study.ask(), huge,
+                                                                                        sampled=True)

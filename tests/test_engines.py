@@ -9,11 +9,11 @@ import keras_tuner as kt
 import numpy as np
 import optuna
 import pytest
+from conftest import assert_user_error
 from optuna.trial import TrialState
 
 from autodnn.engines import KerasTunerSpace
-from autodnn.space import space_from_dict, load_space
-from conftest import assert_user_error
+from autodnn.space import load_space, space_from_dict
 
 SPACE = {
     "name": "conditional",

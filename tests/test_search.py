@@ -11,9 +11,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.trial import TrialState
-
 from conftest import REPO, assert_user_error
+from optuna.trial import TrialState
 
 SEARCH = ("search", "--dataset", "digits", "--space", "quick", "--max-epochs", "3", "--no-baselines", "--no-final")
 

@@ -8,8 +8,8 @@ from typing import Any
 import optuna
 import pytest
 
-from autodnn.study._tpe import TPESampler
 from autodnn.space import load_space
+from autodnn.study._tpe import TPESampler
 
 TPE_ARGS = dict(multivariate=True, group=True, constant_liar=True, n_startup_trials=10)
 

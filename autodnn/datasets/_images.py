@@ -221,7 +221,7 @@ def _read_cache(cache_file: Path, key: str, path: Path) -> RawData | None:
             class_names = tuple(str(name) for name in stored["class_names"])
         _check_cached(x_train, y_train, x_test, y_test, len(class_names))
     # A cache is only a shortcut: whatever is wrong with it (truncated, foreign, older layout), read the source.
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any unusable cache is skipped
         _LOG.info("ignoring unusable image cache %s: %s", cache_file, one_line(exc))
         return None
     return RawData(x_train, y_train, x_test, y_test, class_names, source=str(path))

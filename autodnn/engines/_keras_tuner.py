@@ -236,7 +236,7 @@ class _TrialRunner:
         relay = None if self.on_epoch is None else _EpochRelay(running, self.on_epoch)
         try:
             result = train(config, self.dataset, max_epochs=epochs, seed=seed, reporter=relay)
-        except Exception as exc:  # noqa: BLE001 - a trial's failure is recorded, the search goes on
+        except Exception as exc:  # a trial's failure is recorded, the search goes on
             self.last_reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
             attrs.update(reason=self.last_reason, traceback=traceback.format_exc()[-4000:])
             self._record(TrialState.FAIL, None, params, distributions, attrs, {}, started)

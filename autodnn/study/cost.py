@@ -83,11 +83,21 @@ def fixed_seconds(study: optuna.Study) -> float:
     return statistics.median(spent) if spent else FIXED_SECONDS
 
 
+def frontier(study: optuna.Study) -> float | None:
+    """The priciest steady epoch any trial of the study has measured, in seconds; None before any."""
+    measured = [t.user_attrs[MEASURED] for t in study.get_trials(deepcopy=False) if t.user_attrs.get(MEASURED)]
+    return max(measured) if measured else None
+
+
 def steady_epoch_seconds(epoch_times: list[float]) -> float | None:
-    """The median epoch after the first (which also compiles), or the only one, or None without epochs."""
-    if not epoch_times:
+    """The median epoch after the first (which also compiles), or None with fewer than two epochs.
+
+    A trial pruned after its first epoch measured its compiling along with it, up to seconds on a net whose
+    steady epochs take a tenth of one: no steady rate to calibrate the cost model with.
+    """
+    if len(epoch_times) < 2:
         return None
-    return statistics.median(epoch_times[1:] if len(epoch_times) > 1 else epoch_times)
+    return statistics.median(epoch_times[1:])
 
 
 def predict_epoch_seconds(config: TrialConfig, n_features: int, n_classes: int, rows: int,

@@ -13,11 +13,19 @@ from autodnn.study.cost import MEASURED, PREDICTED
 from autodnn.study.storage import open_storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+#: The user attribute of a trial the search did not start (the time left or its cost frontier could not pay
+#: for it): kept, pruned, with its reason, but not counted in ``--n-trials``.
+NOT_STARTED = "not_started"
+
+
+def counts(trial: FrozenTrial) -> bool:
+    """Whether a trial counts toward ``--n-trials``: it finished, and it trained."""
+    return trial.state in FINISHED and not trial.user_attrs.get(NOT_STARTED)
 
 
 def finished_count(study: optuna.Study) -> int:
-    """Trials that finished (complete or pruned): what ``--n-trials`` counts."""
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    """Trials that finished (complete or pruned) after training: what ``--n-trials`` counts."""
+    return sum(counts(t) for t in study.get_trials(deepcopy=False, states=FINISHED))
 
 
 def epochs_spent(study: optuna.Study) -> int:
@@ -47,8 +55,8 @@ def run_target(study: optuna.Study, n_trials: int) -> int:
 
 
 def searched_count(study: optuna.Study) -> int:
-    """Finished trials that were searched (baselines not counted)."""
-    return sum(not is_baseline(t) for t in study.get_trials(deepcopy=False, states=FINISHED))
+    """Finished trials that were searched (baselines and trials not started not counted)."""
+    return sum(counts(t) and not is_baseline(t) for t in study.get_trials(deepcopy=False, states=FINISHED))
 
 
 def queued_count(study: optuna.Study) -> int:

@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autodnn.errors import StudyError, TrialFailed
 from autodnn.study.locks import StudyLock, study_lock
-from autodnn.study.records import FINISHED, epochs_spent
+from autodnn.study.records import counts, epochs_spent
 from autodnn.study.urls import STORAGE_ENV, redact
 
 #: Seconds between checks of a worker that waits for trials running elsewhere (a heartbeat interval when
@@ -191,9 +191,9 @@ def _run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float],
         try:
             if interval:
                 optuna.storages.fail_stale_trials(study)
-            states = [t.state for t in study.get_trials(deepcopy=False)]
-            finished = sum(s in FINISHED for s in states)
-            running = states.count(TrialState.RUNNING)
+            trials = study.get_trials(deepcopy=False)
+            finished = sum(counts(t) for t in trials)
+            running = sum(t.state == TrialState.RUNNING for t in trials)
             if finished >= n_trials:
                 return ran
             if epoch_budget is not None and not _baseline_queued(study) and epochs_spent(study) >= epoch_budget:
@@ -274,7 +274,7 @@ def _fail(study: optuna.Study, trial: optuna.Trial) -> None:
         try:
             study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             return
-        except Exception:
+        except Exception:  # noqa: BLE001 - any failed write: a fresh pool, then the next try
             storage = getattr(study._storage, "_backend", study._storage)
             engine = getattr(storage, "engine", None)
             if engine is not None:

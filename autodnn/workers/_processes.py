@@ -21,7 +21,7 @@ from typing import IO, Any
 import optuna
 
 from autodnn.errors import AutodnnError, UsageError
-from autodnn.study.records import FINISHED
+from autodnn.study.records import finished_count
 from autodnn.study.urls import STORAGE_ENV, redact
 
 #: Seconds Ctrl-C gives worker processes to mark their trials failed before they are killed.
@@ -389,7 +389,7 @@ def check_outcome(study: optuna.Study, target: int, exits: Sequence[WorkerExit],
     Raises:
         AutodnnError: Fewer than ``target`` finished trials; names how each failed worker ended.
     """
-    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    finished = finished_count(study)
     if finished >= target or timed_out:
         return
     failed = [e.describe() for e in exits if e.code != 0] or ["every worker exited"]

@@ -1,0 +1,287 @@
+"""The searches a user writes by hand, without autodnn: a plain Optuna script and KerasTuner.
+
+``benchmarks/search_quality.py`` runs these against ``autodnn search`` at an equal wall time. They are written
+the way the libraries' tutorials write them, on purpose: plain ``model.fit`` with Keras' own callbacks, one
+``keras.Sequential`` per trial, an in-memory Optuna study, KerasTuner's files in a temporary folder.
+
+The space, the same for every competitor:
+
+=====================  ===============================================================================
+``n_hidden``           hidden Dense layers, integer 1 .. 10
+``n_units``            units of every hidden layer, integer 16 .. 1024, log scale
+``activation``         relu, elu, selu, swish, gelu, tanh
+``kernel_initializer`` he_normal, glorot_uniform, lecun_normal
+``batch_norm``         a BatchNormalization between each Dense and its activation (the book's place), or none
+``dropout``            rate of a Dropout after every hidden layer, 0 .. 0.5 (none below 0.001)
+``optimizer``          sgd (momentum 0.9), nesterov (momentum 0.9), rmsprop, adam, nadam, adamw
+``learning_rate``      1e-5 .. 1e-1, log scale
+``batch_size``         32, 64, 128, 256, 512
+=====================  ===============================================================================
+
+Every trial trains for at most ``max_epochs`` with Keras' ``EarlyStopping(patience=5)`` (on ``val_loss``, its
+default, as autodnn's trainer) and scores its best epoch's ``val_accuracy``, as KerasTuner does; autodnn scores
+the accuracy of the best-``val_loss`` epoch, which is never higher. KerasTuner tunes the batch size the documented way, with
+``hp.Choice`` in an overridden ``HyperModel.fit``.
+
+A search ends at a deadline the way Ctrl-C ends it for a user: a callback raises :class:`OutOfTime` in the
+middle of the trial in flight, that trial is lost (Optuna marks it failed), and the caller catches the error.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import tempfile
+import time
+from typing import Any
+
+import keras
+import keras_tuner
+import optuna
+
+ACTIVATIONS = ["relu", "elu", "selu", "swish", "gelu", "tanh"]
+INITIALIZERS = ["he_normal", "glorot_uniform", "lecun_normal"]
+OPTIMIZERS = ["sgd", "nesterov", "rmsprop", "adam", "nadam", "adamw"]
+BATCH_SIZES = [32, 64, 128, 256, 512]
+PATIENCE = 5
+#: The hyperparameters of a network; KerasTuner's values also hold its own ``tuner/...`` bookkeeping.
+PARAMS = ("n_hidden", "n_units", "activation", "kernel_initializer", "batch_norm", "dropout", "optimizer",
+          "learning_rate", "batch_size")
+
+
+class OutOfTime(Exception):
+    """The search's wall-time budget is spent."""
+
+
+class TunerOutOfTime(OutOfTime, keras_tuner.errors.FatalError):
+    """:class:`OutOfTime` for KerasTuner, which records any other exception as an invalid trial and goes on.
+
+    ``BaseTuner._try_run_and_update_trial`` re-raises only ``keras_tuner.errors.FatalError``.
+    """
+
+
+class Deadline(keras.callbacks.Callback):
+    """Raises ``error`` after the first training batch that ends past ``deadline`` (``time.monotonic()``)."""
+
+    def __init__(self, deadline: float, error: type[OutOfTime] = OutOfTime) -> None:
+        super().__init__()
+        self.deadline = deadline
+        self.error = error
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if time.monotonic() > self.deadline:
+            raise self.error("out of time")
+
+
+class OptunaPruning(keras.callbacks.Callback):
+    """Reports each epoch's validation accuracy to the trial and stops the trial when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        super().__init__()
+        self.trial = trial
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.trial.report(logs["val_accuracy"], epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+
+def build_model(params: dict[str, Any], n_features: int, n_classes: int) -> keras.Model:
+    """The compiled network of ``params`` (the names in :data:`PARAMS`; ``batch_size`` is not used here)."""
+    model = keras.Sequential([keras.Input(shape=(n_features,))])
+    for _ in range(params["n_hidden"]):
+        if params["batch_norm"]:
+            model.add(keras.layers.Dense(params["n_units"], kernel_initializer=params["kernel_initializer"],
+                                         use_bias=False))
+            model.add(keras.layers.BatchNormalization())
+            model.add(keras.layers.Activation(params["activation"]))
+        else:
+            model.add(keras.layers.Dense(params["n_units"], activation=params["activation"],
+                                         kernel_initializer=params["kernel_initializer"]))
+        if params["dropout"] >= 0.001:
+            model.add(keras.layers.Dropout(params["dropout"]))
+    model.add(keras.layers.Dense(n_classes, activation="softmax"))
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=make_optimizer(params),
+                  metrics=["accuracy"])
+    return model
+
+
+def make_optimizer(params: dict[str, Any]) -> keras.optimizers.Optimizer:
+    rate = params["learning_rate"]
+    if params["optimizer"] == "sgd":
+        return keras.optimizers.SGD(learning_rate=rate, momentum=0.9)
+    if params["optimizer"] == "nesterov":
+        return keras.optimizers.SGD(learning_rate=rate, momentum=0.9, nesterov=True)
+    optimizers = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
+                  "nadam": keras.optimizers.Nadam, "adamw": keras.optimizers.AdamW}
+    return optimizers[params["optimizer"]](learning_rate=rate)
+
+
+def suggest_params(trial: optuna.Trial) -> dict[str, Any]:
+    """The space as a user writes it for Optuna."""
+    return {
+        "n_hidden": trial.suggest_int("n_hidden", 1, 10),
+        "n_units": trial.suggest_int("n_units", 16, 1024, log=True),
+        "activation": trial.suggest_categorical("activation", ACTIVATIONS),
+        "kernel_initializer": trial.suggest_categorical("kernel_initializer", INITIALIZERS),
+        "batch_norm": trial.suggest_categorical("batch_norm", [False, True]),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+        "optimizer": trial.suggest_categorical("optimizer", OPTIMIZERS),
+        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-1, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", BATCH_SIZES),
+    }
+
+
+def run_optuna(dataset: Any, *, sampler: str, budget: float, max_epochs: int, seed: int) -> dict[str, Any]:
+    """A plain Optuna script: TPE with the median pruner (``sampler="tpe"``) or random search without pruning.
+
+    Args:
+        dataset: An ``autodnn`` Dataset (standardized float32 features, integer classes).
+        sampler: ``"tpe"`` or ``"random"``.
+        budget: Wall seconds from the start of ``study.optimize``.
+        max_epochs: Epochs a trial may train at most.
+        seed: Seeds the sampler and Keras.
+
+    Returns:
+        The search's outcome (see :func:`outcome`).
+    """
+    keras.utils.set_random_seed(seed)
+    n_classes = len(dataset.class_names)
+    if sampler == "tpe":
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
+                                    pruner=optuna.pruners.MedianPruner())
+    else:
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed),
+                                    pruner=optuna.pruners.NopPruner())
+    start, started = time.monotonic(), datetime.datetime.now()
+    deadline = start + budget
+
+    def objective(trial: optuna.Trial) -> float:
+        keras.backend.clear_session()
+        params = suggest_params(trial)
+        model = build_model(params, dataset.x_train.shape[1], n_classes)
+        history = model.fit(dataset.x_train, dataset.y_train, validation_data=(dataset.x_valid, dataset.y_valid),
+                            epochs=max_epochs, batch_size=params["batch_size"], verbose=0,
+                            callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True),
+                                       OptunaPruning(trial), Deadline(deadline)])
+        return max(history.history["val_accuracy"])
+
+    try:
+        study.optimize(objective, n_trials=100_000)
+    except OutOfTime:
+        pass
+    seconds = time.monotonic() - start
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    best = max(complete, key=lambda t: t.value) if complete else None
+    finished = [t for t in study.trials if t.state.is_finished() and t.state != optuna.trial.TrialState.FAIL]
+    trace, running = [], -math.inf
+    for t in sorted(complete, key=lambda t: t.datetime_complete):
+        running = max(running, t.value)
+        trace.append(((t.datetime_complete - started).total_seconds(), running))
+    return outcome(best.params if best else None, best.value if best else None, len(finished), seconds, trace)
+
+
+class DenseHyperModel(keras_tuner.HyperModel):
+    """The space as a user writes it for KerasTuner, and the time each trial ended with its best score.
+
+    Attributes:
+        trace: ``(seconds since start, best val_accuracy so far)`` after each trial that finished training.
+        start: ``time.monotonic()`` at the start of the search; set it before ``tuner.search``.
+    """
+
+    def __init__(self, n_features: int, n_classes: int) -> None:
+        super().__init__()
+        self.n_features = n_features
+        self.n_classes = n_classes
+        self.trace: list[tuple[float, float]] = []
+        self.start = time.monotonic()
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        params = {
+            "n_hidden": hp.Int("n_hidden", 1, 10),
+            "n_units": hp.Int("n_units", 16, 1024, sampling="log"),
+            "activation": hp.Choice("activation", ACTIVATIONS),
+            "kernel_initializer": hp.Choice("kernel_initializer", INITIALIZERS),
+            "batch_norm": hp.Boolean("batch_norm"),
+            "dropout": hp.Float("dropout", 0.0, 0.5),
+            "optimizer": hp.Choice("optimizer", OPTIMIZERS),
+            "learning_rate": hp.Float("learning_rate", 1e-5, 1e-1, sampling="log"),
+        }
+        return build_model(params, self.n_features, self.n_classes)
+
+    def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
+        history = model.fit(*args, batch_size=hp.Choice("batch_size", BATCH_SIZES), **kwargs)
+        # KerasTuner scores a trial by its best epoch, as this does.
+        best = max(history.history["val_accuracy"])
+        running = max(best, self.trace[-1][1]) if self.trace else best
+        self.trace.append((time.monotonic() - self.start, running))
+        return history
+
+
+def run_keras_tuner(dataset: Any, *, algorithm: str, budget: float, max_epochs: int, seed: int) -> dict[str, Any]:
+    """KerasTuner's Hyperband (factor 3) or Bayesian optimization, in a temporary project folder.
+
+    Hyperband runs as many of its iterations as the budget allows (``hyperband_iterations`` 100,000, where
+    the default 1 would end the search early on small data), Bayesian optimization as many trials.
+
+    Args:
+        dataset: An ``autodnn`` Dataset.
+        algorithm: ``"hyperband"`` or ``"bayesian"``.
+        budget: Wall seconds from the start of ``tuner.search``.
+        max_epochs: Epochs a trial may train at most (Hyperband's ``max_epochs``).
+        seed: Seeds the oracle and Keras.
+
+    Returns:
+        The search's outcome (see :func:`outcome`).
+    """
+    keras.utils.set_random_seed(seed)
+    hypermodel = DenseHyperModel(dataset.x_train.shape[1], len(dataset.class_names))
+    with tempfile.TemporaryDirectory() as directory:
+        if algorithm == "hyperband":
+            tuner = keras_tuner.Hyperband(hypermodel, objective="val_accuracy", max_epochs=max_epochs, factor=3,
+                                          hyperband_iterations=100_000, seed=seed, directory=directory,
+                                          project_name="hyperband", overwrite=True)
+        else:
+            tuner = keras_tuner.BayesianOptimization(hypermodel, objective="val_accuracy", max_trials=100_000,
+                                                     seed=seed, directory=directory, project_name="bayesian",
+                                                     overwrite=True)
+        start = hypermodel.start = time.monotonic()
+        try:
+            tuner.search(dataset.x_train, dataset.y_train, validation_data=(dataset.x_valid, dataset.y_valid),
+                         epochs=max_epochs, verbose=0,
+                         callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE),
+                                    Deadline(start + budget, TunerOutOfTime)])
+        except TunerOutOfTime:
+            pass
+        seconds = time.monotonic() - start
+        best = tuner.oracle.get_best_trials(1)
+        finished = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
+    params = {name: best[0].hyperparameters.values[name] for name in PARAMS} if best else None
+    return outcome(params, best[0].score if best else None, len(finished), seconds, hypermodel.trace)
+
+
+def outcome(params: dict[str, Any] | None, best_val: float | None, trials: int, seconds: float,
+            trace: list[tuple[float, float]]) -> dict[str, Any]:
+    """What a competitor's search gives back.
+
+    Args:
+        params: The winner's hyperparameters (``None`` when no trial finished).
+        best_val: The winner's validation accuracy.
+        trials: Trials that finished (completed or pruned); the one the deadline stopped is not counted.
+        seconds: Wall seconds of the search, deadline overrun included.
+        trace: ``(seconds since the search started, best validation accuracy so far)`` after each finished trial.
+    """
+    return {"best_params": params, "best_val_accuracy": best_val, "trials": trials, "seconds": seconds,
+            "trace": trace}
+
+
+def test_accuracy(params: dict[str, Any], dataset: Any, *, max_epochs: int, seed: int) -> float:
+    """Retrains the winner once with ``seed`` as its search trained it (early stopping, best weights kept) and
+    returns its accuracy on the test split."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = build_model(params, dataset.x_train.shape[1], len(dataset.class_names))
+    model.fit(dataset.x_train, dataset.y_train, validation_data=(dataset.x_valid, dataset.y_valid),
+              epochs=max_epochs, batch_size=params["batch_size"], verbose=0,
+              callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True)])
+    return float(model.evaluate(dataset.x_test, dataset.y_test, verbose=0)[1])
