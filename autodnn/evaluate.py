@@ -22,8 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autodnn.config import TrialConfig
 from autodnn.errors import StudyError, UsageError
-from autodnn.objective import DEFAULT_MC_SAMPLES
-from autodnn.study.budget import FINALISTS, SMALL_VALIDATION
+from autodnn.study.budget import DEFAULT_MC_SAMPLES, FINALISTS, SMALL_VALIDATION
 from autodnn.study.records import baseline_trials, best_trial, is_baseline
 from autodnn.study.settings import dataset_of
 
@@ -52,7 +51,8 @@ def _entry(trial: FrozenTrial) -> dict[str, Any]:
 def evaluation_entries(study: optuna.Study) -> list[dict[str, Any]]:
     """The configurations to evaluate: the best searched trial first, then every baseline of the study.
 
-    A baseline whose search run completed and was tested carries that run as ``search_run``.
+    A baseline whose search run completed and was tested carries that run as ``search_run``; one the search
+    did not reach (still queued at its deadline) is evaluated all the same.
 
     Raises:
         StudyError: No searched trial has completed yet.
@@ -61,7 +61,12 @@ def evaluation_entries(study: optuna.Study) -> list[dict[str, Any]]:
     if best is None:
         raise StudyError(f"study '{study.study_name}' has no completed trial to evaluate yet; run 'autodnn search'")
     entries = [_entry(best)]
-    for trial in baseline_trials(study):
+    # A baseline still queued when the search's time ran out is trained here, with every seed.
+    trained = baseline_trials(study)
+    names = {t.user_attrs["baseline"] for t in trained}
+    queued = [t for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+              if is_baseline(t) and "config" in t.user_attrs and t.user_attrs["baseline"] not in names]
+    for trial in [*trained, *queued]:
         entry = {"name": trial.user_attrs["baseline"], "title": trial.user_attrs.get("title", ""),
                  "kind": "baseline", "trial_number": trial.number, "config": trial.user_attrs["config"]}
         if trial.state == TrialState.COMPLETE and trial.user_attrs.get("test_run"):

@@ -14,6 +14,7 @@ import optuna
 from autodnn.config import TrialConfig
 from autodnn.errors import TrialFailed
 from autodnn.study import cost
+from autodnn.study.budget import DEFAULT_MC_SAMPLES
 from autodnn.study.records import NOT_STARTED
 from autodnn.study.strategy import first_step_of, may_prune_at
 
@@ -34,8 +35,6 @@ FRONTIER_REFUSALS = 10
 CHANCE_EPOCHS = 3
 #: Validation accuracy this little above chance still counts as chance.
 CHANCE_MARGIN = 0.01
-#: MC-dropout passes of the final evaluation for a net with dropout, unless ``--mc-samples`` says otherwise.
-DEFAULT_MC_SAMPLES = 30
 #: What a training measures on the test split: kept out of a trial's ``result``, which the search reads.
 TEST_METRICS = ("test_accuracy", "test_loss", "mc_test_accuracy")
 

@@ -21,6 +21,7 @@ class _Data:
     def __init__(self, n_train: int = 10_000, n_valid: int = 2_000) -> None:
         self.x_train = np.zeros((n_train, 64), dtype=np.float32)
         self.y_valid = np.zeros(n_valid, dtype=np.int32)
+        self.x_test = np.zeros((n_valid, 64), dtype=np.float32)
         self.n_features, self.n_classes = 64, 10
 
 
@@ -60,13 +61,16 @@ def test_on_small_validation_the_finalists_are_counted() -> None:
 
 
 def test_the_search_deadline_leaves_the_evaluation_its_share_but_never_less_than_a_quarter_to_search() -> None:
-    study = _study(_trial(100.0, 0.95))
+    study = _study(_trial(100.0, 0.95, epoch_seconds=5.0))
     budget = TimeBudget(total=1000.0, seeds=3, max_epochs=20, start=time.monotonic())
     assert budget.search_deadline(study, _Data()) == pytest.approx(budget.start + 1000.0 - 310.0)
     tight = TimeBudget(total=400.0, seeds=3, max_epochs=20, start=budget.start)
     assert tight.search_deadline(study, _Data()) == pytest.approx(tight.start + MIN_SEARCH_SHARE * 400.0)
     assert "will overrun" in tight.describe(study, _Data()) and "--timeout 10m20s" in tight.describe(study, _Data())
     assert "the search about 11m" in budget.describe(study, _Data())
+    unmeasured = _study(_trial(100.0, 0.95))
+    assert "before any epoch is measured" in budget.describe(unmeasured, _Data())
+    assert "overrun" not in budget.describe(unmeasured, _Data())
 
 
 def test_untrained_configurations_are_predicted_for_the_epochs_trials_train_before_early_stopping() -> None:
@@ -143,3 +147,21 @@ def test_under_a_deadline_the_search_grows_its_cost_cheapest_first() -> None:
     assert objective._growth == 2 * COST_GROWTH, "ten refusals in a row double the allowed growth"
     assert not Objective(load_space("quick"), load_dataset("iris"), 5)._check_affordable(study.ask(), huge,
                                                                                         sampled=True)
+
+
+def test_a_baseline_the_search_did_not_reach_is_evaluated_all_the_same() -> None:
+    from autodnn.evaluate import evaluation_entries
+
+    study = _study(_trial(60.0, 0.90, baseline="book-2e", test_run={"seed": 5, "test_accuracy": 0.9}),
+                   _trial(20.0, 0.95))
+    study.enqueue_trial({}, user_attrs={"baseline": "book-selu", "config": TrialConfig(n_units=64).to_dict()})
+    entries = evaluation_entries(study)
+    assert [e["name"] for e in entries] == ["best", "book-2e", "book-selu"]
+    assert "search_run" in entries[1] and "search_run" not in entries[2]
+
+
+def test_mc_dropout_passes_of_the_evaluation_are_in_its_estimate() -> None:
+    plain = _study(_trial(20.0, 0.95, epoch_seconds=1.0))
+    dropout = _study(_trial(20.0, 0.95, epoch_seconds=1.0, config=TrialConfig(n_units=64, dropout=0.3).to_dict()))
+    budget = TimeBudget(total=3600.0, seeds=1, max_epochs=20)
+    assert budget.evaluation_seconds(dropout, _Data()) > budget.evaluation_seconds(plain, _Data())

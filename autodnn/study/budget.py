@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 MIN_SEARCH_SHARE = 0.25
 #: Seconds of the evaluation besides its trainings: reloading the data, storing the kept network.
 EVALUATION_OVERHEAD = 10.0
+#: MC-dropout passes of the final evaluation for a net with dropout, unless ``--mc-samples`` says otherwise.
+DEFAULT_MC_SAMPLES = 30
+#: A forward pass costs about this share of a training step's multiply-adds (backward is twice the forward).
+FORWARD_SHARE = 1 / 3
 #: Below this many validation rows one row moves validation accuracy by a tenth of a point or more, and the
 #: search's pick (one training run each) among its top trials is mostly the luck of the seed: the final
 #: evaluation (:mod:`autodnn.evaluate`) then retrains the top :data:`FINALISTS` with every seed and keeps the
@@ -49,12 +53,14 @@ class TimeBudget:
         seeds: Trainings per configuration in the final evaluation; 0 when there is none (``--no-final``).
         max_epochs: Epoch budget of every training.
         start: ``time.monotonic()`` when the command's clock started.
+        mc_samples: MC-dropout passes of the evaluation for nets with dropout.
     """
 
     total: float
     seeds: int
     max_epochs: int
     start: float = field(default_factory=time.monotonic)
+    mc_samples: int = DEFAULT_MC_SAMPLES
 
     @property
     def end(self) -> float:
@@ -70,10 +76,19 @@ class TimeBudget:
         epochs = epoch_share(trials, self.max_epochs) * self.max_epochs
         fixed = cost.fixed_seconds(study)
 
-        def predicted(config: dict[str, Any]) -> float:
+        def epoch_of(config: dict[str, Any]) -> float:
             parsed = TrialConfig.from_dict(config)
-            epoch = cost.predict_epoch_seconds(parsed, dataset.n_features, dataset.n_classes, rows, rates)
-            return epoch * epochs + fixed
+            return cost.predict_epoch_seconds(parsed, dataset.n_features, dataset.n_classes, rows, rates)
+
+        def predicted(config: dict[str, Any]) -> float:
+            return epoch_of(config) * epochs + fixed + mc_dropout(config)
+
+        def mc_dropout(config: dict[str, Any]) -> float:
+            """The evaluation's MC-dropout passes over validation and test, which the search did not run."""
+            if not TrialConfig.from_dict(config).has_dropout:
+                return 0.0
+            tested = len(dataset.y_valid) + len(dataset.x_test)
+            return self.mc_samples * tested / rows * FORWARD_SHARE * epoch_of(config)
 
         baselines: dict[str, float] = {}
         for trial in trials:
@@ -82,13 +97,13 @@ class TimeBudget:
             name = trial.user_attrs["baseline"]
             if trial.state == TrialState.COMPLETE:  # its search run, tested, counts as one seed
                 reused = 1 if "test_run" in trial.user_attrs else 0
-                baselines[name] = trained_seconds(trial) * (self.seeds - reused)
+                baselines[name] = trained_seconds(trial) * (self.seeds - reused)  # MC included in its run
             elif name not in baselines:
                 baselines[name] = predicted(trial.user_attrs["config"]) * self.seeds
         n_best = FINALISTS if len(dataset.y_valid) < SMALL_VALIDATION else 1
         best = best_trial(study)
         if best is not None:
-            per_run = trained_seconds(best)
+            per_run = trained_seconds(best) + mc_dropout(best.user_attrs["config"])
         else:
             pending = [predicted(t.user_attrs["config"]) for t in trials
                        if is_baseline(t) and "config" in t.user_attrs]
@@ -108,6 +123,9 @@ class TimeBudget:
             return f"Time budget {clock(self.total)}: all of it to the search (no final evaluation)."
         line = (f"Time budget {clock(self.total)}: the final evaluation ({self.seeds} seed(s) of the best and of "
                 f"each book baseline) is estimated at {clock(evaluation)}")
+        if cost.frontier(study) is None:
+            return (f"{line} before any epoch is measured (every epoch of the budget at the cost model's prior "
+                    f"rates, an upper bound); the first trials measure it, and the search stops in time for it.")
         if evaluation > left - MIN_SEARCH_SHARE * self.total:
             return (f"{line}, more than the budget leaves: the search gets {clock(MIN_SEARCH_SHARE * self.total)} "
                     f"and the command will overrun; give --timeout {clock(2 * evaluation)} or more, or fewer --seeds.")

@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from autodnn.study.budget import TimeBudget
+from autodnn.study.budget import DEFAULT_MC_SAMPLES, TimeBudget
 from autodnn.study.records import finished_count, queued_count, run_target
 from autodnn.study.settings import SearchOptions, check_same, record_settings, update_settings
 from autodnn.study.storage import heartbeat_settings, open_storage
@@ -199,8 +199,8 @@ def search(
     """
     from autodnn.objective import Objective
 
-    budget = None if options.timeout is None else TimeBudget(options.timeout, options.final_seeds,
-                                                               options.max_epochs)
+    budget = None if options.timeout is None else TimeBudget(
+        options.timeout, options.final_seeds, options.max_epochs, mc_samples=options.mc_samples or DEFAULT_MC_SAMPLES)
     parallel = options.workers > 1 or options.gpus is not None
     if parallel:
         share_gpu_memory()  # before this process loads a framework: the workers need the GPU memory
