@@ -237,11 +237,11 @@ class Objective:
             self._refuse(trial, f"not started: its first epoch would take about {first:.1f} s (predicted, building "
                                 f"and compiling included) and the search has {max(left, 0.0):.1f} s left")
         self._refused = 0
-        frontier = cost.frontier(trial.study) if sampled else None
+        frontier = cost.frontier(trial.study, data.n_features, data.n_classes, rows, rates) if sampled else None
         if frontier is not None and predicted > self._growth * frontier:
-            reason = (f"not started: its epochs would take about {predicted:.1f} s, more than {self._growth:g} x the "
-                      f"priciest epoch the search has measured ({frontier:.1f} s); the search grows its cost step "
-                      "by step, cheapest first")
+            reason = (f"not started: its epochs would take about {predicted:.2g} s, more than {self._growth:g} x "
+                      f"those of the priciest configuration the search has trained ({frontier:.2g} s); the search "
+                      "grows its cost step by step, cheapest first")
             self._over += 1
             if self._over >= FRONTIER_REFUSALS:
                 self._growth, self._over = 2 * self._growth, 0

@@ -134,7 +134,7 @@ def test_under_a_deadline_the_search_grows_its_cost_cheapest_first() -> None:
     huge, small = TrialConfig(n_hidden=8, n_units=1024), TrialConfig(n_hidden=1, n_units=16)
     for _ in range(FRONTIER_REFUSALS - 1):
         trial = study.ask()
-        with pytest.raises(optuna.TrialPruned, match=f"more than {COST_GROWTH:g} x the priciest epoch"):
+        with pytest.raises(optuna.TrialPruned, match=f"more than {COST_GROWTH:g} x those of the priciest"):
             objective._check_affordable(trial, huge, sampled=True)
         assert trial.user_attrs[NOT_STARTED] is True
         study.tell(trial, state=TrialState.PRUNED)

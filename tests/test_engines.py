@@ -257,8 +257,8 @@ def test_a_hyperband_pruned_search_says_so_in_show_and_report(run_cli, sqlite_ur
     study = optuna.load_study(study_name="hb", storage=sqlite_url)
     assert study.user_attrs["settings"]["pruner"] == "hyperband"
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
-    # Rungs after epochs 2 and 4 (0-based steps 1 and 3): a trial stops there or runs on.
-    assert pruned and all(t.user_attrs["result"]["epochs"] in (2, 4) for t in pruned)
+    # Rungs after epochs 1 and 3 (1-based steps 1 and 3): a trial stops there or runs on.
+    assert pruned and all(t.user_attrs["result"]["epochs"] in (1, 3) for t in pruned)
     shown = run_cli("show", "hb", "--storage", sqlite_url)
     assert "optuna (tpe, hyperband pruner)" in shown.out
     out = tmp_path / "hb.html"

@@ -27,7 +27,7 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, optuna.Stud
     """A study that ``autodnn search`` made: the three baselines, then three searched trials."""
     url = f"sqlite:///{tmp_path_factory.mktemp('optuna-tools') / 'o.db'}"
     code = main(["search", "--dataset", "digits", "--space", "quick", "--max-epochs", "2", "--n-trials", "3",
-                 "--no-final", "--quiet", "--storage", url, "--study", "o"])
+                 "--no-final", "--quiet", "--storage", url, "--study", "o", "--no-warm-start"])
     assert code == 0
     return url, optuna.load_study(study_name="o", storage=url)
 

@@ -95,7 +95,7 @@ def test_baselines_log_into_named_folders_with_their_configuration(run_cli, sqli
                      "--study", "tbb", "--tensorboard", logs)
     assert result.code == 0, result.err
     study = optuna.load_study(study_name="tbb", storage=sqlite_url)
-    names = ["trial-0000-book-2e", "trial-0001-book-3e", "trial-0002-book-selu", "trial-0003"]
+    names = ["trial-0000", "trial-0001-book-2e", "trial-0002-book-3e", "trial-0003-book-selu"]  # a warm start first
     assert sorted(p.name for p in logs.iterdir() if p.is_dir()) == names
     for trial, name in zip(study.trials, names, strict=True):
         events = read_run(logs / name)

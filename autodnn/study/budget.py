@@ -123,7 +123,7 @@ class TimeBudget:
             return f"Time budget {clock(self.total)}: all of it to the search (no final evaluation)."
         line = (f"Time budget {clock(self.total)}: the final evaluation ({self.seeds} seed(s) of the best and of "
                 f"each book baseline) is estimated at {clock(evaluation)}")
-        if cost.frontier(study) is None:
+        if not any(t.user_attrs.get(cost.MEASURED) for t in study.get_trials(deepcopy=False)):
             return (f"{line} before any epoch is measured (every epoch of the budget at the cost model's prior "
                     f"rates, an upper bound); the first trials measure it, and the search stops in time for it.")
         if evaluation > left - MIN_SEARCH_SHARE * self.total:

@@ -54,7 +54,7 @@ def calibrate(study: optuna.Study, n_features: int, n_classes: int, rows: int) -
     a trial that shared the machine with another process).
     """
     rates = []
-    measured = [t for t in study.get_trials(deepcopy=False) if MEASURED in t.user_attrs and "config" in t.user_attrs]
+    measured = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(MEASURED) and "config" in t.user_attrs]
     for trial in measured[-CALIBRATION_TRIALS:]:
         parsed = TrialConfig.from_dict(trial.user_attrs["config"])
         work = trial.user_attrs[MEASURED] - PRIOR_SECONDS_PER_STEP * steps(parsed, rows)
@@ -83,10 +83,18 @@ def fixed_seconds(study: optuna.Study) -> float:
     return statistics.median(spent) if spent else FIXED_SECONDS
 
 
-def frontier(study: optuna.Study) -> float | None:
-    """The priciest steady epoch any trial of the study has measured, in seconds; None before any."""
-    measured = [t.user_attrs[MEASURED] for t in study.get_trials(deepcopy=False) if t.user_attrs.get(MEASURED)]
-    return max(measured) if measured else None
+def frontier(study: optuna.Study, n_features: int, n_classes: int, rows: int,
+             rates: tuple[float, float]) -> float | None:
+    """The predicted epoch seconds of the priciest configuration the study has trained; None before any.
+
+    Predicted at today's ``rates`` for every trial alike, so that it compares with a new configuration's
+    prediction in the same units (a measured epoch of a tiny net can be below any prediction's step term).
+    """
+    trained = [TrialConfig.from_dict(t.user_attrs["config"]) for t in study.get_trials(deepcopy=False)
+               if t.user_attrs.get(MEASURED) and "config" in t.user_attrs]
+    if not trained:
+        return None
+    return max(predict_epoch_seconds(config, n_features, n_classes, rows, rates) for config in trained)
 
 
 def steady_epoch_seconds(epoch_times: list[float]) -> float | None:
