@@ -83,3 +83,13 @@ def test_no_warm_start_and_random_search_start_from_the_sampler_alone(run_cli, s
         assert result.code == 0, result.err
         trials = optuna.load_study(study_name=study, storage=sqlite_url).get_trials(deepcopy=False)
         assert not any("warm_start" in t.user_attrs for t in trials)
+
+
+@pytest.mark.parametrize(("n_train", "batch"), [(45_000, 256), (1_293, 64), (409, 16), (50, 16), (None, 256)])
+def test_on_small_data_a_warm_starts_batch_shrinks_to_sixteen_steps_an_epoch(n_train, batch) -> None:
+    from autodnn.study.warm_start import fitted
+
+    wide = next(start for start in WARM_STARTS if start.name == "wide-bn-adamw")
+    assert wide.values["batch_size"] == 256
+    assert fitted(wide.values, n_train)["batch_size"] == batch
+    assert project(load_space("default"), fitted(wide.values, n_train))["batch_size"] == batch

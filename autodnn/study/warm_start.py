@@ -11,7 +11,8 @@ obey its ranges, conditions and constraints), counted in ``--n-trials``, pruned 
 Each configuration is projected onto the study's space: a value inside its range or among its choices is
 kept, a number outside its range is clipped to the nearest bound, anything else is left to the sampler, and a
 conditional parameter is set only where its condition holds. Two projections that come out the same are
-enqueued once.
+enqueued once. On small data a warm start's batch size is halved until an epoch has :data:`MIN_STEPS` steps
+(at least 16 rows a batch).
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ WARM_STARTS: tuple[WarmStart, ...] = (
 
 #: At most this share of ``--n-trials`` starts warm, so that a small search still searches.
 SHARE = 0.25
+#: A warm start takes at least this many optimizer steps an epoch: on small data its batch size shrinks.
+MIN_STEPS = 16
 
 
 def project(space: SearchSpace, values: dict[str, Any]) -> dict[str, Any]:
@@ -124,8 +127,28 @@ def _fit(param: Any, value: Any) -> Any:
     return clipped
 
 
-def enqueue_warm_starts(study: optuna.Study, space: SearchSpace, n_trials: int) -> int:
+def fitted(values: dict[str, Any], n_train: int | None) -> dict[str, Any]:
+    """``values`` with a batch size small enough for :data:`MIN_STEPS` steps an epoch on ``n_train`` rows.
+
+    The largest power of two that fits, at least 16 and at most the configuration's own: a 3 x 1024 net at batch
+    256 takes two steps an epoch on breast_cancer's 409 training rows, and 30 epochs are then 60 steps.
+    """
+    if n_train is None or "batch_size" not in values:
+        return values
+    batch = values["batch_size"]
+    while batch > 16 and n_train / batch < MIN_STEPS:
+        batch //= 2
+    return {**values, "batch_size": batch}
+
+
+def enqueue_warm_starts(study: optuna.Study, space: SearchSpace, n_trials: int, n_train: int | None = None) -> int:
     """Enqueues the warm starts that the study does not hold yet, at most :data:`SHARE` of ``n_trials``.
+
+    Args:
+        study: The study.
+        space: Its search space, onto which each warm start is projected.
+        n_trials: The search's ``--n-trials``.
+        n_train: Training rows, which cap each warm start's batch size (:func:`fitted`); None keeps them.
 
     Returns:
         How many were enqueued.
@@ -137,7 +160,7 @@ def enqueue_warm_starts(study: optuna.Study, space: SearchSpace, n_trials: int) 
     for start in WARM_STARTS:
         if added >= budget:
             break
-        params = project(space, start.values)
+        params = project(space, fitted(start.values, n_train))
         if start.name in present or not params or params in seen:
             continue
         seen.append(params)
