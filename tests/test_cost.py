@@ -32,9 +32,21 @@ def test_the_prediction_follows_the_rates_the_study_measured() -> None:
     assert cost.predict_epoch_seconds(small, 64, 10, 1000, rates) == pytest.approx(measured)
     large = small.replace(n_units=500)
     ratio = cost.multiply_adds(large, 64, 10) / cost.multiply_adds(small, 64, 10)
-    step_part = rates[1] * cost.steps(small, 1000)
+    step_part = rates[1] * cost.layer_steps(small, 1000)
     assert cost.predict_epoch_seconds(large, 64, 10, 1000, rates) == pytest.approx(
         (measured - step_part) * ratio + step_part)
+
+
+def test_with_enough_trials_both_rates_are_fitted_so_deep_small_batch_nets_cost_what_they_measured() -> None:
+    per_mac, per_step = 3e-11, 5e-5
+    configs = [TrialConfig(n_hidden=3, n_units=1024, batch_size=256), TrialConfig(n_hidden=20, n_units=100, batch_size=32),
+               TrialConfig(n_hidden=12, n_units=300, batch_size=16), TrialConfig(n_hidden=2, n_units=256, batch_size=128)]
+    study = optuna.create_study(direction="maximize")
+    for config in configs:  # epochs measured exactly as the two-rate model says
+        seconds = cost.predict_epoch_seconds(config, 3072, 10, 45_000, (per_mac, per_step))
+        study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"config": config.to_dict(),
+                                                                         cost.MEASURED: seconds}))
+    assert cost.calibrate(study, 3072, 10, 45_000) == (pytest.approx(per_mac), pytest.approx(per_step))
 
 
 def test_steady_epoch_seconds_leave_out_the_compiling_first_epoch() -> None:

@@ -1,11 +1,14 @@
 """What a configuration costs before it trains: seconds per epoch, from its shape, calibrated by the study.
 
-An epoch of a dense net costs about ``a * macs * rows + b * steps`` seconds: ``macs`` multiply-adds per row
-through the network (the weights of its dense layers), ``rows`` the training rows, ``steps`` the optimizer
-steps (rows / batch size), ``a`` the machine's seconds per multiply-add of training (forward and backward)
-and ``b`` its fixed cost per step. Both rates come from the study's own finished trials (the median of what
-each trial's measured epochs imply), so the model follows the machine, the backend and the precision the
-study trains on; before any trial has finished they are those measured on a 2-core Intel Xeon with JAX.
+An epoch of a dense net costs about ``a * macs * rows + b * steps * layers`` seconds: ``macs`` multiply-adds
+per row through the network (the weights of its dense layers), ``rows`` the training rows, ``steps`` the
+optimizer steps (rows / batch size), ``layers`` its dense layers, ``a`` the machine's seconds per multiply-add
+of training (forward and backward) and ``b`` its fixed cost per layer and step (the kernels each layer
+launches, which dominate small batches of deep nets). Both rates are fitted to the study's own trials (least
+squares on relative error once :data:`MIN_FIT_TRIALS` have measured epochs; before that ``b`` stays at its
+prior and ``a`` is the median of what each trial implies), so the model follows the machine, the backend and
+the precision the study trains on; before any trial has finished they are those measured on a 2-core Intel
+Xeon with JAX.
 The search uses the prediction to start no trial whose first epoch cannot end before the deadline, and
 records it beside the measured epoch time (``autodnn show``).
 """
@@ -21,10 +24,13 @@ from autodnn.config import TrialConfig
 if TYPE_CHECKING:
     import optuna
 
-#: Seconds per multiply-add of training and per optimizer step before the study has measured its own
-#: (2-core Intel Xeon, JAX: the 20 x 100 net trains at about 1.4 GFLOP/s of multiply-adds at batch 32).
+#: Seconds per multiply-add of training and per layer and optimizer step before the study has measured its own
+#: (2-core Intel Xeon, JAX: the 20 x 100 net trains at about 1.4 GFLOP/s of multiply-adds at batch 32, and a
+#: CIFAR-10 study's 20 x 100 baselines at batch 32 spend about 60 microseconds a layer and step besides).
 PRIOR_SECONDS_PER_MAC = 2.5e-10
-PRIOR_SECONDS_PER_STEP = 2.0e-4
+PRIOR_SECONDS_PER_STEP = 6.0e-5
+#: Trials with measured epochs from which both rates are fitted rather than one.
+MIN_FIT_TRIALS = 4
 #: Seconds a trial spends besides its epochs (building, compiling, the final validation) before the study has
 #: measured its own (benchmarks/RESULTS.md, "Fixed cost of a trial": 0.6 to 5.5 s on 2 cores).
 FIXED_SECONDS = 3.0
@@ -46,22 +52,45 @@ def steps(config: TrialConfig, rows: int) -> int:
     return max(1, rows // config.batch_size)
 
 
-def calibrate(study: optuna.Study, n_features: int, n_classes: int, rows: int) -> tuple[float, float]:
-    """``(seconds per multiply-add, seconds per step)`` from the study's finished trials, or the priors.
+def layer_steps(config: TrialConfig, rows: int) -> int:
+    """Optimizer steps of one epoch times the dense layers each step runs through."""
+    return steps(config, rows) * (config.n_hidden + 1)
 
-    Each trial with a measured epoch time (:data:`MEASURED`) says what its epochs cost; the step term is taken
-    at its prior and the rest attributed to the multiply-adds, whose rate is the median over trials (robust to
-    a trial that shared the machine with another process).
+
+def calibrate(study: optuna.Study, n_features: int, n_classes: int, rows: int) -> tuple[float, float]:
+    """``(seconds per multiply-add, seconds per layer and step)`` from the study's trials, or the priors.
+
+    Each trial with a measured epoch time (:data:`MEASURED`) says what its epochs cost. From
+    :data:`MIN_FIT_TRIALS` of them on, both rates are the least-squares fit of the relative error (each trial
+    weighs alike, however long its epochs); a fit that comes out with a rate not above zero is discarded. Until
+    then, and after such a fit, the step rate is its prior and the rest is attributed to the multiply-adds, at
+    the median rate over trials (robust to a trial that shared the machine with another process).
     """
-    rates = []
+    samples = []
     measured = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(MEASURED) and "config" in t.user_attrs]
     for trial in measured[-CALIBRATION_TRIALS:]:
         parsed = TrialConfig.from_dict(trial.user_attrs["config"])
-        work = trial.user_attrs[MEASURED] - PRIOR_SECONDS_PER_STEP * steps(parsed, rows)
-        macs = multiply_adds(parsed, n_features, n_classes) * rows
-        if work > 0 and macs > 0:
-            rates.append(work / macs)
+        samples.append((multiply_adds(parsed, n_features, n_classes) * rows, layer_steps(parsed, rows),
+                        float(trial.user_attrs[MEASURED])))
+    if len(samples) >= MIN_FIT_TRIALS:
+        fitted = _fit_rates(samples)
+        if fitted is not None:
+            return fitted
+    rates = [(seconds - PRIOR_SECONDS_PER_STEP * work_steps) / macs for macs, work_steps, seconds in samples
+             if macs > 0 and seconds > PRIOR_SECONDS_PER_STEP * work_steps]
     return (statistics.median(rates) if rates else PRIOR_SECONDS_PER_MAC), PRIOR_SECONDS_PER_STEP
+
+
+def _fit_rates(samples: list[tuple[float, float, float]]) -> tuple[float, float] | None:
+    """Least squares of ``a * macs + b * layer_steps / seconds - 1`` over ``samples``; None unless both > 0."""
+    import numpy as np
+
+    data = np.asarray(samples, dtype=np.float64)
+    weights = 1.0 / data[:, 2]
+    (per_mac, per_step), *_ = np.linalg.lstsq(data[:, :2] * weights[:, None], np.ones(len(data)), rcond=None)
+    if per_mac <= 0 or per_step <= 0:
+        return None
+    return float(per_mac), float(per_step)
 
 
 def fixed_seconds(study: optuna.Study) -> float:
@@ -112,4 +141,4 @@ def predict_epoch_seconds(config: TrialConfig, n_features: int, n_classes: int, 
                           rates: tuple[float, float]) -> float:
     """Predicted seconds of one steady epoch of ``config`` on ``rows`` training rows."""
     per_mac, per_step = rates
-    return per_mac * multiply_adds(config, n_features, n_classes) * rows + per_step * steps(config, rows)
+    return per_mac * multiply_adds(config, n_features, n_classes) * rows + per_step * layer_steps(config, rows)
