@@ -39,8 +39,8 @@ def test_the_prediction_follows_the_rates_the_study_measured() -> None:
 
 def test_with_enough_trials_both_rates_are_fitted_so_deep_small_batch_nets_cost_what_they_measured() -> None:
     per_mac, per_step = 3e-11, 5e-5
-    configs = [TrialConfig(n_hidden=3, n_units=1024, batch_size=256), TrialConfig(n_hidden=20, n_units=100, batch_size=32),
-               TrialConfig(n_hidden=12, n_units=300, batch_size=16), TrialConfig(n_hidden=2, n_units=256, batch_size=128)]
+    shapes = [(3, 1024, 256), (20, 100, 32), (12, 300, 16), (2, 256, 128)]
+    configs = [TrialConfig(n_hidden=depth, n_units=width, batch_size=batch) for depth, width, batch in shapes]
     study = optuna.create_study(direction="maximize")
     for config in configs:  # epochs measured exactly as the two-rate model says
         seconds = cost.predict_epoch_seconds(config, 3072, 10, 45_000, (per_mac, per_step))

@@ -215,7 +215,8 @@ def test_a_nan_loss_prunes_the_trial_with_its_reason_and_the_search_goes_on(run_
     space.write_text("params:\n  n_hidden: 2\n  n_units: 32\n  optimizer: sgd\n"
                      "  learning_rate: {choices: [1.0e+30, 1.0e-2]}\n  batch_size: 64\n")
     result = run_cli("search", "--dataset", "digits", "--space", space, "--max-epochs", "3", "--n-trials", "4",
-                     "--seed", "1", "--storage", sqlite_url, "--study", "n", "--no-baselines", "--no-final", "--pruner", "none")
+                     "--seed", "1", "--storage", sqlite_url, "--study", "n", "--no-baselines", "--no-final",
+                     "--pruner", "none")
     assert result.code == 0, result.err
     study = optuna.load_study(study_name="n", storage=sqlite_url)
     exploded = [t for t in study.trials if t.params["learning_rate"] == 1e30]

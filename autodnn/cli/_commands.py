@@ -27,7 +27,8 @@ def _search(args: argparse.Namespace) -> int:
         raise UsageError(f"--seeds must be >= 1, but got {args.seeds}")
     options = SearchOptions(
         dataset=args.dataset, space=args.space, study=args.study, storage=args.storage, n_trials=args.n_trials,
-        timeout=args.timeout, final_seeds=0 if args.no_final else args.seeds, max_epochs=args.max_epochs, seed=args.seed, data_dir=args.data_dir,
+        timeout=args.timeout, final_seeds=0 if args.no_final else args.seeds, max_epochs=args.max_epochs,
+        seed=args.seed, data_dir=args.data_dir,
         target=args.target, valid_fraction=args.valid_fraction, force=args.force, mc_samples=args.mc_samples,
         baselines=not args.no_baselines, workers=args.workers, gpus=args.gpus, trials_per_gpu=args.trials_per_gpu,
         mps=not args.no_mps, precision=args.precision,
