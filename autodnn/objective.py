@@ -224,20 +224,21 @@ class Objective:
         """
         data = self.dataset
         rows = len(data.x_train)
-        rates = cost.calibrate(trial.study, data.n_features, data.n_classes, rows)
+        trials = trial.study.get_trials(deepcopy=False)  # read once for the three estimates below
+        rates = cost.calibrate(trials, data.n_features, data.n_classes, rows)
         predicted = cost.predict_epoch_seconds(config, data.n_features, data.n_classes, rows, rates)
         trial.set_user_attr(cost.PREDICTED, predicted)
         if self.deadline is None:
             return
         left = self.deadline - time.monotonic()
-        first = predicted + cost.fixed_seconds(trial.study)
+        first = predicted + cost.fixed_seconds(trials)
         if first > left:
             self._refused += 1
             self.spent = self._refused >= UNAFFORDABLE_IN_A_ROW
             self._refuse(trial, f"not started: its first epoch would take about {first:.1f} s (predicted, building "
                                 f"and compiling included) and the search has {max(left, 0.0):.1f} s left")
         self._refused = 0
-        frontier = cost.frontier(trial.study, data.n_features, data.n_classes, rows, rates) if sampled else None
+        frontier = cost.frontier(trials, data.n_features, data.n_classes, rows, rates) if sampled else None
         if frontier is not None and predicted > self._growth * frontier:
             reason = (f"not started: its epochs would take about {predicted:.2g} s, more than {self._growth:g} x "
                       f"those of the priciest configuration the search has trained ({frontier:.2g} s); the search "

@@ -115,10 +115,10 @@ def test_the_whole_command_ends_within_its_timeout_and_baselines_reuse_their_sea
 def test_the_fixed_cost_of_a_trial_is_its_wall_time_less_its_epochs_at_the_steady_rate() -> None:
     from autodnn.study import cost
 
-    assert cost.fixed_seconds(_study()) == cost.FIXED_SECONDS  # nothing measured yet: the prior
+    assert cost.fixed_seconds(_study().trials) == cost.FIXED_SECONDS  # nothing measured yet: the prior
     study = _study(_trial(10.0, 0.9, epoch_times=[3.0, 1.0, 1.0]), _trial(4.0, 0.8, epoch_times=[1.5, 0.5]))
     # 10 s less 3 steady epochs of 1 s; 4 s less 2 of 0.5 s: the median of 7 and 3.
-    assert cost.fixed_seconds(study) == pytest.approx(5.0)
+    assert cost.fixed_seconds(study.trials) == pytest.approx(5.0)
 
 
 def test_under_a_deadline_the_search_grows_its_cost_cheapest_first() -> None:

@@ -23,12 +23,12 @@ def test_multiply_adds_count_the_weights_of_the_dense_layers() -> None:
 def test_the_prediction_follows_the_rates_the_study_measured() -> None:
     study = optuna.create_study(direction="maximize")
     small = TrialConfig(n_hidden=1, n_units=50, batch_size=100)
-    assert cost.calibrate(study, 64, 10, 1000) == (cost.PRIOR_SECONDS_PER_MAC, cost.PRIOR_SECONDS_PER_STEP)
+    assert cost.calibrate(study.trials, 64, 10, 1000) == (cost.PRIOR_SECONDS_PER_MAC, cost.PRIOR_SECONDS_PER_STEP)
     # A trial of `small` whose epochs took 0.5 s makes every multiply-add that much dearer.
     measured = 0.5
     study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"config": small.to_dict(),
                                                                      cost.MEASURED: measured}))
-    rates = cost.calibrate(study, 64, 10, 1000)
+    rates = cost.calibrate(study.trials, 64, 10, 1000)
     assert cost.predict_epoch_seconds(small, 64, 10, 1000, rates) == pytest.approx(measured)
     large = small.replace(n_units=500)
     ratio = cost.multiply_adds(large, 64, 10) / cost.multiply_adds(small, 64, 10)
@@ -46,7 +46,7 @@ def test_with_enough_trials_both_rates_are_fitted_so_deep_small_batch_nets_cost_
         seconds = cost.predict_epoch_seconds(config, 3072, 10, 45_000, (per_mac, per_step))
         study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"config": config.to_dict(),
                                                                          cost.MEASURED: seconds}))
-    assert cost.calibrate(study, 3072, 10, 45_000) == (pytest.approx(per_mac), pytest.approx(per_step))
+    assert cost.calibrate(study.trials, 3072, 10, 45_000) == (pytest.approx(per_mac), pytest.approx(per_step))
 
 
 def test_steady_epoch_seconds_leave_out_the_compiling_first_epoch() -> None:

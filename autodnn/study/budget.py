@@ -72,9 +72,9 @@ class TimeBudget:
             return 0.0
         trials = study.get_trials(deepcopy=False)
         rows = len(dataset.x_train)
-        rates = cost.calibrate(study, dataset.n_features, dataset.n_classes, rows)
+        rates = cost.calibrate(trials, dataset.n_features, dataset.n_classes, rows)
         epochs = epoch_share(trials, self.max_epochs) * self.max_epochs
-        fixed = cost.fixed_seconds(study)
+        fixed = cost.fixed_seconds(trials)
 
         def epoch_of(config: dict[str, Any]) -> float:
             parsed = TrialConfig.from_dict(config)

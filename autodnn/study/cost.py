@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING
 from autodnn.config import TrialConfig
 
 if TYPE_CHECKING:
-    import optuna
+    from collections.abc import Sequence
+
+    from optuna.trial import FrozenTrial
 
 #: Seconds per multiply-add of training and per layer and optimizer step before the study has measured its own
 #: (2-core Intel Xeon, JAX: the 20 x 100 net trains at about 1.4 GFLOP/s of multiply-adds at batch 32, and a
@@ -57,8 +59,8 @@ def layer_steps(config: TrialConfig, rows: int) -> int:
     return steps(config, rows) * (config.n_hidden + 1)
 
 
-def calibrate(study: optuna.Study, n_features: int, n_classes: int, rows: int) -> tuple[float, float]:
-    """``(seconds per multiply-add, seconds per layer and step)`` from the study's trials, or the priors.
+def calibrate(trials: Sequence[FrozenTrial], n_features: int, n_classes: int, rows: int) -> tuple[float, float]:
+    """``(seconds per multiply-add, seconds per layer and step)`` from a study's ``trials``, or the priors.
 
     Each trial with a measured epoch time (:data:`MEASURED`) says what its epochs cost. From
     :data:`MIN_FIT_TRIALS` of them on, both rates are the least-squares fit of the relative error (each trial
@@ -67,7 +69,7 @@ def calibrate(study: optuna.Study, n_features: int, n_classes: int, rows: int) -
     the median rate over trials (robust to a trial that shared the machine with another process).
     """
     samples = []
-    measured = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(MEASURED) and "config" in t.user_attrs]
+    measured = [t for t in trials if t.user_attrs.get(MEASURED) and "config" in t.user_attrs]
     for trial in measured[-CALIBRATION_TRIALS:]:
         parsed = TrialConfig.from_dict(trial.user_attrs["config"])
         samples.append((multiply_adds(parsed, n_features, n_classes) * rows, layer_steps(parsed, rows),
@@ -93,8 +95,8 @@ def _fit_rates(samples: list[tuple[float, float, float]]) -> tuple[float, float]
     return float(per_mac), float(per_step)
 
 
-def fixed_seconds(study: optuna.Study) -> float:
-    """Seconds a trial spends besides its steady epochs (building, compiling, testing), from the study's trials.
+def fixed_seconds(trials: Sequence[FrozenTrial]) -> float:
+    """Seconds a trial spends besides its steady epochs (building, compiling, testing), from a study's ``trials``.
 
     The median, over the latest complete trials with measured epochs, of their wall time less their epochs at
     the steady rate; :data:`FIXED_SECONDS` before any trial completed.
@@ -102,7 +104,7 @@ def fixed_seconds(study: optuna.Study) -> float:
     from optuna.trial import TrialState
 
     spent = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))[-CALIBRATION_TRIALS:]:
+    for trial in [t for t in trials if t.state == TrialState.COMPLETE][-CALIBRATION_TRIALS:]:
         times = trial.user_attrs.get("epoch_times")
         steady = steady_epoch_seconds(times or [])
         if steady is None or trial.datetime_start is None or trial.datetime_complete is None:
@@ -112,14 +114,14 @@ def fixed_seconds(study: optuna.Study) -> float:
     return statistics.median(spent) if spent else FIXED_SECONDS
 
 
-def frontier(study: optuna.Study, n_features: int, n_classes: int, rows: int,
+def frontier(trials: Sequence[FrozenTrial], n_features: int, n_classes: int, rows: int,
              rates: tuple[float, float]) -> float | None:
-    """The predicted epoch seconds of the priciest configuration the study has trained; None before any.
+    """The predicted epoch seconds of the priciest configuration among ``trials`` that trained; None before any.
 
     Predicted at today's ``rates`` for every trial alike, so that it compares with a new configuration's
     prediction in the same units (a measured epoch of a tiny net can be below any prediction's step term).
     """
-    trained = [TrialConfig.from_dict(t.user_attrs["config"]) for t in study.get_trials(deepcopy=False)
+    trained = [TrialConfig.from_dict(t.user_attrs["config"]) for t in trials
                if t.user_attrs.get(MEASURED) and "config" in t.user_attrs]
     if not trained:
         return None

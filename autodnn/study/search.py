@@ -211,7 +211,8 @@ def search(
         on_start(study, dataset, space, url)
     if budget is not None and on_budget is not None:
         on_budget(budget.describe(study, dataset))
-    search_seconds = None if budget is None else budget.search_deadline(study, dataset) - time.monotonic()
+    deadline = None if budget is None else budget.search_deadline(study, dataset)
+    search_seconds = None if deadline is None else deadline - time.monotonic()
     target = run_target(study, options.n_trials)
     if parallel:
         if finished_count(study) < target:
@@ -222,7 +223,6 @@ def search(
                     on_worker_line(stopped.plan, "exit", stopped.describe())
             check_outcome(study, target, exits, timed_out=options.timeout is not None)
         return study
-    deadline = None if budget is None else budget.search_deadline(study, dataset)
     objective = Objective(space, dataset, options.max_epochs, seed=options.seed, mc_samples=options.mc_samples,
                           lr_finder=options.lr_finder, deadline=deadline, on_trial_start=on_trial_start,
                           on_epoch=on_epoch, tensorboard=options.tensorboard)
@@ -239,7 +239,7 @@ def search(
         # The book's baselines train through the same objective as in any study; KerasTuner then searches.
         run_trials(study, objective, n_trials=finished_count(study) + queued_count(study),
                    max_failures=options.max_failures, on_trial=trial_done, url=url)
-        timeout = None if budget is None else max(0.0, budget.search_deadline(study, dataset) - time.monotonic())
+        timeout = None if objective.deadline is None else max(0.0, objective.deadline - time.monotonic())
         run_keras_tuner(study, space, dataset, strategy=options.strategy, n_trials=options.n_trials,
                         max_epochs=options.max_epochs, seed=options.seed, timeout=timeout,
                         epoch_budget=options.epoch_budget, lr_finder=options.lr_finder,
