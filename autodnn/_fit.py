@@ -21,11 +21,14 @@ them: epoch hooks as usual, batch hooks once per epoch.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
+
+from autodnn.programs import ProgramCache
 
 if TYPE_CHECKING:
     from autodnn.datasets import Dataset
@@ -83,6 +86,7 @@ def fit(
     callbacks: list[keras.callbacks.Callback],
     seed: int,
     verbose: int = 0,
+    program_key: Hashable | None = None,
 ) -> FitOutcome:
     """Trains a compiled ``model`` on ``dataset``'s training split, validating once per epoch.
 
@@ -95,6 +99,8 @@ def fit(
         callbacks: Keras callbacks; epoch hooks fire every epoch, batch hooks once per epoch.
         seed: Seeds the order of the batches of every epoch.
         verbose: 0 silent, otherwise one progress line per epoch.
+        program_key: On JAX, models trained with the same key reuse one compiled epoch and evaluation
+            (:func:`autodnn.programs.program_key` says when that is right); None compiles for this model.
 
     Returns:
         The steps and batch size the epochs used.
@@ -103,7 +109,7 @@ def fit(
     outcome = FitOutcome(steps_per_epoch(n_train, batch_size), effective_batch_size(n_train, batch_size))
     backend = keras.backend.backend()
     if backend == "jax":
-        _JaxLoop(model, _data(dataset), outcome).run(epochs, callbacks, seed, verbose)
+        _JaxLoop(model, _data(dataset), outcome, program_key).run(epochs, callbacks, seed, verbose)
     elif backend == "tensorflow":
         _fit_tensorflow(model, dataset, outcome, epochs, callbacks, seed, verbose)
     else:
@@ -124,7 +130,7 @@ def evaluate(model: keras.Model, dataset: Dataset, split: str) -> tuple[float, f
     """
     x, y = getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}")
     if keras.backend.backend() == "jax":
-        return _jax_evaluator(model).evaluate(_data(dataset).split(split))
+        return _jax_evaluator(model).evaluate(model, _data(dataset).split(split))
     loss, accuracy = model.evaluate(x, y, batch_size=EVAL_ROWS, verbose=0)
     return float(loss), float(accuracy)
 
@@ -203,10 +209,24 @@ def _round_up(n: int, multiple: int) -> int:
 # --- JAX -----------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Program:
+    """A compiled epoch and evaluation, and the shapes of the state they were traced for."""
+
+    epoch: Any
+    evaluator: _JaxEvaluator
+    spec: tuple
+
+
+#: Programs kept per process, by :func:`autodnn.programs.program_key`. Each keeps the network it was traced
+#: from alive (its layers are the program's code); later models of the same key pass their own state.
+PROGRAMS: ProgramCache[Hashable, _Program] = ProgramCache(size=8)
+
+
 class _JaxLoop:
     """Drives callbacks around a compiled epoch; the model's variables are synced once per epoch."""
 
-    def __init__(self, model: keras.Model, data: _DeviceData, outcome: FitOutcome) -> None:
+    def __init__(self, model: keras.Model, data: _DeviceData, outcome: FitOutcome, key: Hashable | None) -> None:
         self.model = model
         self.data = data
         self.steps = outcome.steps_per_epoch
@@ -216,8 +236,15 @@ class _JaxLoop:
         model._symbolic_build(data_batch=(x0, y0))
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        self.epoch_fn = _jax_epoch_function(model, self.steps, self.batch)
-        self.evaluator = _jax_evaluator(model)
+        spec = _state_spec(model)
+        program = PROGRAMS.get((key, self.steps, self.batch)) if key is not None else None
+        if program is None or program.spec != spec:
+            program = _Program(_jax_epoch_function(model, self.steps, self.batch), _JaxEvaluator(model), spec)
+            if key is not None:
+                PROGRAMS.put((key, self.steps, self.batch), program)
+        self.epoch_fn = program.epoch
+        self.evaluator = program.evaluator
+        object.__setattr__(model, "_autodnn_evaluator", program.evaluator)
 
     def run(self, epochs: int, callbacks: list[keras.callbacks.Callback], seed: int, verbose: int) -> None:
         import jax.numpy as jnp
@@ -242,7 +269,7 @@ class _JaxLoop:
             _set_jax_state(model, state)
             logs = {name: float(value) for name, value in step_logs.items()}
             hooks.on_train_batch_end(self.steps - 1, logs)
-            logs["val_loss"], logs["val_accuracy"] = self.evaluator.evaluate(self.data.split("valid"))
+            logs["val_loss"], logs["val_accuracy"] = self.evaluator.evaluate(model, self.data.split("valid"))
             hooks.on_epoch_end(epoch, logs)
             if model.stop_training:
                 break
@@ -258,6 +285,10 @@ def _jax_state(model: keras.Model) -> tuple[list[Any], ...]:
     )
 
 
+def _state_spec(model: keras.Model) -> tuple:
+    return tuple(tuple((tuple(v.shape), str(v.dtype)) for v in part) for part in _jax_state(model))
+
+
 def _set_jax_state(model: keras.Model, state: tuple[list[Any], ...]) -> None:
     owners = (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables,
               model.metrics_variables)
@@ -266,11 +297,17 @@ def _set_jax_state(model: keras.Model, state: tuple[list[Any], ...]) -> None:
             variable.assign(value)
 
 
+#: Epoch programs traced in this process (one item, counted up while tracing): tests read it.
+TRACES = [0]
+
+
 def _jax_epoch_function(model: keras.Model, steps: int, batch: int) -> Any:
     """``(state, x, y, order) -> (state, logs)``: ``steps`` train steps on rows ``order`` of ``x``, ``y``."""
     import jax
 
     def epoch(state: Any, x: Any, y: Any, order: Any) -> Any:
+        TRACES[0] += 1
+
         def step(state: Any, rows: Any) -> Any:
             logs, state = model.train_step(state, (x[rows], y[rows]))
             return state, logs
@@ -285,7 +322,7 @@ def _jax_epoch_function(model: keras.Model, steps: int, batch: int) -> Any:
 
 
 class _JaxEvaluator:
-    """Loss and accuracy of a model over padded chunks, one compiled call per chunk."""
+    """Loss and accuracy over padded chunks, one compiled call per chunk, for any model shaped like ``model``."""
 
     def __init__(self, model: keras.Model) -> None:
         import jax
@@ -298,12 +335,11 @@ class _JaxEvaluator:
             penalty = sum(keras.ops.cast(loss, "float32") for loss in losses) if losses else 0.0
             return keras.ops.sum(per_row * mask), keras.ops.sum(correct * mask), penalty
 
-        self.model = model
         self.chunk = jax.jit(chunk)
 
-    def evaluate(self, split: _Split) -> tuple[float, float]:
-        trainable = [v.value for v in self.model.trainable_variables]
-        non_trainable = [v.value for v in self.model.non_trainable_variables]
+    def evaluate(self, model: keras.Model, split: _Split) -> tuple[float, float]:
+        trainable = [v.value for v in model.trainable_variables]
+        non_trainable = [v.value for v in model.non_trainable_variables]
         loss_sum, correct, penalty = 0.0, 0.0, 0.0
         parts = [self.chunk(trainable, non_trainable, x, y, m) for x, y, m in zip(split.x, split.y, split.mask)]
         for part_loss, part_correct, part_penalty in parts:

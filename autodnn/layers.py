@@ -21,9 +21,12 @@ __all__ = [
     "STOCHASTIC_LAYERS",
     "GeneralizedSwish",
     "Mish",
+    "HeldAlphaDropout",
+    "HeldDropout",
     "RReLU",
     "mc_accuracy",
     "mc_predict",
+    "trained_params",
 ]
 
 #: Layer types that MC dropout runs in training mode; every other layer runs in inference mode.
@@ -126,6 +129,66 @@ class RReLU(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "lower": self.lower, "upper": self.upper, "seed": self.seed}
+
+
+class _HeldRate:
+    """Mixin for a dropout layer: its rate is a non-trainable scalar weight, not a Python float.
+
+    Tracing would bake a float rate into the compiled train step; as a weight the rate is part of the
+    model's state, so nets that differ only in their dropout rate share one compiled program
+    (:mod:`autodnn.programs`). The weight is not a parameter of the network: :func:`trained_params` leaves
+    it out.
+    """
+
+    rate: float
+
+    def build(self, input_shape: Any) -> None:
+        self.rate_variable = self.add_weight(  # type: ignore[attr-defined]
+            shape=(), initializer=keras.initializers.Constant(float(self.rate)), trainable=False, name="rate"
+        )
+        super().build(input_shape)  # type: ignore[misc]
+
+    def held_rate(self, dtype: Any) -> Any:
+        """The rate, as a tensor of ``dtype``."""
+        return ops.cast(self.rate_variable, dtype)
+
+
+@keras.saving.register_keras_serializable(package="autodnn")
+class HeldDropout(_HeldRate, keras.layers.Dropout):
+    """``keras.layers.Dropout`` (the same masks and scaling) whose rate is held in a weight (:class:`_HeldRate`)."""
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        if not training:
+            return inputs
+        # Keras' backend dropout tests its rate as a Python number; this is its arithmetic, for a tensor rate.
+        keep = 1 - self.held_rate(inputs.dtype)
+        shape = ops.shape(inputs) if self.noise_shape is None else self.noise_shape
+        kept = keras.random.uniform(shape, seed=self.seed_generator) < ops.cast(keep, "float32")
+        return ops.where(kept, inputs / keep, ops.zeros_like(inputs))
+
+
+@keras.saving.register_keras_serializable(package="autodnn")
+class HeldAlphaDropout(_HeldRate, keras.layers.AlphaDropout):
+    """``keras.layers.AlphaDropout`` (Klambauer et al. 2017) whose rate is held in a weight."""
+
+    _ALPHA_P = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        if not training:
+            return inputs
+        rate = self.held_rate(inputs.dtype)
+        noise_shape = self._get_concrete_noise_shape(inputs, self.noise_shape)
+        kept = ops.cast(ops.greater_equal(keras.random.uniform(noise_shape, seed=self.seed_generator), rate),
+                        inputs.dtype)
+        a = ops.power((1 - rate) * (1 + rate * self._ALPHA_P**2), -0.5)
+        b = -a * self._ALPHA_P * rate
+        return a * (inputs * kept + self._ALPHA_P * (1 - kept)) + b
+
+
+def trained_params(model: keras.Model) -> int:
+    """The network's weights, as ``count_params`` counts them, less the held dropout rates."""
+    held = sum(1 for layer in model.layers if isinstance(layer, _HeldRate))
+    return int(model.count_params()) - held
 
 
 class _StackRunner(keras.Model):

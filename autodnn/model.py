@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from autodnn.config import TrialConfig
-from autodnn.layers import GeneralizedSwish, Mish, RReLU
+from autodnn.layers import GeneralizedSwish, HeldAlphaDropout, HeldDropout, Mish, RReLU
 
 __all__ = [
     "INITIALIZER_FAMILIES",
@@ -202,11 +202,11 @@ def build_model(config: TrialConfig, n_features: int, n_classes: int, *, seed: i
             layers.extend([bn, activation] if config.normalization == "batch_norm_before" else [activation, bn])
         if i in dropout_after:
             layers.append(
-                keras.layers.Dropout(config.dropout, seed=_derived_seed(seed, _DROPOUT, i), name=f"dropout_{i}")
+                HeldDropout(config.dropout, seed=_derived_seed(seed, _DROPOUT, i), name=f"dropout_{i}")
             )
     if config.alpha_dropout > 0:
         layers.append(
-            keras.layers.AlphaDropout(
+            HeldAlphaDropout(
                 config.alpha_dropout, seed=_derived_seed(seed, _ALPHA_DROPOUT), name="alpha_dropout"
             )
         )

@@ -11,6 +11,7 @@ import pytest
 
 from autodnn.config import ACTIVATIONS, TrialConfig
 from autodnn.layers import STOCHASTIC_LAYERS, GeneralizedSwish, Mish, RReLU
+from autodnn.layers import trained_params
 from autodnn.model import (
     TABLE_11_1,
     build_model,
@@ -334,7 +335,11 @@ def test_exercise_8_network_has_500210_parameters() -> None:
     ],
 )
 def test_count_params_matches_keras(config: TrialConfig) -> None:
-    assert count_params(config, F, C) == build_model(config, F, C, seed=0).count_params()
+    model = build_model(config, F, C, seed=0)
+    assert count_params(config, F, C) == trained_params(model)
+    # Keras counts each dropout layer's held rate as one more (untrained) weight.
+    held = len(dropout_layer_indices(config)) + (config.alpha_dropout > 0)
+    assert model.count_params() == trained_params(model) + held
 
 
 def test_build_model_rejects_impossible_shapes() -> None:

@@ -89,7 +89,8 @@ class OneCycleSGD(_OneCycleMomentumMixin, keras.optimizers.SGD):
         # SGD's own build tests `self.momentum != 0` as a Python bool, which a tensor cannot answer.
         keras.optimizers.Optimizer.build(self, variables)
         self.momentums = []
-        if self._momentum_schedule is not None or self._base_momentum != 0:
+        base = self._base_momentum
+        if self._momentum_schedule is not None or isinstance(base, keras.Variable) or base != 0:
             self.momentums = self.add_optimizer_variables(variables, "momentum")
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:

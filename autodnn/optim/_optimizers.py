@@ -13,6 +13,7 @@ import keras
 from autodnn.config import TrialConfig
 from autodnn.errors import ConfigError
 from autodnn.optim._cycling import OneCycleAdam, OneCycleAdamax, OneCycleAdamW, OneCycleNadam, OneCycleSGD
+from autodnn.optim._held import StepTable, held_optimizer
 from autodnn.optim._schedules import OneCycleMomentum, build_schedule
 
 __all__ = ["build_optimizer"]
@@ -78,35 +79,46 @@ def build_optimizer(
             f"clipnorm ({config.clipnorm}) and clipvalue ({config.clipvalue}) are both set, but Keras applies "
             "only one; set the other to null."
         )
+    total_steps = steps_per_epoch * epochs
     schedule = build_schedule(config, learning_rate, steps_per_epoch=steps_per_epoch, epochs=epochs)
+    # One entry past the last step: the rate after training, which the history's last epoch reports.
+    if not isinstance(schedule, float):
+        schedule = StepTable.of(schedule, total_steps + 1)
     kwargs: dict[str, Any] = {"learning_rate": schedule}
-    if config.clipnorm is not None:
-        kwargs["clipnorm"] = float(config.clipnorm)
-    if config.clipvalue is not None:
-        kwargs["clipvalue"] = float(config.clipvalue)
+    held: dict[str, float] = {}
     name = config.optimizer
     if name == "adamw" or config.weight_decay > 0:
-        kwargs["weight_decay"] = float(config.weight_decay)
+        held["weight_decay"] = float(config.weight_decay)
     if name in ("momentum", "nesterov"):
-        kwargs["momentum"] = float(config.momentum)
+        held["momentum"] = float(config.momentum)
         kwargs["nesterov"] = name == "nesterov"
     elif name == "rmsprop":
-        kwargs["rho"] = float(config.rho)
+        held["rho"] = float(config.rho)
     elif name in ("adam", "adamax", "nadam", "adamw"):
-        kwargs["beta_1"] = float(config.beta_1)
-        kwargs["beta_2"] = float(config.beta_2)
+        held["beta_1"] = float(config.beta_1)
+        held["beta_2"] = float(config.beta_2)
 
     cls = _PLAIN[name]
     if config.schedule == "1cycle" and config.momentum_name is not None and config.momentum_max > 0:
         cls = _CYCLING[name]
+        del held[config.momentum_name]
         kwargs[config.momentum_name] = float(config.momentum_max)
-        kwargs["momentum_schedule"] = OneCycleMomentum(
+        cycle = OneCycleMomentum(
             config.momentum_max,
             config.momentum_min,
-            total_steps=steps_per_epoch * epochs,
+            total_steps=total_steps,
             last_fraction=config.onecycle_last_fraction,
         )
-    optimizer = cls(**kwargs)
+        kwargs["momentum_schedule"] = StepTable.of(cycle, total_steps + 1)
+    elif name in ("momentum", "nesterov"):
+        # Keras' SGD tests its momentum as a Python number; this one does not, so the momentum can be held.
+        cls = OneCycleSGD
+    clip = None
+    if config.clipnorm is not None:
+        clip = ("norm", float(config.clipnorm))
+    elif config.clipvalue is not None:
+        clip = ("value", float(config.clipvalue))
+    optimizer = held_optimizer(cls)(held=held, clip=clip, **kwargs)
 
     callbacks: list[keras.callbacks.Callback] = []
     if config.schedule == "performance":
