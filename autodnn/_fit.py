@@ -22,19 +22,19 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 
-from autodnn.programs import ProgramCache
+from autodnn import _jax_fit
 
 if TYPE_CHECKING:
     from autodnn.datasets import Dataset
 
 #: Rows per compiled evaluation call; larger than any training batch, small enough for any device.
-EVAL_ROWS = 2048
+EVAL_ROWS = _jax_fit.EVAL_ROWS
 
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
@@ -109,11 +109,50 @@ def fit(
     outcome = FitOutcome(steps_per_epoch(n_train, batch_size), effective_batch_size(n_train, batch_size))
     backend = keras.backend.backend()
     if backend == "jax":
-        _JaxLoop(model, _data(dataset), outcome, program_key).run(epochs, callbacks, seed, verbose)
+        _jax_fit.JaxLoop(model, _jax_fit.device_data(dataset), outcome, program_key).run(
+            epochs, callbacks, seed, verbose)
     elif backend == "tensorflow":
         _fit_tensorflow(model, dataset, outcome, epochs, callbacks, seed, verbose)
     else:
         _fit_batches(model, dataset, outcome, epochs, callbacks, seed, verbose)
+    return outcome
+
+
+def fit_population(
+    models: list[keras.Model],
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    epochs: int,
+    callbacks: list[list[keras.callbacks.Callback]],
+    seeds: list[int],
+    program_key: Hashable | None = None,
+) -> FitOutcome:
+    """Trains several compiled models of one structure together, each as :func:`fit` would train it alone.
+
+    JAX only (:class:`autodnn._jax_fit.JaxPopulation`): the members' states are stacked and one vmapped
+    program trains them all, each with its own batch order (``seeds``), callbacks and stopping.
+
+    Args:
+        models: Compiled models with the same network and optimizer structure (one program key).
+        dataset: What they train and validate on.
+        batch_size: Rows per optimizer step, the same for all.
+        epochs: Epochs at most; each member stops on its own.
+        callbacks: Each member's callbacks.
+        seeds: Each member's batch-order seed.
+        program_key: Their common :func:`autodnn.programs.program_key`; None compiles for these models.
+
+    Raises:
+        ValueError: Not on JAX, or lists of different lengths.
+    """
+    if keras.backend.backend() != "jax":
+        raise ValueError(f"population training needs the JAX backend, not {keras.backend.backend()}.")
+    if not len(models) == len(callbacks) == len(seeds) or not models:
+        raise ValueError("give one list of callbacks and one seed for each of at least one model.")
+    n_train = len(dataset.x_train)
+    outcome = FitOutcome(steps_per_epoch(n_train, batch_size), effective_batch_size(n_train, batch_size))
+    population = _jax_fit.JaxPopulation(models, _jax_fit.device_data(dataset), outcome, program_key)
+    population.run(epochs, callbacks, seeds)
     return outcome
 
 
@@ -130,234 +169,9 @@ def evaluate(model: keras.Model, dataset: Dataset, split: str) -> tuple[float, f
     """
     x, y = getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}")
     if keras.backend.backend() == "jax":
-        return _jax_evaluator(model).evaluate(model, _data(dataset).split(split))
+        return _jax_fit.evaluator(model).evaluate(model, _jax_fit.device_data(dataset).split(split))
     loss, accuracy = model.evaluate(x, y, batch_size=EVAL_ROWS, verbose=0)
     return float(loss), float(accuracy)
-
-
-# --- data prepared once per process -------------------------------------------------------------------------
-
-
-@dataclass
-class _Split:
-    """One evaluation split as device arrays: padded to whole chunks of ``rows`` and a mask of the real rows."""
-
-    x: list[Any]
-    y: list[Any]
-    mask: list[Any]
-    n: int
-
-
-@dataclass
-class _DeviceData:
-    """A dataset's arrays on the accelerator (or in the backend's CPU memory), made once per process."""
-
-    dataset: weakref.ref
-    x_train: Any
-    y_train: Any
-    eval_rows: int
-    splits: dict[str, _Split] = field(default_factory=dict)
-
-    def split(self, name: str) -> _Split:
-        if name not in self.splits:
-            dataset = self.dataset()
-            assert dataset is not None, "the dataset was freed while its device copy was in use"
-            self.splits[name] = _pad_split(getattr(dataset, f"x_{name}"), getattr(dataset, f"y_{name}"), self.eval_rows)
-        return self.splits[name]
-
-
-# Keyed by the Dataset object itself: a search trains every trial on one dataset, so its device copy is made
-# for the first trial and reused by the others; it goes away with the dataset.
-_DEVICE_DATA: weakref.WeakKeyDictionary[Any, _DeviceData] = weakref.WeakKeyDictionary()
-
-
-def _data(dataset: Dataset) -> _DeviceData:
-    data = _DEVICE_DATA.get(dataset)
-    if data is None:
-        import jax.numpy as jnp
-
-        # One row size serves validation and test, so a trial compiles its evaluation once.
-        rows = min(EVAL_ROWS, _round_up(max(len(dataset.y_valid), 1), 8))
-        data = _DeviceData(weakref.ref(dataset), jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train), rows)
-        _DEVICE_DATA[dataset] = data
-    return data
-
-
-def _pad_split(x: np.ndarray, y: np.ndarray, rows: int) -> _Split:
-    import jax.numpy as jnp
-
-    n = len(y)
-    total = max(rows, _round_up(n, rows))
-    xs = np.zeros((total, x.shape[1]), dtype=x.dtype)
-    xs[:n] = x
-    ys = np.zeros(total, dtype=y.dtype)
-    ys[:n] = y
-    mask = (np.arange(total) < n).astype(np.float32)
-    chunks = range(0, total, rows)
-    return _Split(
-        [jnp.asarray(xs[i : i + rows]) for i in chunks],
-        [jnp.asarray(ys[i : i + rows]) for i in chunks],
-        [jnp.asarray(mask[i : i + rows]) for i in chunks],
-        n,
-    )
-
-
-def _round_up(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
-
-
-# --- JAX -----------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Program:
-    """A compiled epoch and evaluation, and the shapes of the state they were traced for."""
-
-    epoch: Any
-    evaluator: _JaxEvaluator
-    spec: tuple
-
-
-#: Programs kept per process, by :func:`autodnn.programs.program_key`. Each keeps the network it was traced
-#: from alive (its layers are the program's code); later models of the same key pass their own state.
-PROGRAMS: ProgramCache[Hashable, _Program] = ProgramCache(size=8)
-
-
-class _JaxLoop:
-    """Drives callbacks around a compiled epoch; the model's variables are synced once per epoch."""
-
-    def __init__(self, model: keras.Model, data: _DeviceData, outcome: FitOutcome, key: Hashable | None) -> None:
-        self.model = model
-        self.data = data
-        self.steps = outcome.steps_per_epoch
-        self.batch = outcome.batch_size
-        x0, y0 = data.x_train[: self.batch], data.y_train[: self.batch]
-        # Builds the compiled loss and metrics, which fit would do on its first batch.
-        model._symbolic_build(data_batch=(x0, y0))
-        if not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
-        spec = _state_spec(model)
-        program = PROGRAMS.get((key, self.steps, self.batch)) if key is not None else None
-        if program is None or program.spec != spec:
-            program = _Program(_jax_epoch_function(model, self.steps, self.batch), _JaxEvaluator(model), spec)
-            if key is not None:
-                PROGRAMS.put((key, self.steps, self.batch), program)
-        self.epoch_fn = program.epoch
-        self.evaluator = program.evaluator
-        object.__setattr__(model, "_autodnn_evaluator", program.evaluator)
-
-    def run(self, epochs: int, callbacks: list[keras.callbacks.Callback], seed: int, verbose: int) -> None:
-        import jax.numpy as jnp
-
-        model = self.model
-        hooks = keras.callbacks.CallbackList(
-            callbacks, add_history=True, add_progbar=verbose != 0, verbose=verbose, epochs=epochs,
-            steps=self.steps, model=model,
-        )
-        rng = np.random.default_rng(seed)
-        n_train = len(self.data.y_train)
-        model.stop_training = False
-        hooks.on_train_begin()
-        logs: dict[str, float] = {}
-        for epoch in range(epochs):
-            model.reset_metrics()
-            hooks.on_epoch_begin(epoch)
-            hooks.on_train_batch_begin(0)
-            order = rng.permutation(n_train)[: self.steps * self.batch].astype(np.int32)
-            state = _jax_state(model)
-            state, step_logs = self.epoch_fn(state, self.data.x_train, self.data.y_train, jnp.asarray(order))
-            _set_jax_state(model, state)
-            logs = {name: float(value) for name, value in step_logs.items()}
-            hooks.on_train_batch_end(self.steps - 1, logs)
-            logs["val_loss"], logs["val_accuracy"] = self.evaluator.evaluate(model, self.data.split("valid"))
-            hooks.on_epoch_end(epoch, logs)
-            if model.stop_training:
-                break
-        hooks.on_train_end(logs)
-
-
-def _jax_state(model: keras.Model) -> tuple[list[Any], ...]:
-    return (
-        [v.value for v in model.trainable_variables],
-        [v.value for v in model.non_trainable_variables],
-        [v.value for v in model.optimizer.variables],
-        [v.value for v in model.metrics_variables],
-    )
-
-
-def _state_spec(model: keras.Model) -> tuple:
-    return tuple(tuple((tuple(v.shape), str(v.dtype)) for v in part) for part in _jax_state(model))
-
-
-def _set_jax_state(model: keras.Model, state: tuple[list[Any], ...]) -> None:
-    owners = (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables,
-              model.metrics_variables)
-    for variables, values in zip(owners, state):
-        for variable, value in zip(variables, values):
-            variable.assign(value)
-
-
-#: Epoch programs traced in this process (one item, counted up while tracing): tests read it.
-TRACES = [0]
-
-
-def _jax_epoch_function(model: keras.Model, steps: int, batch: int) -> Any:
-    """``(state, x, y, order) -> (state, logs)``: ``steps`` train steps on rows ``order`` of ``x``, ``y``."""
-    import jax
-
-    def epoch(state: Any, x: Any, y: Any, order: Any) -> Any:
-        TRACES[0] += 1
-
-        def step(state: Any, rows: Any) -> Any:
-            logs, state = model.train_step(state, (x[rows], y[rows]))
-            return state, logs
-
-        # Logs leave the scan as per-step outputs (a few scalars a step), the last of which holds the epoch's
-        # running means; carrying them would need their structure before tracing, i.e. a second trace.
-        state, logs = jax.lax.scan(step, state, order.reshape(steps, batch))
-        return state, jax.tree.map(lambda values: values[-1], logs)
-
-    # The dataset arrays are arguments, not closed-over constants: constants would be copied into the program.
-    return jax.jit(epoch)
-
-
-class _JaxEvaluator:
-    """Loss and accuracy over padded chunks, one compiled call per chunk, for any model shaped like ``model``."""
-
-    def __init__(self, model: keras.Model) -> None:
-        import jax
-
-        def chunk(trainable: Any, non_trainable: Any, x: Any, y: Any, mask: Any) -> Any:
-            y_pred, _, losses = model.stateless_call(trainable, non_trainable, x, training=False, return_losses=True)
-            y_pred = keras.ops.cast(y_pred, "float32")
-            per_row = keras.losses.sparse_categorical_crossentropy(y, y_pred)
-            correct = keras.ops.cast(keras.ops.argmax(y_pred, axis=-1) == y, "float32")
-            penalty = sum(keras.ops.cast(loss, "float32") for loss in losses) if losses else 0.0
-            return keras.ops.sum(per_row * mask), keras.ops.sum(correct * mask), penalty
-
-        self.chunk = jax.jit(chunk)
-
-    def evaluate(self, model: keras.Model, split: _Split) -> tuple[float, float]:
-        trainable = [v.value for v in model.trainable_variables]
-        non_trainable = [v.value for v in model.non_trainable_variables]
-        loss_sum, correct, penalty = 0.0, 0.0, 0.0
-        parts = [self.chunk(trainable, non_trainable, x, y, m) for x, y, m in zip(split.x, split.y, split.mask)]
-        for part_loss, part_correct, part_penalty in parts:
-            loss_sum += float(part_loss)
-            correct += float(part_correct)
-            penalty = float(part_penalty)
-        n = max(split.n, 1)
-        return loss_sum / n + penalty, correct / n
-
-
-def _jax_evaluator(model: keras.Model) -> _JaxEvaluator:
-    # One evaluator per model (validation, the final evaluation and the test split share its compiled
-    # function), kept on the model: a dictionary keyed by the model would keep it alive through the evaluator.
-    evaluator = model.__dict__.get("_autodnn_evaluator")
-    if evaluator is None:
-        evaluator = _JaxEvaluator(model)
-        object.__setattr__(model, "_autodnn_evaluator", evaluator)
-    return evaluator
 
 
 # --- TensorFlow ----------------------------------------------------------------------------------------------

@@ -20,9 +20,9 @@ from keras import ops
 __all__ = [
     "STOCHASTIC_LAYERS",
     "GeneralizedSwish",
-    "Mish",
     "HeldAlphaDropout",
     "HeldDropout",
+    "Mish",
     "RReLU",
     "mc_accuracy",
     "mc_predict",

@@ -34,14 +34,14 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import keras
 import numpy as np
 
 from autodnn.errors import ConfigError
 
-__all__ = ["LRFinder", "LRFinderResult", "plot_lr_finder"]
+__all__ = ["LRFinder", "LRFinderResult", "StepRunner", "plot_lr_finder"]
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,8 @@ class LRFinder:
         """Learning rate of the sweep's ``step``-th batch (0-based)."""
         return self.min_lr * self.factor**step
 
-    def find(self, model: keras.Model, x: Any, y: Any, *, batch_size: int) -> LRFinderResult:
+    def find(self, model: keras.Model, x: Any, y: Any, *, batch_size: int, steps: StepRunner | None = None
+             ) -> LRFinderResult:
         """Sweeps the learning rate on ``model`` and restores the model and its optimizer afterwards.
 
         Args:
@@ -169,6 +170,8 @@ class LRFinder:
             x: Training inputs (an array indexable along the first axis).
             y: Training targets, aligned with ``x``.
             batch_size: Batch size of the sweep; use the training's, as the best rate depends on it.
+            steps: Trains a run of consecutive steps, each on its rows of ``x`` at its rate, and returns each
+                step's loss (e.g. one compiled call for many steps); by default ``train_on_batch`` per step.
 
         Returns:
             The measured curve and the pick.
@@ -198,43 +201,48 @@ class LRFinder:
         saved = [(v, np.array(v.numpy(), copy=True)) for v in [*model.variables, *optimizer.variables]]
         fallback = float(optimizer.learning_rate.numpy())
         try:
-            rates, losses, smoothed, diverged = self._sweep(model, x, y, batch_size)
+            rates, losses, smoothed, diverged = self._sweep(steps or _OneBatchAtATime(model, x, y), len(x),
+                                                            batch_size)
         finally:
             for variable, value in saved:
                 variable.assign(value)
         return self._result(rates, losses, smoothed, diverged, fallback)
 
-    def _sweep(
-        self, model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int
-    ) -> tuple[list[float], list[float], list[float], bool]:
-        # Equal-sized batches only: a ragged last batch would make JAX compile the step a second time.
-        n_batches = max(1, len(x) // batch_size)
-        size = min(batch_size, len(x))
+    def batches(self, n: int, batch_size: int) -> np.ndarray:
+        """The rows of each step's batch, ``(iterations, batch)``: equal-sized batches of a fresh permutation
+        each pass over the data (a ragged last batch would make JAX compile the step a second time)."""
+        n_batches = max(1, n // batch_size)
+        size = min(batch_size, n)
         rng = np.random.default_rng(self.seed)
-        order = rng.permutation(len(x))
+        order = rng.permutation(n)
+        rows = np.empty((self.iterations, size), dtype=np.int32)
+        for step in range(self.iterations):
+            batch = step % n_batches
+            if batch == 0 and step > 0:
+                order = rng.permutation(n)
+            rows[step] = order[batch * size : (batch + 1) * size]
+        return rows
+
+    def _sweep(self, steps: StepRunner, n: int, batch_size: int) -> tuple[list[float], list[float], list[float], bool]:
+        rows = self.batches(n, batch_size)
+        all_rates = [self.learning_rate(step) for step in range(self.iterations)]
         rates: list[float] = []
         losses: list[float] = []
         smoothed: list[float] = []
         average, best = 0.0, math.inf
-        for step in range(self.iterations):
-            batch = step % n_batches
-            if batch == 0 and step > 0:
-                order = rng.permutation(len(x))
-            index = order[batch * size : (batch + 1) * size]
-            rate = self.learning_rate(step)
-            model.optimizer.learning_rate = rate
-            logs = model.train_on_batch(x[index], y[index], return_dict=True)
-            loss = float(logs["loss"])
-            if not math.isfinite(loss):
-                return rates, losses, smoothed, True
-            average = self.smoothing * average + (1 - self.smoothing) * loss
-            value = average / (1 - self.smoothing ** (step + 1))
-            rates.append(rate)
-            losses.append(loss)
-            smoothed.append(value)
-            best = min(best, value)
-            if value > self.divergence_factor * best:
-                return rates, losses, smoothed, True
+        for first in range(0, self.iterations, steps.chunk):
+            chunk = slice(first, min(first + steps.chunk, self.iterations))
+            for step, loss in zip(range(chunk.start, chunk.stop), steps(rows[chunk], all_rates[chunk])):
+                if not math.isfinite(loss):
+                    return rates, losses, smoothed, True
+                average = self.smoothing * average + (1 - self.smoothing) * loss
+                value = average / (1 - self.smoothing ** (step + 1))
+                rates.append(all_rates[step])
+                losses.append(loss)
+                smoothed.append(value)
+                best = min(best, value)
+                if value > self.divergence_factor * best:
+                    return rates, losses, smoothed, True
         return rates, losses, smoothed, False
 
     def _result(
@@ -282,6 +290,33 @@ class LRFinder:
         if turning is None:
             return float(fallback), None
         return max(turning / 10.0, self.min_lr), turning
+
+
+class StepRunner(Protocol):
+    """Trains consecutive steps of a sweep and returns their losses (see :meth:`LRFinder.find`)."""
+
+    #: Steps per call; the sweep checks for divergence between calls.
+    chunk: int
+
+    def __call__(self, rows: np.ndarray, rates: list[float]) -> list[float]:
+        """Trains one step per row of ``rows`` (indices of the training data), the i-th at ``rates[i]``."""
+
+
+class _OneBatchAtATime:
+    """``train_on_batch`` per step: the loss of each batch, on any backend."""
+
+    chunk = 1
+
+    def __init__(self, model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
+        self.model, self.x, self.y = model, x, y
+
+    def __call__(self, rows: np.ndarray, rates: list[float]) -> list[float]:
+        losses = []
+        for index, rate in zip(rows, rates):
+            self.model.optimizer.learning_rate = rate
+            logs = self.model.train_on_batch(self.x[index], self.y[index], return_dict=True)
+            losses.append(float(logs["loss"]))
+        return losses
 
 
 def plot_lr_finder(result: LRFinderResult, path: str | Path) -> None:

@@ -17,12 +17,12 @@ import keras
 import numpy as np
 
 from autodnn import _fit
-from autodnn.backend import configured_precision, use_compilation_cache
-from autodnn.layers import trained_params
+from autodnn.layers import mc_accuracy, trained_params
 from autodnn.lr_finder import LRFinder, LRFinderResult
 from autodnn.model import build_model
 from autodnn.optim import build_optimizer, current_learning_rate
 from autodnn.programs import program_key
+from autodnn.session import seed_everything, start_session
 from autodnn.tensorboard import TensorBoardLogger
 
 if TYPE_CHECKING:
@@ -158,22 +158,60 @@ def train(
         The result; a NaN loss or a stop asked by the reporter ends training early and says so in
         ``stopped`` and ``reason``.
     """
-    # Frees the previous trial's model, optimizer and compiled functions; it also resets the dtype policy,
-    # so the precision is applied after it, for every trial.
-    keras.backend.clear_session(free_memory=False)
-    collect_garbage()
-    keras.mixed_precision.set_global_policy(precision or configured_precision())
-    use_compilation_cache()
+    start_session(precision)
+    run = prepare(config, dataset, max_epochs=max_epochs, reporter=reporter, seed=seed,
+                  tensorboard_dir=tensorboard_dir, hparams=hparams)
+    outcome = _fit.fit(run.model, dataset, batch_size=config.batch_size, epochs=max_epochs, callbacks=run.callbacks,
+                       seed=seed, verbose=verbose, program_key=run.program_key)
+    return finish(run, outcome, evaluate_test=evaluate_test, mc_samples=mc_samples, keep_model=keep_model)
+
+
+@dataclass
+class Run:
+    """A network ready to train: built, its learning rate found, compiled, with the callbacks of its run.
+
+    Attributes:
+        config: The hyperparameters.
+        dataset: What it trains on.
+        model: The compiled network.
+        callbacks: Its schedule's callbacks, early stopping, the epoch monitor and TensorBoard's logger.
+        seed: The seed of its weights, dropout and batch order.
+        learning_rate: The initial (for 1cycle: peak) learning rate.
+        finder_result: The LR finder's sweep, when it ran.
+        program_key: Which compiled program it can share (:func:`autodnn.programs.program_key`).
+    """
+
+    config: TrialConfig
+    dataset: Dataset
+    model: keras.Model
+    callbacks: list[keras.callbacks.Callback]
+    seed: int
+    learning_rate: float
+    finder_result: LRFinderResult | None
+    program_key: tuple
+    monitor: _EpochMonitor = field(repr=False)
+    early_stopping: keras.callbacks.EarlyStopping = field(repr=False)
+
+
+def prepare(
+    config: TrialConfig,
+    dataset: Dataset,
+    *,
+    max_epochs: int,
+    reporter: Reporter | None = None,
+    seed: int = 0,
+    tensorboard_dir: str | Path | None = None,
+    hparams: Mapping[str, Any] | None = None,
+) -> Run:
+    """Builds and compiles the network of ``config`` (after :func:`start_session`); see :func:`train`."""
     seed_everything(seed)
     steps_per_epoch = _fit.steps_per_epoch(len(dataset.x_train), config.batch_size)
     model = build_model(config, dataset.n_features, dataset.n_classes, seed=seed)
-
     learning_rate = config.learning_rate
     finder_result = None
     if config.lr_finder:
         finder_result = sweep_learning_rate(model, config, dataset, seed=seed)
         learning_rate = float(finder_result.suggestion)
-
     optimizer, schedule_callbacks = build_optimizer(
         config, learning_rate, steps_per_epoch=steps_per_epoch, epochs=max_epochs
     )
@@ -182,28 +220,28 @@ def train(
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.patience, restore_best_weights=True
     )
-    outcome = _fit.fit(
-        model,
-        dataset,
-        batch_size=config.batch_size,
-        epochs=max_epochs,
-        callbacks=[*schedule_callbacks, early_stopping, monitor, *_tensorboard(tensorboard_dir, hparams)],
-        seed=seed,
-        verbose=verbose,
-        program_key=program_key(
-            config, n_features=dataset.n_features, n_classes=dataset.n_classes, steps=steps_per_epoch,
-            batch=_fit.effective_batch_size(len(dataset.x_train), config.batch_size), epochs=max_epochs,
-            precision=keras.config.dtype_policy().name,
-        ),
+    key = program_key(
+        config, n_features=dataset.n_features, n_classes=dataset.n_classes, steps=steps_per_epoch,
+        batch=_fit.effective_batch_size(len(dataset.x_train), config.batch_size), epochs=max_epochs,
+        precision=keras.config.dtype_policy().name,
     )
+    callbacks = [*schedule_callbacks, early_stopping, monitor, *_tensorboard(tensorboard_dir, hparams)]
+    return Run(config, dataset, model, callbacks, seed, learning_rate, finder_result, key, monitor, early_stopping)
 
+
+def finish(
+    run: Run, outcome: _fit.FitOutcome, *, evaluate_test: bool = False, mc_samples: int | None = None,
+    keep_model: bool = False,
+) -> TrialResult:
+    """The result of a trained :class:`Run`: restored weights validated (and tested, when asked)."""
+    config, dataset, model, monitor = run.config, run.dataset, run.model, run.monitor
     history = {k: [float(v) for v in values] for k, values in monitor.history.items()}
     epochs = len(monitor.epoch_times)
     best = int(np.nanargmin(history["val_loss"])) if _any_finite(history.get("val_loss", [])) else 0
     val_loss, val_accuracy = _fit.evaluate(model, dataset, "valid")
     if monitor.stop_reason:
         stopped, reason = monitor.stop_kind, monitor.stop_reason
-    elif early_stopping.stopped_epoch > 0:
+    elif run.early_stopping.stopped_epoch > 0:
         stopped = "early_stopping"
         reason = f"no better validation loss for {config.patience} epochs"
     else:
@@ -220,20 +258,16 @@ def train(
         reason=reason,
         history=history,
         epoch_times=monitor.epoch_times,
-        learning_rate=learning_rate,
-        lr_finder=finder_result.to_dict() if finder_result is not None else None,
+        learning_rate=run.learning_rate,
+        lr_finder=run.finder_result.to_dict() if run.finder_result is not None else None,
         n_params=trained_params(model),
         samples_per_second=outcome.samples_per_epoch * epochs / max(sum(monitor.epoch_times), 1e-9),
     )
     if samples and config.has_dropout and stopped != "nan":
-        from autodnn.layers import mc_accuracy
-
         result.mc_val_accuracy = mc_accuracy(model, dataset.x_valid, dataset.y_valid, samples)
     if evaluate_test:
         result.test_loss, result.test_accuracy = _fit.evaluate(model, dataset, "test")
         if samples and config.has_dropout and stopped != "nan":
-            from autodnn.layers import mc_accuracy
-
             result.mc_test_accuracy = mc_accuracy(model, dataset.x_test, dataset.y_test, samples)
     if keep_model:
         result.model = model
@@ -260,7 +294,16 @@ def sweep_learning_rate(
                                    steps_per_epoch=steps_per_epoch, epochs=1)
     model.compile(optimizer=optimizer, loss=LOSS)
     finder = LRFinder(iterations=iterations or max(50, min(500, 5 * steps_per_epoch)), seed=seed)
-    return finder.find(model, dataset.x_train, dataset.y_train, batch_size=config.batch_size)
+    steps = None
+    if keras.backend.backend() == "jax":
+        from autodnn import _jax_fit
+
+        batch = _fit.effective_batch_size(len(dataset.x_train), config.batch_size)
+        key = program_key(config.replace(schedule="constant"), n_features=dataset.n_features,
+                          n_classes=dataset.n_classes, steps=0, batch=batch, epochs=1,
+                          precision=keras.config.dtype_policy().name)
+        steps = _jax_fit.JaxSweep(model, _jax_fit.device_data(dataset), batch, key)
+    return finder.find(model, dataset.x_train, dataset.y_train, batch_size=config.batch_size, steps=steps)
 
 
 def find_learning_rate(
@@ -271,46 +314,6 @@ def find_learning_rate(
     seed_everything(seed)
     model = build_model(config, dataset.n_features, dataset.n_classes, seed=seed)
     return sweep_learning_rate(model, config, dataset, seed=seed, iterations=iterations)
-
-
-def collect_garbage() -> None:
-    """A full garbage collection that skips what was alive before the first one (modules, the dataset).
-
-    The previous trial's network, optimizer and device buffers are cyclic garbage, so each trial collects.
-    A full collection walks every tracked object, about 0.25 s with Keras, JAX and TensorFlow loaded; objects
-    alive at the first collection are frozen out of later ones, so those walk only what trials made since.
-    """
-    import gc
-
-    gc.collect()
-    if gc.get_freeze_count() == 0:
-        gc.freeze()
-
-
-def seed_everything(seed: int) -> None:
-    """Seeds Python, NumPy and Keras' global generator for the current backend.
-
-    ``keras.utils.set_random_seed`` would also import TensorFlow just to seed it, which costs seconds and
-    memory on the JAX and PyTorch backends.
-    """
-    if keras.backend.backend() == "tensorflow":
-        keras.utils.set_random_seed(seed)
-        return
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed)
-    try:
-        from keras.src.backend.common import global_state
-        from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
-    except ImportError:
-        keras.utils.set_random_seed(seed)
-        return
-    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
-    if keras.backend.backend() == "torch":
-        import torch
-
-        torch.manual_seed(seed)
 
 
 class _EpochMonitor(keras.callbacks.Callback):
@@ -330,8 +333,9 @@ class _EpochMonitor(keras.callbacks.Callback):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.epoch_times.append(time.perf_counter() - self._start)
         logs = dict(logs or {})
+        # A population's loop gives each member its share of the epoch's wall time.
+        self.epoch_times.append(logs.pop("epoch_seconds", None) or time.perf_counter() - self._start)
         logs["learning_rate"] = current_learning_rate(self.optimizer_ref)
         for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
             self.history.setdefault(key, []).append(float(logs.get(key, float("nan"))))
