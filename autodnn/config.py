@@ -34,6 +34,7 @@ NORMALIZATIONS = ("none", "batch_norm_before", "batch_norm_after")
 DROPOUT_PLACEMENTS = ("all", "top", "last")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamax", "nadam", "adamw")
 SCHEDULES = ("constant", "power", "exponential", "piecewise", "performance", "1cycle", "cosine")
+RESTORES = ("val_loss", "val_accuracy")
 
 #: Optimizers whose momentum 1cycle cycles (``momentum`` for SGD, ``beta_1`` for Adam's family).
 MOMENTUM_OPTIMIZERS = ("momentum", "nesterov", "adam", "adamax", "nadam", "adamw")
@@ -47,6 +48,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "dropout_placement": DROPOUT_PLACEMENTS,
     "optimizer": OPTIMIZERS,
     "schedule": SCHEDULES,
+    "restore_best": RESTORES,
 }
 
 # (low, high, low_inclusive, high_inclusive); None means unbounded on that side.
@@ -136,6 +138,9 @@ class TrialConfig:
         momentum_min: Lowest momentum (or beta_1), reached at the peak learning rate.
         batch_size: Mini-batch size.
         patience: Early-stopping patience, in epochs without a better validation loss.
+        restore_best: Which epoch's weights the run keeps: the best validation loss (the book's
+            ``restore_best_weights``) or the best validation accuracy (the search's objective; a tie goes to the
+            lower loss).
         mc_samples: Number of stochastic passes of MC dropout at evaluation (0 disables it).
     """
 
@@ -184,6 +189,7 @@ class TrialConfig:
     momentum_min: float = 0.85
     batch_size: int = 32
     patience: int = 10
+    restore_best: str = "val_loss"
     mc_samples: int = 0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 

@@ -28,7 +28,8 @@ HELD_FIELDS = frozenset({
 })
 
 #: Fields that only the Python side of training reads (early stopping, the plateau callback, the finder).
-HOST_FIELDS = frozenset({"patience", "plateau_factor", "plateau_patience", "lr_finder", "mc_samples"})
+HOST_FIELDS = frozenset({"patience", "restore_best", "plateau_factor", "plateau_patience", "lr_finder",
+                         "mc_samples"})
 
 
 def _structure(config: TrialConfig) -> dict[str, Any]:

@@ -47,7 +47,8 @@ class TrialResult:
     """What one training run produced.
 
     Attributes:
-        val_accuracy: Validation accuracy of the restored (best-validation-loss) weights.
+        val_accuracy: Validation accuracy of the restored weights (``config.restore_best``: the epoch of
+            best validation loss, or of best validation accuracy).
         val_loss: Validation loss of the restored weights.
         train_accuracy: Training accuracy at the best epoch, as Keras measured it during the epoch.
         train_loss: Training loss at the best epoch.
@@ -217,9 +218,12 @@ def prepare(
     )
     model.compile(optimizer=optimizer, loss=LOSS, metrics=["accuracy"], **_fit.compile_options(steps_per_epoch))
     monitor = _EpochMonitor(reporter, optimizer)
+    by_loss = config.restore_best == "val_loss"
     early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=config.patience, restore_best_weights=True
+        monitor="val_loss", patience=config.patience, restore_best_weights=by_loss
     )
+    if not by_loss:
+        schedule_callbacks = [*schedule_callbacks, _BestAccuracy()]
     key = program_key(
         config, n_features=dataset.n_features, n_classes=dataset.n_classes, steps=steps_per_epoch,
         batch=_fit.effective_batch_size(len(dataset.x_train), config.batch_size), epochs=max_epochs,
@@ -237,7 +241,7 @@ def finish(
     config, dataset, model, monitor = run.config, run.dataset, run.model, run.monitor
     history = {k: [float(v) for v in values] for k, values in monitor.history.items()}
     epochs = len(monitor.epoch_times)
-    best = int(np.nanargmin(history["val_loss"])) if _any_finite(history.get("val_loss", [])) else 0
+    best = best_epoch(history, config.restore_best)
     val_loss, val_accuracy = _fit.evaluate(model, dataset, "valid")
     if monitor.stop_reason:
         stopped, reason = monitor.stop_kind, monitor.stop_reason
@@ -316,6 +320,40 @@ def find_learning_rate(
     return sweep_learning_rate(model, config, dataset, seed=seed, iterations=iterations)
 
 
+def best_epoch(history: dict[str, list[float]], restore_best: str) -> int:
+    """The 0-based epoch whose weights a run keeps (``restore_best``; 0 when no epoch is finite)."""
+    losses = history.get("val_loss", [])
+    finite = [i for i, loss in enumerate(losses) if math.isfinite(loss)]
+    if not finite:
+        return 0
+    if restore_best == "val_loss":
+        return min(finite, key=lambda i: (losses[i], i))
+    accuracies = history["val_accuracy"]
+    return min(finite, key=lambda i: (-accuracies[i], losses[i], i))
+
+
+class _BestAccuracy(keras.callbacks.Callback):
+    """Keeps the weights of the epoch of best validation accuracy (lower loss on a tie) and restores them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.best: tuple[float, float] | None = None
+        self.weights: list[np.ndarray] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        loss, accuracy = float(logs.get("val_loss", math.nan)), float(logs.get("val_accuracy", math.nan))
+        if not (math.isfinite(loss) and math.isfinite(accuracy)):
+            return
+        if self.best is None or (-accuracy, loss) < self.best:
+            self.best = (-accuracy, loss)
+            self.weights = self.model.get_weights()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.weights is not None:
+            self.model.set_weights(self.weights)
+
+
 class _EpochMonitor(keras.callbacks.Callback):
     """Times epochs, records metrics and the learning rate, stops on NaN and when the reporter asks."""
 
@@ -356,10 +394,6 @@ class _EpochMonitor(keras.callbacks.Callback):
 def _tensorboard(log_dir: str | Path | None, hparams: Mapping[str, Any] | None) -> list[keras.callbacks.Callback]:
     # The logger loads TensorFlow and TensorBoard when it is made, so a run without logs never does.
     return [] if log_dir is None else [TensorBoardLogger(log_dir, hparams=hparams)]
-
-
-def _any_finite(values: list[float]) -> bool:
-    return any(math.isfinite(v) for v in values)
 
 
 def _json_safe(value: Any) -> Any:

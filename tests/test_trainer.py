@@ -81,6 +81,24 @@ def test_early_stopping_restores_the_weights_of_the_best_validation_loss() -> No
     assert result.val_accuracy == pytest.approx(result.history["val_accuracy"][best], abs=1e-6)
 
 
+def test_restoring_the_best_accuracy_keeps_the_epoch_the_search_ranks_by() -> None:
+    # Noisy clusters trained hard: the validation loss turns up while the accuracy still moves.
+    noisy = blobs(n_train=256, n_valid=256, n_test=32, noise=2.5, seed=2)
+    config = TrialConfig(**{**SMALL, "n_units": 64, "learning_rate": 3e-2, "patience": 4,
+                            "restore_best": "val_accuracy"})
+    result = train(config, noisy, max_epochs=30, seed=0)
+    by_loss = train(config.replace(restore_best="val_loss"), noisy, max_epochs=30, seed=0)
+    accuracies, losses = result.history["val_accuracy"], result.history["val_loss"]
+    assert accuracies == by_loss.history["val_accuracy"]  # the same run; only the kept epoch differs
+    best = min(range(len(accuracies)), key=lambda i: (-accuracies[i], losses[i]))
+    assert result.best_epoch == best + 1
+    assert result.val_accuracy == pytest.approx(max(accuracies), abs=1e-6)
+    assert result.val_loss == pytest.approx(losses[best], rel=1e-5)
+    assert by_loss.best_epoch == int(np.argmin(losses)) + 1
+    assert result.val_accuracy >= by_loss.val_accuracy
+    assert result.best_epoch != by_loss.best_epoch, "the data should make the two rules disagree"
+
+
 def test_a_reporter_asking_to_stop_prunes_after_that_epoch(dataset: Dataset) -> None:
     reporter = StopAt(stop=1)
     result = train(TrialConfig(**SMALL), dataset, max_epochs=10, seed=0, reporter=reporter)
