@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 _SAID: set[str] = set()
 
 
+def _backend() -> str:
+    return keras.backend.backend()
+
+
 def population_key(config: TrialConfig, dataset: Dataset, *, max_epochs: int, precision: str | None = None) -> tuple:
     """The program key of ``config`` on ``dataset``: configurations with equal keys can train as one population."""
     return program_key(
@@ -83,7 +87,7 @@ def train_population(
         raise ValueError(f"give one seed and one reporter per configuration ({len(configs)}), not "
                          f"{len(seeds)} and {len(reporters)}.")
     options = {"evaluate_test": evaluate_test, "mc_samples": mc_samples, "keep_model": keep_model}
-    backend = keras.backend.backend()
+    backend = _backend()
     if len(configs) == 1 or backend != "jax":
         if len(configs) > 1 and backend not in _SAID:
             _SAID.add(backend)

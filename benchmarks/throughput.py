@@ -11,7 +11,9 @@ random here: speed does not depend on the values). Printed, in one run:
   of it, counting 6 x parameters FLOPs per training sample (forward 2, backward 4);
 - the compile cost per trial on digits (first epoch minus a steady one), for a 20 x 100 and a 2 x 64 net;
 - with ``--share 1,4``: K trainer processes training at once on one device (one GPU, configured as
-  ``--trials-per-gpu K`` configures it), their summed samples per second against one process's.
+  ``--trials-per-gpu K`` configures it), their summed samples per second against one process's;
+- with ``--population``: K trials trained as one population against one trial alone (only that; see
+  ``benchmarks/population.py``).
 
 On a GPU the trainer's rows are also measured against the GPU's float32 matrix-multiply rate (JAX ``a @ b`` at
 its default precision, the one the trainer uses), and ``--precisions`` adds rows for the mixed policies.
@@ -72,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
         return worker(json.loads(args.worker))
+    if args.population:
+        sys.path.insert(0, str(REPO))
+        from benchmarks import population
+
+        return population.main(["--quick"] if args.quick else [])
     installed = [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
     backends = [b for b in args.backends.split(",") if b] if args.backends else installed
     missing = [b for b in backends if b not in installed]
@@ -143,6 +150,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-record", action="store_true", help="do not append to the results file")
     parser.add_argument("--no-reference", action="store_true", help="skip the book's plain-fit runs")
     parser.add_argument("--no-compile", action="store_true", help="skip the compile-cost measurement on digits")
+    parser.add_argument("--population", action="store_true",
+                        help="population training instead: K members against one trial (benchmarks/population.py)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats < 1:

@@ -89,3 +89,18 @@ def test_a_population_of_one_is_a_plain_training(dataset):
     config = TrialConfig(n_hidden=1, n_units=8)
     (member,) = train_population([config], dataset, max_epochs=2, seeds=[5])
     assert_same_run(member, train(config, dataset, max_epochs=2, seed=5), rtol=1e-7)
+
+
+def test_other_backends_train_the_members_one_at_a_time_and_say_so_once(dataset, monkeypatch, caplog):
+    import autodnn.population as population
+
+    monkeypatch.setattr(population, "_backend", lambda: "torch")
+    monkeypatch.setattr(population, "_SAID", set())
+    configs = [BASE, BASE.replace(learning_rate=3e-3)]
+    with caplog.at_level("WARNING", logger="autodnn.population"):
+        first = train_population(configs, dataset, max_epochs=2, seeds=[0, 1])
+        train_population(configs, dataset, max_epochs=2, seeds=[0, 1])
+    said = [r.getMessage() for r in caplog.records if "one at a time" in r.getMessage()]
+    assert said == ["population training needs the JAX backend; on torch the trials train one at a time."]
+    for member, config, seed in zip(first, configs, [0, 1]):
+        assert_same_run(member, train(config, dataset, max_epochs=2, seed=seed), rtol=1e-7)
