@@ -77,7 +77,13 @@ def test_a_search_whose_time_cannot_pay_for_a_first_epoch_starts_no_training(tmp
     assert time.monotonic() - start < 60
     trials = study.get_trials(deepcopy=False)
     assert 1 <= len(trials) <= 3, "the search stops drawing once the time left pays for no configuration"
-    for trial in trials:
+    # On a loaded machine the deadline can pass before the first trial is asked for; then nothing is refused
+    # because nothing was started, and the queued warm starts stay queued.
+    for trial in (t for t in trials if t.state != TrialState.WAITING):
         assert trial.state == TrialState.PRUNED
         assert trial.user_attrs["reason"].startswith("not started: its first epoch would take about ")
         assert "history" not in trial.user_attrs
+    # Warm starts still queued when the time ran out stay queued, untrained.
+    for trial in trials:
+        if trial.state == TrialState.WAITING:
+            assert "warm_start" in trial.user_attrs and "history" not in trial.user_attrs
