@@ -34,7 +34,11 @@ NORMALIZATIONS = ("none", "batch_norm_before", "batch_norm_after")
 DROPOUT_PLACEMENTS = ("all", "top", "last")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamax", "nadam", "adamw")
 SCHEDULES = ("constant", "power", "exponential", "piecewise", "performance", "1cycle", "cosine")
-RESTORES = ("val_loss", "val_accuracy")
+RESTORES = ("auto", "val_loss", "val_accuracy")
+
+#: Validation splits under this many rows are small: one row moves the accuracy by more than 0.1 points, so
+#: a run keeps its best-loss epoch there (``restore_best: auto``) and the final evaluation picks among finalists.
+SMALL_VALIDATION = 1000
 
 #: Optimizers whose momentum 1cycle cycles (``momentum`` for SGD, ``beta_1`` for Adam's family).
 MOMENTUM_OPTIMIZERS = ("momentum", "nesterov", "adam", "adamax", "nadam", "adamw")
@@ -139,8 +143,9 @@ class TrialConfig:
         batch_size: Mini-batch size.
         patience: Early-stopping patience, in epochs without a better validation loss.
         restore_best: Which epoch's weights the run keeps: the best validation loss (the book's
-            ``restore_best_weights``) or the best validation accuracy (the search's objective; a tie goes to the
-            lower loss).
+            ``restore_best_weights``), the best validation accuracy (the search's objective; a tie goes to the
+            lower loss), or ``auto``: the accuracy where validation has at least :data:`SMALL_VALIDATION` rows,
+            the steadier loss where it has fewer.
         mc_samples: Number of stochastic passes of MC dropout at evaluation (0 disables it).
     """
 

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from autodnn import _fit
+from autodnn.config import SMALL_VALIDATION
 from autodnn.layers import mc_accuracy, trained_params
 from autodnn.lr_finder import LRFinder, LRFinderResult
 from autodnn.model import build_model
@@ -218,7 +219,7 @@ def prepare(
     )
     model.compile(optimizer=optimizer, loss=LOSS, metrics=["accuracy"], **_fit.compile_options(steps_per_epoch))
     monitor = _EpochMonitor(reporter, optimizer)
-    by_loss = config.restore_best == "val_loss"
+    by_loss = restore_rule(config, len(dataset.y_valid)) == "val_loss"
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.patience, restore_best_weights=by_loss
     )
@@ -241,7 +242,7 @@ def finish(
     config, dataset, model, monitor = run.config, run.dataset, run.model, run.monitor
     history = {k: [float(v) for v in values] for k, values in monitor.history.items()}
     epochs = len(monitor.epoch_times)
-    best = best_epoch(history, config.restore_best)
+    best = best_epoch(history, restore_rule(config, len(dataset.y_valid)))
     val_loss, val_accuracy = _fit.evaluate(model, dataset, "valid")
     if monitor.stop_reason:
         stopped, reason = monitor.stop_kind, monitor.stop_reason
@@ -318,6 +319,13 @@ def find_learning_rate(
     seed_everything(seed)
     model = build_model(config, dataset.n_features, dataset.n_classes, seed=seed)
     return sweep_learning_rate(model, config, dataset, seed=seed, iterations=iterations)
+
+
+def restore_rule(config: TrialConfig, n_valid: int) -> str:
+    """``val_loss`` or ``val_accuracy``: what ``config.restore_best`` means for a validation split of ``n_valid`` rows."""
+    if config.restore_best != "auto":
+        return config.restore_best
+    return "val_accuracy" if n_valid >= SMALL_VALIDATION else "val_loss"
 
 
 def best_epoch(history: dict[str, list[float]], restore_best: str) -> int:

@@ -99,6 +99,20 @@ def test_restoring_the_best_accuracy_keeps_the_epoch_the_search_ranks_by() -> No
     assert result.best_epoch != by_loss.best_epoch, "the data should make the two rules disagree"
 
 
+def test_restoring_auto_keeps_the_steadier_loss_on_small_validation() -> None:
+    from autodnn.config import SMALL_VALIDATION
+    from autodnn.trainer import restore_rule
+
+    auto = TrialConfig(restore_best="auto")
+    assert restore_rule(auto, SMALL_VALIDATION - 1) == "val_loss"
+    assert restore_rule(auto, SMALL_VALIDATION) == "val_accuracy"
+    assert restore_rule(auto.replace(restore_best="val_accuracy"), 10) == "val_accuracy"
+    noisy = blobs(n_train=256, n_valid=256, n_test=32, noise=2.5, seed=2)
+    config = TrialConfig(**{**SMALL, "n_units": 64, "learning_rate": 3e-2, "patience": 4, "restore_best": "auto"})
+    result = train(config, noisy, max_epochs=30, seed=0)
+    assert result.best_epoch == int(np.argmin(result.history["val_loss"])) + 1  # 256 rows: small
+
+
 def test_a_reporter_asking_to_stop_prunes_after_that_epoch(dataset: Dataset) -> None:
     reporter = StopAt(stop=1)
     result = train(TrialConfig(**SMALL), dataset, max_epochs=10, seed=0, reporter=reporter)

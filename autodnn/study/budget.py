@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from optuna.trial import TrialState
 
+from autodnn import config
 from autodnn.config import TrialConfig
 from autodnn.study import cost
 from autodnn.study.records import best_trial, is_baseline
@@ -40,7 +41,7 @@ FORWARD_SHARE = 1 / 3
 #: evaluation (:mod:`autodnn.evaluate`) then retrains the top :data:`FINALISTS` with every seed and keeps the
 #: one with the best mean validation accuracy (lower mean validation loss on a tie). The test split is never
 #: used to choose.
-SMALL_VALIDATION = 1000
+SMALL_VALIDATION = config.SMALL_VALIDATION
 FINALISTS = 3
 
 
