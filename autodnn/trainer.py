@@ -17,12 +17,12 @@ import keras
 import numpy as np
 
 from autodnn import _fit
-from autodnn.config import SMALL_VALIDATION
 from autodnn.layers import mc_accuracy, trained_params
 from autodnn.lr_finder import LRFinder, LRFinderResult
 from autodnn.model import build_model
 from autodnn.optim import build_optimizer, current_learning_rate
 from autodnn.programs import program_key
+from autodnn.restore import BestAccuracy, best_epoch, restore_rule
 from autodnn.session import seed_everything, start_session
 from autodnn.tensorboard import TensorBoardLogger
 
@@ -224,7 +224,7 @@ def prepare(
         monitor="val_loss", patience=config.patience, restore_best_weights=by_loss
     )
     if not by_loss:
-        schedule_callbacks = [*schedule_callbacks, _BestAccuracy()]
+        schedule_callbacks = [*schedule_callbacks, BestAccuracy()]
     key = program_key(
         config, n_features=dataset.n_features, n_classes=dataset.n_classes, steps=steps_per_epoch,
         batch=_fit.effective_batch_size(len(dataset.x_train), config.batch_size), epochs=max_epochs,
@@ -319,47 +319,6 @@ def find_learning_rate(
     seed_everything(seed)
     model = build_model(config, dataset.n_features, dataset.n_classes, seed=seed)
     return sweep_learning_rate(model, config, dataset, seed=seed, iterations=iterations)
-
-
-def restore_rule(config: TrialConfig, n_valid: int) -> str:
-    """``val_loss`` or ``val_accuracy``: what ``config.restore_best`` means for a validation split of ``n_valid`` rows."""
-    if config.restore_best != "auto":
-        return config.restore_best
-    return "val_accuracy" if n_valid >= SMALL_VALIDATION else "val_loss"
-
-
-def best_epoch(history: dict[str, list[float]], restore_best: str) -> int:
-    """The 0-based epoch whose weights a run keeps (``restore_best``; 0 when no epoch is finite)."""
-    losses = history.get("val_loss", [])
-    finite = [i for i, loss in enumerate(losses) if math.isfinite(loss)]
-    if not finite:
-        return 0
-    if restore_best == "val_loss":
-        return min(finite, key=lambda i: (losses[i], i))
-    accuracies = history["val_accuracy"]
-    return min(finite, key=lambda i: (-accuracies[i], losses[i], i))
-
-
-class _BestAccuracy(keras.callbacks.Callback):
-    """Keeps the weights of the epoch of best validation accuracy (lower loss on a tie) and restores them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.best: tuple[float, float] | None = None
-        self.weights: list[np.ndarray] | None = None
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
-        loss, accuracy = float(logs.get("val_loss", math.nan)), float(logs.get("val_accuracy", math.nan))
-        if not (math.isfinite(loss) and math.isfinite(accuracy)):
-            return
-        if self.best is None or (-accuracy, loss) < self.best:
-            self.best = (-accuracy, loss)
-            self.weights = self.model.get_weights()
-
-    def on_train_end(self, logs: dict | None = None) -> None:
-        if self.weights is not None:
-            self.model.set_weights(self.weights)
 
 
 class _EpochMonitor(keras.callbacks.Callback):

@@ -35,7 +35,7 @@ def test_light_modules_load_neither_keras_nor_optuna(module: str) -> None:
 
 @pytest.mark.parametrize("module", ["autodnn.trainer", "autodnn.model", "autodnn.optim", "autodnn.lr_finder",
                                     "autodnn.tensorboard", "autodnn.population", "autodnn.programs",
-                                    "autodnn.session"])
+                                    "autodnn.session", "autodnn.restore"])
 def test_training_modules_never_load_optuna(module: str) -> None:
     loaded = loaded_after(module)
     assert "keras" in loaded

@@ -101,7 +101,7 @@ def test_restoring_the_best_accuracy_keeps_the_epoch_the_search_ranks_by() -> No
 
 def test_restoring_auto_keeps_the_steadier_loss_on_small_validation() -> None:
     from autodnn.config import SMALL_VALIDATION
-    from autodnn.trainer import restore_rule
+    from autodnn.restore import restore_rule
 
     auto = TrialConfig(restore_best="auto")
     assert restore_rule(auto, SMALL_VALIDATION - 1) == "val_loss"
