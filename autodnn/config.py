@@ -141,6 +141,9 @@ class TrialConfig:
         momentum_max: Highest momentum (or beta_1) of 1cycle's momentum cycle.
         momentum_min: Lowest momentum (or beta_1), reached at the peak learning rate.
         batch_size: Mini-batch size.
+        epochs: Epochs this configuration trains at most, and the horizon of its schedule (cosine decay and
+            1cycle anneal over them); None trains for the run's whole budget (``--max-epochs``), and a value
+            above the budget is cut to it (:meth:`trained_epochs`).
         patience: Early-stopping patience, in epochs without a better validation loss.
         restore_best: Which epoch's weights the run keeps: the best validation loss (the book's
             ``restore_best_weights``), the best validation accuracy (the search's objective; a tie goes to the
@@ -193,6 +196,7 @@ class TrialConfig:
     momentum_max: float = 0.95
     momentum_min: float = 0.85
     batch_size: int = 32
+    epochs: int | None = None
     patience: int = 10
     restore_best: str = "val_loss"
     mc_samples: int = 0
@@ -243,6 +247,10 @@ class TrialConfig:
         first = max(1, round(self.n_units * self.first_layer_factor))
         return [first] + [self.n_units] * (self.n_hidden - 1)
 
+    def trained_epochs(self, budget: int) -> int:
+        """The epochs a run with an epoch budget of ``budget`` trains this configuration for at most."""
+        return budget if self.epochs is None else min(budget, self.epochs)
+
     @property
     def has_dropout(self) -> bool:
         """Whether any dropout layer is active, so that MC dropout makes sense."""
@@ -266,6 +274,8 @@ def field_type(name: str) -> type:
     default = next(f for f in dataclasses.fields(TrialConfig) if f.name == name).default
     if name in ("max_norm", "clipnorm", "clipvalue"):
         return float
+    if name == "epochs":
+        return int
     return type(default)
 
 
@@ -319,6 +329,10 @@ def field_problem(name: str, value: Any) -> str | None:
         if value is None or (_is_number(value) and value > 0):
             return None
         return f"{name} must be a positive number or null, but got {value!r}"
+    if name == "epochs":
+        if value is None or (_is_number(value) and float(value).is_integer() and value >= 1):
+            return None
+        return f"epochs must be a whole number >= 1 or null (the run's budget), but got {value!r}"
     if name == "lr_finder":
         return None if isinstance(value, bool) else f"lr_finder must be true or false, but got {value!r}"
     if name in ("piecewise_epochs", "piecewise_factors"):

@@ -174,7 +174,7 @@ class Objective:
                 config,
                 self.dataset,
                 max_epochs=self.max_epochs,
-                reporter=TrialReporter(trial, prune=not baseline, max_epochs=self.max_epochs,
+                reporter=TrialReporter(trial, prune=not baseline, max_epochs=config.trained_epochs(self.max_epochs),
                                        deadline=self.deadline, on_epoch=self.on_epoch,
                                        first_step=first_step_of(trial.study.user_attrs.get("settings") or {}),
                                        chance=self.chance),

@@ -42,11 +42,13 @@ def _backend() -> str:
 
 
 def population_key(config: TrialConfig, dataset: Dataset, *, max_epochs: int, precision: str | None = None) -> tuple:
-    """The program key of ``config`` on ``dataset``: configurations with equal keys can train as one population."""
-    return program_key(
+    """The program key of ``config`` on ``dataset`` and its epochs: configurations with equal keys can train as
+    one population."""
+    epochs = config.trained_epochs(max_epochs)
+    return epochs, *program_key(
         config, n_features=dataset.n_features, n_classes=dataset.n_classes,
         steps=_fit.steps_per_epoch(len(dataset.x_train), config.batch_size),
-        batch=_fit.effective_batch_size(len(dataset.x_train), config.batch_size), epochs=max_epochs,
+        batch=_fit.effective_batch_size(len(dataset.x_train), config.batch_size), epochs=epochs,
         precision=precision or keras.config.dtype_policy().name,
     )
 
@@ -68,7 +70,7 @@ def train_population(
     Args:
         configs: Configurations sharing one :func:`population_key`.
         dataset: What they train on.
-        max_epochs: Upper bound on each member's epochs.
+        max_epochs: Upper bound on each member's epochs (each trains its own ``epochs`` within it).
         seeds: Each member's seed.
         reporters: Each member's reporter (or None).
         evaluate_test: Also test each member's final weights.
@@ -103,6 +105,6 @@ def train_population(
     runs = [prepare(c, dataset, max_epochs=max_epochs, reporter=r, seed=s)
             for c, s, r in zip(configs, seeds, reporters)]
     outcome = _fit.fit_population([run.model for run in runs], dataset, batch_size=configs[0].batch_size,
-                                  epochs=max_epochs, callbacks=[run.callbacks for run in runs], seeds=list(seeds),
+                                  epochs=runs[0].epochs, callbacks=[run.callbacks for run in runs], seeds=list(seeds),
                                   program_key=runs[0].program_key)
     return [finish(run, outcome, **options) for run in runs]

@@ -27,8 +27,9 @@ HELD_FIELDS = frozenset({
     "onecycle_div", "onecycle_final_div", "onecycle_last_fraction", "momentum_max", "momentum_min",
 })
 
-#: Fields that only the Python side of training reads (early stopping, the plateau callback, the finder).
-HOST_FIELDS = frozenset({"patience", "restore_best", "plateau_factor", "plateau_patience", "lr_finder",
+#: Fields that only the Python side of training reads (early stopping, the plateau callback, the finder; the
+#: epochs, whose only mark on the program is its schedule table's length, which the key holds).
+HOST_FIELDS = frozenset({"epochs", "patience", "restore_best", "plateau_factor", "plateau_patience", "lr_finder",
                          "mc_samples"})
 
 

@@ -142,7 +142,8 @@ def train(
         config: The hyperparameters.
         dataset: Train, validation and test arrays; only train and validation are used unless
             ``evaluate_test``.
-        max_epochs: Upper bound on epochs; early stopping usually ends sooner.
+        max_epochs: Upper bound on epochs; ``config.epochs`` may ask for fewer, and early stopping usually ends
+            sooner.
         reporter: Receives each epoch's metrics and may stop training.
         seed: Seeds weights, dropout and shuffling, so a run repeats on the same backend and device.
         evaluate_test: Also evaluate the final weights on the test split.
@@ -163,7 +164,7 @@ def train(
     start_session(precision)
     run = prepare(config, dataset, max_epochs=max_epochs, reporter=reporter, seed=seed,
                   tensorboard_dir=tensorboard_dir, hparams=hparams)
-    outcome = _fit.fit(run.model, dataset, batch_size=config.batch_size, epochs=max_epochs, callbacks=run.callbacks,
+    outcome = _fit.fit(run.model, dataset, batch_size=config.batch_size, epochs=run.epochs, callbacks=run.callbacks,
                        seed=seed, verbose=verbose, program_key=run.program_key)
     return finish(run, outcome, evaluate_test=evaluate_test, mc_samples=mc_samples, keep_model=keep_model)
 
@@ -181,6 +182,7 @@ class Run:
         learning_rate: The initial (for 1cycle: peak) learning rate.
         finder_result: The LR finder's sweep, when it ran.
         program_key: Which compiled program it can share (:func:`autodnn.programs.program_key`).
+        epochs: The epochs it trains at most (:meth:`TrialConfig.trained_epochs` of the budget).
     """
 
     config: TrialConfig
@@ -191,6 +193,7 @@ class Run:
     learning_rate: float
     finder_result: LRFinderResult | None
     program_key: tuple
+    epochs: int
     monitor: _EpochMonitor = field(repr=False)
     early_stopping: keras.callbacks.EarlyStopping = field(repr=False)
 
@@ -207,6 +210,7 @@ def prepare(
 ) -> Run:
     """Builds and compiles the network of ``config`` (after :func:`start_session`); see :func:`train`."""
     seed_everything(seed)
+    epochs = config.trained_epochs(max_epochs)
     steps_per_epoch = _fit.steps_per_epoch(len(dataset.x_train), config.batch_size)
     model = build_model(config, dataset.n_features, dataset.n_classes, seed=seed)
     learning_rate = config.learning_rate
@@ -215,7 +219,7 @@ def prepare(
         finder_result = sweep_learning_rate(model, config, dataset, seed=seed)
         learning_rate = float(finder_result.suggestion)
     optimizer, schedule_callbacks = build_optimizer(
-        config, learning_rate, steps_per_epoch=steps_per_epoch, epochs=max_epochs
+        config, learning_rate, steps_per_epoch=steps_per_epoch, epochs=epochs
     )
     model.compile(optimizer=optimizer, loss=LOSS, metrics=["accuracy"], **_fit.compile_options(steps_per_epoch))
     monitor = _EpochMonitor(reporter, optimizer)
@@ -227,11 +231,12 @@ def prepare(
         schedule_callbacks = [*schedule_callbacks, BestAccuracy()]
     key = program_key(
         config, n_features=dataset.n_features, n_classes=dataset.n_classes, steps=steps_per_epoch,
-        batch=_fit.effective_batch_size(len(dataset.x_train), config.batch_size), epochs=max_epochs,
+        batch=_fit.effective_batch_size(len(dataset.x_train), config.batch_size), epochs=epochs,
         precision=keras.config.dtype_policy().name,
     )
     callbacks = [*schedule_callbacks, early_stopping, monitor, *_tensorboard(tensorboard_dir, hparams)]
-    return Run(config, dataset, model, callbacks, seed, learning_rate, finder_result, key, monitor, early_stopping)
+    return Run(config, dataset, model, callbacks, seed, learning_rate, finder_result, key, epochs, monitor,
+               early_stopping)
 
 
 def finish(

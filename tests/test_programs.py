@@ -72,6 +72,18 @@ def test_the_key_knows_the_data_shape_and_the_plan():
     assert key(BASE) != key(BASE, precision="mixed_bfloat16")
 
 
+def test_a_run_keys_its_program_by_the_epochs_it_trains(dataset):
+    from autodnn.trainer import prepare
+
+    def run_key(config: TrialConfig) -> tuple:
+        return prepare(config, dataset, max_epochs=10).program_key
+
+    cosine = BASE.replace(schedule="cosine")
+    assert run_key(cosine.replace(epochs=3)) != run_key(cosine)  # a table of 3 epochs, not of 10
+    assert run_key(cosine.replace(epochs=30)) == run_key(cosine)  # cut to the budget: the same 10
+    assert run_key(BASE.replace(epochs=3)) == run_key(BASE)  # a constant rate: the loop alone stops sooner
+
+
 @pytest.mark.parametrize(("first", "change"), PAIRS)
 def test_a_reused_program_trains_exactly_as_a_fresh_one(dataset, first, change):
     config = BASE.replace(**first)

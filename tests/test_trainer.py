@@ -170,6 +170,25 @@ def test_performance_scheduling_lowers_the_rate_between_compiled_epochs() -> Non
     assert all(later <= earlier + 1e-12 for earlier, later in zip(rates, rates[1:]))
 
 
+def test_a_configuration_s_own_epochs_end_its_run_and_its_schedule_anneals_over_them(dataset: Dataset) -> None:
+    config = TrialConfig(**{**SMALL, "schedule": "cosine", "epochs": 3, "patience": 50})
+    result = train(config, dataset, max_epochs=10, seed=0)
+    assert result.epochs == 3 and result.stopped == "completed"
+    # The rate after each epoch: cosine over 3 epochs reaches 0 at the end, not 0.98 of the rate as over 10.
+    assert result.history["learning_rate"] == pytest.approx([0.75e-2, 0.25e-2, 0.0], abs=1e-6)
+    longer = train(config.replace(epochs=30), dataset, max_epochs=4, seed=0)
+    assert longer.epochs == 4, "a budget below the configuration's epochs caps them"
+    assert config.replace(epochs=None).trained_epochs(7) == 7
+
+
+@pytest.mark.parametrize("epochs", [0, -2, 2.5, "ten", True])
+def test_epochs_must_be_a_whole_number_of_at_least_one_or_null(epochs: object) -> None:
+    from autodnn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="epochs must be a whole number >= 1 or null"):
+        TrialConfig(epochs=epochs)
+
+
 def test_epochs_are_full_batches_and_tiny_datasets_train_one_batch_of_everything() -> None:
     assert _fit.steps_per_epoch(1000, 32) == 31
     assert _fit.steps_per_epoch(20, 32) == 1 and _fit.effective_batch_size(20, 32) == 20

@@ -82,7 +82,8 @@ class TimeBudget:
             return cost.predict_epoch_seconds(parsed, dataset.n_features, dataset.n_classes, rows, rates)
 
         def predicted(config: dict[str, Any]) -> float:
-            return epoch_of(config) * epochs + fixed + mc_dropout(config)
+            planned = min(epochs, TrialConfig.from_dict(config).trained_epochs(self.max_epochs))
+            return epoch_of(config) * planned + fixed + mc_dropout(config)
 
         def mc_dropout(config: dict[str, Any]) -> float:
             """The evaluation's MC-dropout passes over validation and test, which the search did not run."""

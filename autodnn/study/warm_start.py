@@ -50,30 +50,30 @@ WARM_STARTS: tuple[WarmStart, ...] = (
         {"n_hidden": 2, "n_units": 256, "first_layer_factor": 1.0, "activation": "relu", "initializer": "he",
          "init_distribution": "normal", "init_mode": "auto",
          "normalization": "none", "dropout": 0.1, "dropout_placement": "all", "optimizer": "adam",
-         "beta_1": 0.9, "beta_2": 0.999, "learning_rate": 1.0e-3, "schedule": "constant", "batch_size": 128,
+         "beta_1": 0.9, "beta_2": 0.999, "learning_rate": 1.0e-3, "schedule": "constant", "epochs": 20, "batch_size": 128,
          "l1": 0.0, "l2": 0.0, "max_norm": None, "clipnorm": None, "lr_finder": False},
     ),
     WarmStart(
         "wide-bn-adamw",
         "Three layers of 1,024 with He init, batch norm before ReLU (Ioffe & Szegedy 2015), dropout 0.3 on "
-        "every layer, AdamW with weight decay 1e-4 (Loshchilov & Hutter 2019), rate 1e-3 with cosine decay, "
-        "batch 256: on CIFAR-10 this project's trainer took it to 58.3% test accuracy in 62 s, above every "
-        "book baseline.",
+        "every layer, AdamW with weight decay 1e-4 (Loshchilov & Hutter 2019), rate 1e-3 with cosine decay over "
+        "20 epochs, batch 256: on CIFAR-10 this project's trainer took it to 59.2% test accuracy in 131 s "
+        "(58.2% when the cosine spanned 50 epochs and early stopping cut it before it annealed).",
         {"n_hidden": 3, "n_units": 1024, "first_layer_factor": 1.0, "activation": "relu", "initializer": "he",
          "init_distribution": "normal", "init_mode": "auto",
          "normalization": "batch_norm_before", "bn_momentum": 0.99, "dropout": 0.3, "dropout_placement": "all",
          "optimizer": "adamw", "beta_1": 0.9, "beta_2": 0.999, "weight_decay": 1.0e-4, "learning_rate": 1.0e-3,
-         "schedule": "cosine", "batch_size": 256, "l1": 0.0, "l2": 0.0, "max_norm": None, "clipnorm": None,
+         "schedule": "cosine", "epochs": 20, "batch_size": 256, "l1": 0.0, "l2": 0.0, "max_norm": None, "clipnorm": None,
          "lr_finder": False},
     ),
     WarmStart(
         "deep-swish-1cycle",
         "The 3rd edition's Table 11-3 for a deep net, made concrete: six layers of 512, Swish, He init, batch "
-        "norm, Nadam under 1cycle (Smith 2018) with peak rate 2e-3, dropout 0.2, batch 128.",
+        "norm, Nadam under 1cycle (Smith 2018) with peak rate 2e-3 over 20 epochs, dropout 0.2, batch 128.",
         {"n_hidden": 6, "n_units": 512, "first_layer_factor": 1.0, "activation": "swish", "swish_beta": 1.0,
          "initializer": "he", "init_distribution": "normal", "init_mode": "auto", "normalization": "batch_norm_before", "bn_momentum": 0.99,
          "dropout": 0.2, "dropout_placement": "all", "optimizer": "nadam", "beta_1": 0.9, "beta_2": 0.999,
-         "learning_rate": 2.0e-3, "schedule": "1cycle", "batch_size": 128, "l1": 0.0, "l2": 0.0,
+         "learning_rate": 2.0e-3, "schedule": "1cycle", "epochs": 20, "batch_size": 128, "l1": 0.0, "l2": 0.0,
          "max_norm": None, "clipnorm": None, "lr_finder": False},
     ),
 )
