@@ -321,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default=None, help="comma-separated: digits, wine, breast_cancer, cifar10 "
                         "(default: digits,wine,cifar10)")
     parser.add_argument("--seeds", type=int, default=None, help="runs seeds 0 .. N-1 (default: 3, 1 with --quick)")
+    parser.add_argument("--first-seed", type=int, default=0, help="start the seeds there instead (e.g. to add seeds "
+                        "1 and 2 to a seed 0 run earlier: --first-seed 1 --seeds 2)")
     parser.add_argument("--budget", type=int, default=0, help="wall seconds per search (default: digits 120, "
                         "wine and breast_cancer 60, cifar10 960; 30 with --quick)")
     parser.add_argument("--max-epochs", type=int, default=0, help="epochs per trial (default: 30, cifar10 50)")
@@ -356,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     tables = []
     for setting in settings(args):
         runs = []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for method in methods:
                 run = kept_run(kept, setting, method, seed)
                 if run is None:

@@ -162,6 +162,19 @@ def test_each_worker_relays_its_own_progress_lines_with_its_prefix(run_cli, work
     assert len(re.findall(r"^\[w[12]\] Trial\s+\d+\s+(complete|pruned)", result.out, re.MULTILINE)) == 3
 
 
+def test_a_configuration_with_epochs_of_its_own_shows_them_as_its_length(run_cli, workdir: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(INTERVAL_ENV, "0")
+    (workdir / "own.yaml").write_text("params:\n  n_hidden: 1\n  n_units: 16\n  batch_size: 64\n  epochs: 2\n"
+                                      "  learning_rate: {low: 1.0e-3, high: 1.0e-1, log: true}\n")
+    result = run_cli("search", "--dataset", "digits", "--space", "own.yaml", "--study", "own", "--n-trials", "1",
+                     "--max-epochs", "5", "--no-baselines", "--no-final")
+    assert result.code == 0, result.err
+    shown = result.out + result.err
+    assert re.findall(r"Trial\s+0\s+epoch\s+(\d+/\d+)", shown) == ["1/2", "2/2"], shown
+    assert re.search(r"Trial\s+0\s+complete .* 2 epochs", shown), shown
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -218,3 +231,24 @@ def test_progress_modes_and_the_configuration_phrase() -> None:
                               "dropout": 0.2, "optimizer": "nadam", "learning_rate": 0.00123, "schedule": "1cycle",
                               "batch_size": 32})
     assert phrase == "20 x 100 elu, batch norm after, dropout 0.2, nadam lr 0.0012 1cycle, batch 32"
+    own = describe_config({"n_hidden": 3, "n_units": 1024, "activation": "relu", "optimizer": "adamw",
+                           "learning_rate": 1e-3, "schedule": "cosine", "batch_size": 256, "epochs": 20})
+    assert own == "3 x 1024 relu, adamw lr 0.001 cosine, batch 256, 20 epochs"
+
+
+def test_the_searched_count_leaves_out_trials_that_never_started_as_n_trials_does() -> None:
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from autodnn.progress._lines import tally
+    from autodnn.study.records import NOT_STARTED, searched_count
+
+    study = optuna.create_study(direction="maximize")
+    dist = {"x": FloatDistribution(0, 1)}
+    for value in (0.5, 0.7):
+        study.add_trial(create_trial(params={"x": value}, distributions=dist, value=value))
+    study.add_trial(create_trial(params={"x": 0.1}, distributions=dist, state=TrialState.PRUNED,
+                                 user_attrs={NOT_STARTED: True, "reason": "not started: no time left"}))
+    study.add_trial(create_trial(params={"x": 0.9}, distributions=dist, value=0.9, user_attrs={"baseline": "book-2e"}))
+    assert tally(study) == (2, 0.7) and searched_count(study) == 2

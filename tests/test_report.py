@@ -251,6 +251,14 @@ def test_defaults_table_holds_the_book_cells_verbatim_and_the_assumptions() -> N
     assert "Swish" in page and "Nadam (β₁ 0.9" in page and "8 × 120" in page  # the best configuration, in words
 
 
+def test_a_configuration_s_own_epochs_are_named_with_its_schedule() -> None:
+    from autodnn.report._html import describe_config
+
+    own = describe_config({"schedule": "cosine", "epochs": 20})["Learning rate schedule"]
+    assert own.endswith(", over 20 epochs") and own != describe_config({"schedule": "cosine"})["Learning rate schedule"]
+    assert "over" not in describe_config({"schedule": "cosine", "epochs": None})["Learning rate schedule"]
+
+
 def test_trials_table_has_one_row_per_trial_with_reasons() -> None:
     study = make_study()
     page = report_of(study)

@@ -294,8 +294,12 @@ class StudyProgress:
     def on_trial_start(self, study: Any, trial: Any) -> None:
         """A trial starts in this process: its line and the bar's running trial."""
         attrs = trial.user_attrs
-        # A KerasTuner Hyperband trial trains its bracket's epochs, fewer than the study's budget.
+        # A KerasTuner Hyperband trial trains its bracket's epochs, fewer than the study's budget; a configuration
+        # with epochs of its own trains those.
         epochs = int(attrs.get("engine", {}).get("epochs", self.max_epochs or 0))
+        own = attrs.get("config", {}).get("epochs")
+        if own and epochs:
+            epochs = min(epochs, int(own))
         label = trial_label(trial)
         self._epochs[trial.number] = (label, epochs)
         description = describe_config(attrs.get("config", {}))

@@ -10,7 +10,10 @@ FINISHED_LINE = re.compile(r"^Trial\s+\S+\s+(complete|pruned|fail)")
 
 
 def describe_config(config: dict[str, Any]) -> str:
-    """A configuration in one short phrase: ``2 x 64 elu, batch norm after, adam lr 0.0032 1cycle, batch 64``."""
+    """A configuration in one short phrase: ``2 x 64 elu, batch norm after, adam lr 0.0032 1cycle, batch 64, 20 epochs``.
+
+    The epochs are named where the configuration sets its own (``epochs``), not where it trains the budget.
+    """
     parts = [f"{config.get('n_hidden', '?')} x {config.get('n_units', '?')} {config.get('activation', '?')}"]
     if config.get("normalization", "none") != "none":
         parts.append(str(config["normalization"]).replace("_", " "))
@@ -21,6 +24,8 @@ def describe_config(config: dict[str, Any]) -> str:
     schedule = config.get("schedule", "constant")
     parts.append(f"{config.get('optimizer', '?')} {rate}" + ("" if schedule == "constant" else f" {schedule}"))
     parts.append(f"batch {config.get('batch_size', '?')}")
+    if config.get("epochs"):
+        parts.append(f"{config['epochs']} epochs")
     return ", ".join(parts)
 
 
@@ -74,9 +79,13 @@ def study_line(study: Any, dataset: Any, space: Any, url: str, n_trials: int, ba
 
 
 def tally(study: Any) -> tuple[int, float | None]:
-    """Finished searched trials and the best searched validation accuracy (baselines excluded, as in ``show``)."""
-    from autodnn.study.records import FINISHED, is_baseline
+    """Finished searched trials and the best searched validation accuracy (baselines excluded, as in ``show``).
 
-    searched = [t for t in study.get_trials(deepcopy=False, states=FINISHED) if not is_baseline(t)]
+    A trial the search did not start (no time or too dear, kept as pruned) is not counted, as ``--n-trials``
+    does not count it.
+    """
+    from autodnn.study.records import FINISHED, counts, is_baseline
+
+    searched = [t for t in study.get_trials(deepcopy=False, states=FINISHED) if counts(t) and not is_baseline(t)]
     best = max((t.value for t in searched if t.state.name == "COMPLETE" and t.value is not None), default=None)
     return len(searched), best

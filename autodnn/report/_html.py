@@ -114,6 +114,8 @@ def describe_config(config: dict[str, Any], learning_rate: float | None = None) 
         schedule += f" (factor {_num(c['plateau_factor'])}, patience {c['plateau_patience']})"
     elif c["schedule"] in ("power", "exponential"):
         schedule += f" (s = {_num(c['decay_epochs'])} epochs)"
+    if c.get("epochs"):
+        schedule += f", over {c['epochs']} epochs"
     rate = _num(learning_rate if learning_rate is not None else c["learning_rate"])
     if c["lr_finder"]:
         rate = f"{rate}, the LR finder's pick" if learning_rate is not None else "the LR finder's pick"
