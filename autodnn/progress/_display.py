@@ -297,9 +297,10 @@ class StudyProgress:
         # A KerasTuner Hyperband trial trains its bracket's epochs, fewer than the study's budget; a configuration
         # with epochs of its own trains those.
         epochs = int(attrs.get("engine", {}).get("epochs", self.max_epochs or 0))
-        own = attrs.get("config", {}).get("epochs")
-        if own and epochs:
-            epochs = min(epochs, int(own))
+        if attrs.get("config") and epochs:
+            from autodnn.config import TrialConfig
+
+            epochs = TrialConfig.from_dict(attrs["config"]).trained_epochs(epochs)
         label = trial_label(trial)
         self._epochs[trial.number] = (label, epochs)
         description = describe_config(attrs.get("config", {}))

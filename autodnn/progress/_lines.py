@@ -10,7 +10,7 @@ FINISHED_LINE = re.compile(r"^Trial\s+\S+\s+(complete|pruned|fail)")
 
 
 def describe_config(config: dict[str, Any]) -> str:
-    """A configuration in one short phrase: ``2 x 64 elu, batch norm after, adam lr 0.0032 1cycle, batch 64, 20 epochs``.
+    """A configuration in one short phrase: ``2 x 64 elu, adam lr 0.0032 1cycle, batch 64, 20 epochs``.
 
     The epochs are named where the configuration sets its own (``epochs``), not where it trains the budget.
     """
