@@ -16,7 +16,7 @@ HEAVY = ("keras", "tensorflow", "jax", "torch", "optuna")
 def modules_after(module: str) -> set[str]:
     """Every module (dotted name) that importing ``module`` loads, in a fresh interpreter."""
     code = f"import sys, json, {module}; print(json.dumps(sorted(sys.modules)))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO,
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO, check=False,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr
     return set(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from autodnn.config import ACTIVATIONS, TrialConfig
-from autodnn.layers import STOCHASTIC_LAYERS, GeneralizedSwish, Mish, RReLU
-from autodnn.layers import trained_params
+from autodnn.layers import STOCHASTIC_LAYERS, GeneralizedSwish, Mish, RReLU, trained_params
 from autodnn.model import (
     TABLE_11_1,
     build_model,

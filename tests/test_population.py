@@ -92,7 +92,7 @@ def test_a_population_of_one_is_a_plain_training(dataset):
 
 
 def test_other_backends_train_the_members_one_at_a_time_and_say_so_once(dataset, monkeypatch, caplog):
-    import autodnn.population as population
+    from autodnn import population
 
     monkeypatch.setattr(population, "_backend", lambda: "torch")
     monkeypatch.setattr(population, "_SAID", set())

@@ -464,5 +464,5 @@ def test_the_fast_trial_reader_returns_what_optuna_reads(tmp_path: Path) -> None
                (b.number, b.state, b.params, b.distributions, b.user_attrs, b.system_attrs)
         assert a.value == b.value and a.datetime_start == b.datetime_start
         assert a.datetime_complete == b.datetime_complete and a._trial_id == b._trial_id
-        assert {k: (v if v == v else "nan") for k, v in a.intermediate_values.items()} == \
-               {k: (v if v == v else "nan") for k, v in b.intermediate_values.items()}
+        assert {k: ("nan" if math.isnan(v) else v) for k, v in a.intermediate_values.items()} == \
+               {k: ("nan" if math.isnan(v) else v) for k, v in b.intermediate_values.items()}

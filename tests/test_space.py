@@ -159,8 +159,8 @@ def test_fixed_trial_sampling_uses_given_values() -> None:
         ("params:\n  activation: {choices: [relu]}\nconstraints:\n  - if: {activation: relu}\n    then: {initializr: he}\n",
          ["constraints[0].then", "Did you mean 'initializer'"]),
         ("params: {}\n", ["params: must be a non-empty mapping"]),
-        ("params:\n  l2: {choices: [0.0, 0.01]}\n  optimizer: {choices: [sgd, adam]}\nconstraints:\n"
-         "  - if: {optimizer: adam}\n    then: {l2: 0.0}\n", ["constraints[0].then.l2", "list it after them"]),
+        (("params:\n  l2: {choices: [0.0, 0.01]}\n  optimizer: {choices: [sgd, adam]}\nconstraints:\n"
+          "  - if: {optimizer: adam}\n    then: {l2: 0.0}\n"), ["constraints[0].then.l2", "list it after them"]),
         ("paramz:\n  n_hidden: 2\n", ["'paramz' is not a top-level key"]),
         ("params:\n  activation: {low: 1, high: 2}\n", ["params.activation", "not a range"]),
         ("params:\n  n_hidden: {log: true}\n", ["params.n_hidden", "'low' and 'high'"]),

@@ -11,7 +11,7 @@ import pytest
 from autodnn.space import load_space
 from autodnn.study._tpe import TPESampler
 
-TPE_ARGS = dict(multivariate=True, group=True, constant_liar=True, n_startup_trials=10)
+TPE_ARGS = {"multivariate": True, "group": True, "constant_liar": True, "n_startup_trials": 10}
 
 
 def score(params: dict[str, Any]) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import keras
@@ -15,7 +16,7 @@ from autodnn.datasets import Dataset
 from autodnn.errors import UsageError
 from autodnn.trainer import TrialResult, train
 
-SMALL = dict(n_hidden=2, n_units=16, batch_size=32, learning_rate=1e-2, optimizer="adam")
+SMALL = {"n_hidden": 2, "n_units": 16, "batch_size": 32, "learning_rate": 1e-2, "optimizer": "adam"}
 
 
 def blobs(n_train: int = 600, n_valid: int = 150, n_test: int = 150, *, features: int = 12, classes: int = 3,
@@ -167,7 +168,7 @@ def test_performance_scheduling_lowers_the_rate_between_compiled_epochs() -> Non
     rates = result.history["learning_rate"]
     assert rates[0] == pytest.approx(3e-2)
     assert min(rates) <= 1.5e-2 + 1e-9, rates
-    assert all(later <= earlier + 1e-12 for earlier, later in zip(rates, rates[1:]))
+    assert all(later <= earlier + 1e-12 for earlier, later in itertools.pairwise(rates))
 
 
 def test_a_configuration_s_own_epochs_end_its_run_and_its_schedule_anneals_over_them(dataset: Dataset) -> None:
