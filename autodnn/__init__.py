@@ -9,7 +9,15 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from autodnn.config import TrialConfig
-from autodnn.errors import AutodnnError, ConfigError, DatasetError, StudyError, TrialFailed, UsageError
+from autodnn.errors import (
+    AutodnnError,
+    ConfigError,
+    DatasetError,
+    SearchFailed,
+    StudyError,
+    TrialFailed,
+    UsageError,
+)
 from autodnn.space import SearchSpace, load_space
 
 if TYPE_CHECKING:
@@ -19,7 +27,7 @@ if TYPE_CHECKING:
     import optuna
 
     from autodnn.datasets import Dataset
-    from autodnn.study.settings import SearchOptions
+    from autodnn.tuning import SearchOptions
 
 __version__ = "0.1.0"
 
@@ -27,6 +35,7 @@ __all__ = [
     "AutodnnError",
     "ConfigError",
     "DatasetError",
+    "SearchFailed",
     "SearchSpace",
     "StudyError",
     "TrialConfig",
@@ -41,7 +50,7 @@ __all__ = [
 
 
 def search(options: SearchOptions | None = None, *, progress: bool | None = None, **kwargs: Any) -> optuna.Study:
-    """Runs or resumes a search; keyword arguments are the fields of :class:`autodnn.study.SearchOptions`.
+    """Runs or resumes a search; keyword arguments are the fields of :class:`autodnn.tuning.SearchOptions`.
 
     Args:
         options: What to search; made from ``kwargs`` when None.
@@ -49,11 +58,11 @@ def search(options: SearchOptions | None = None, *, progress: bool | None = None
             widget in Jupyter) and a line per started and finished trial, in a notebook's output or on stderr.
             None (the default) shows it in a notebook or where stderr is a terminal, and nothing elsewhere;
             True also where there is no terminal, as plain lines (:mod:`autodnn.progress`); False never.
-        **kwargs: The fields of :class:`autodnn.study.SearchOptions`.
+        **kwargs: The fields of :class:`autodnn.tuning.SearchOptions`.
     """
     from autodnn.progress import StudyProgress, in_notebook, progress_mode
-    from autodnn.study.search import search as run
-    from autodnn.study.settings import SearchOptions
+    from autodnn.tuning import SearchOptions
+    from autodnn.tuning import search as run
 
     options = options or SearchOptions(**kwargs)
     notebook = in_notebook()

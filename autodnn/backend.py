@@ -6,7 +6,7 @@ A process that trains calls, in this order and before anything imports Keras::
 
     select_backend("auto")                      # KERAS_BACKEND
     configure_device("float32", gpu="0")         # device visibility, GPU memory, precision
-    ...                                         # now import autodnn.trainer / autodnn.study
+    ...                                         # now import autodnn.training.trainer / autodnn.study
 
 :func:`configure_device` works through environment variables, so worker processes started afterwards
 inherit its settings.
@@ -141,7 +141,7 @@ def configure_device(precision: str = "float32", gpu: str | None = None, *, tria
     - TensorFlow: ``TF_FORCE_GPU_ALLOW_GROWTH=true`` (TensorFlow grabs the whole GPU otherwise); with K > 1
       a logical-device memory limit of 0.9 / K of the GPU, set right after importing TensorFlow.
     - PyTorch: allocates on demand already; with K > 1 ``torch.cuda.set_per_process_memory_fraction(0.9 / K)``.
-    - ``AUTODNN_PRECISION``: read by :func:`autodnn.trainer.train` for every trial (``clear_session`` resets
+    - ``AUTODNN_PRECISION``: read by :func:`autodnn.training.trainer.train` for every trial (``clear_session`` resets
       Keras' dtype policy, so the trainer applies it again after clearing).
 
     Args:

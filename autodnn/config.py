@@ -39,6 +39,9 @@ RESTORES = ("auto", "val_loss", "val_accuracy")
 #: Validation splits under this many rows are small: one row moves the accuracy by more than 0.1 points, so
 #: a run keeps its best-loss epoch there (``restore_best: auto``) and the final evaluation picks among finalists.
 SMALL_VALIDATION = 1000
+#: MC-dropout passes with which a net with dropout is tested (the final evaluation, and a baseline's search run
+#: that counts as one of its seeds there), unless ``--mc-samples`` says otherwise.
+DEFAULT_MC_SAMPLES = 30
 
 #: Optimizers whose momentum 1cycle cycles (``momentum`` for SGD, ``beta_1`` for Adam's family).
 MOMENTUM_OPTIMIZERS = ("momentum", "nesterov", "adam", "adamax", "nadam", "adamw")
@@ -255,6 +258,11 @@ class TrialConfig:
     def has_dropout(self) -> bool:
         """Whether any dropout layer is active, so that MC dropout makes sense."""
         return (self.dropout > 0 and self.n_hidden > 0) or self.alpha_dropout > 0
+
+    def evaluation_mc_samples(self, asked: int = 0) -> int:
+        """MC-dropout passes when this configuration is tested: ``asked``, else :data:`DEFAULT_MC_SAMPLES`;
+        none without dropout."""
+        return (asked or DEFAULT_MC_SAMPLES) if self.has_dropout else 0
 
     @property
     def momentum_name(self) -> str | None:

@@ -27,9 +27,10 @@ class StudyError(UsageError):
     """A study or its storage cannot be used as asked (wrong URL, mismatched study, ...)."""
 
 
+class SearchFailed(AutodnnError):
+    """The search ran but failed: trials failed in a row (a broken setup), or none completed; the CLI exits
+    with 1, since nothing the user typed was wrong."""
+
+
 class TrialFailed(AutodnnError):
     """A single trial could not finish; the search goes on with the next one."""
-
-
-class TrialPruned(AutodnnError):
-    """A trial was stopped early on purpose (hopeless, or a NaN loss); carries the reason."""

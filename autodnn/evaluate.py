@@ -20,23 +20,30 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autodnn.config import TrialConfig
-from autodnn.errors import StudyError, UsageError
-from autodnn.study.budget import DEFAULT_MC_SAMPLES, FINALISTS, SMALL_VALIDATION
+from autodnn.config import DEFAULT_MC_SAMPLES, SMALL_VALIDATION, TrialConfig
+from autodnn.errors import SearchFailed, UsageError
+from autodnn.study.options import dataset_of, stored_options
 from autodnn.study.records import baseline_trials, best_trial, is_baseline
-from autodnn.study.settings import dataset_of
+from autodnn.study.trial_record import BASELINE, CONFIG, TEST_RUN, TITLE
 
+#: Seeds of the final evaluation start here above the search's seed, so that no retrained run repeats a
+#: searched one.
 SEED_OFFSET = 10_000
+#: Below :data:`autodnn.config.SMALL_VALIDATION` validation rows one row moves validation accuracy by a tenth
+#: of a point or more, and the search's pick (one training run each) among its top trials is mostly the luck of
+#: the seed: the final evaluation then retrains the top ``FINALISTS`` with every seed and keeps the one with the
+#: best mean validation accuracy (lower mean validation loss on a tie). The test split is never used to choose.
+FINALISTS = 3
 
 
 def finalists(study: optuna.Study, n: int = FINALISTS) -> list[FrozenTrial]:
     """The ``n`` complete searched trials of highest validation accuracy, distinct configurations, best first."""
     ranked = sorted((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                     if not is_baseline(t) and t.value is not None and "config" in t.user_attrs),
+                     if not is_baseline(t) and t.value is not None and CONFIG in t.user_attrs),
                     key=lambda t: (-t.value, t.number))
     chosen: list[FrozenTrial] = []
     for trial in ranked:
-        if all(trial.user_attrs["config"] != other.user_attrs["config"] for other in chosen):
+        if all(trial.user_attrs[CONFIG] != other.user_attrs[CONFIG] for other in chosen):
             chosen.append(trial)
         if len(chosen) == n:
             break
@@ -45,7 +52,7 @@ def finalists(study: optuna.Study, n: int = FINALISTS) -> list[FrozenTrial]:
 
 def _entry(trial: FrozenTrial) -> dict[str, Any]:
     return {"name": "best", "title": f"Best found (trial {trial.number})", "kind": "best",
-            "trial_number": trial.number, "config": trial.user_attrs["config"]}
+            "trial_number": trial.number, "config": trial.user_attrs[CONFIG]}
 
 
 def evaluation_entries(study: optuna.Study) -> list[dict[str, Any]]:
@@ -55,22 +62,22 @@ def evaluation_entries(study: optuna.Study) -> list[dict[str, Any]]:
     did not reach (still queued at its deadline) is evaluated all the same.
 
     Raises:
-        StudyError: No searched trial has completed yet.
+        SearchFailed: No searched trial has completed yet.
     """
     best = best_trial(study)
     if best is None:
-        raise StudyError(f"study '{study.study_name}' has no completed trial to evaluate yet; run 'autodnn search'")
+        raise SearchFailed(f"study '{study.study_name}' has no completed trial to evaluate yet; run 'autodnn search'")
     entries = [_entry(best)]
     # A baseline still queued when the search's time ran out is trained here, with every seed.
     trained = baseline_trials(study)
-    names = {t.user_attrs["baseline"] for t in trained}
+    names = {t.user_attrs[BASELINE] for t in trained}
     queued = [t for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-              if is_baseline(t) and "config" in t.user_attrs and t.user_attrs["baseline"] not in names]
+              if is_baseline(t) and CONFIG in t.user_attrs and t.user_attrs[BASELINE] not in names]
     for trial in [*trained, *queued]:
-        entry = {"name": trial.user_attrs["baseline"], "title": trial.user_attrs.get("title", ""),
-                 "kind": "baseline", "trial_number": trial.number, "config": trial.user_attrs["config"]}
-        if trial.state == TrialState.COMPLETE and trial.user_attrs.get("test_run"):
-            entry["search_run"] = {**trial.user_attrs["test_run"], "search_trial": trial.number}
+        entry = {"name": trial.user_attrs[BASELINE], "title": trial.user_attrs.get(TITLE, ""),
+                 "kind": "baseline", "trial_number": trial.number, "config": trial.user_attrs[CONFIG]}
+        if trial.state == TrialState.COMPLETE and trial.user_attrs.get(TEST_RUN):
+            entry["search_run"] = {**trial.user_attrs[TEST_RUN], "search_trial": trial.number}
         entries.append(entry)
     return entries
 
@@ -102,16 +109,16 @@ def evaluate(
             database refused the kept model (the evaluation is stored all the same).
     """
     from autodnn.export import keep_model, model_bytes
-    from autodnn.trainer import train
+    from autodnn.training.trainer import train
 
     if seeds < 1:
         raise UsageError(f"--seeds must be >= 1, but got {seeds}")
     entries = evaluation_entries(study)
     dataset = dataset_of(study)
-    settings = study.user_attrs.get("settings", {})
-    budget = max_epochs or int(settings.get("max_epochs", 50))
-    mc_samples = int(settings.get("mc_samples", 0)) or DEFAULT_MC_SAMPLES
-    base_seed = int(settings.get("seed", 0)) + SEED_OFFSET
+    options = stored_options(study)
+    budget = max_epochs or int(options.get("max_epochs", 50))
+    mc_samples = int(options.get("mc_samples", 0)) or DEFAULT_MC_SAMPLES
+    base_seed = int(options.get("seed", 0)) + SEED_OFFSET
 
     def retrain(entry: dict[str, Any], *, keep: bool, reused: dict[str, Any] | None = None) -> list[bytes]:
         """Trains ``entry`` with every seed into ``entry["runs"]``; returns each network as a .keras file.
@@ -138,7 +145,7 @@ def evaluate(
         return files
 
     files, selection = _choose_best(study, entries, dataset.sizes["valid"], retrain)
-    reusable = budget == int(settings.get("max_epochs", 50))
+    reusable = budget == int(options.get("max_epochs", 50))
     for entry in entries[1:]:
         retrain(entry, keep=False, reused=entry.pop("search_run", None) if reusable else None)
     evaluation = {"seeds": [base_seed + i for i in range(seeds)], "max_epochs": budget, "entries": entries,

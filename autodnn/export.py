@@ -11,7 +11,7 @@ What is kept is an inference copy in Keras' own ``.keras`` format: the architect
 uncompiled, without the optimizer that trained them. autodnn's optimizers and schedules (1cycle and the
 others) are classes of its own, which Keras could not rebuild without autodnn, and their state is no use for
 predicting. So ``keras.saving.load_model(path)`` loads the file in any Python with Keras 3; a network with one
-of autodnn's activation layers (Mish, generalized Swish, RReLU) needs ``import autodnn.layers`` first, which
+of autodnn's activation layers (Mish, generalized Swish, RReLU) needs ``import autodnn.network.layers`` first, which
 registers them under the package name ``autodnn`` (Keras imports no module outside its own to find a class).
 The record says which imports a file needs (``imports``), and ``autodnn export`` prints the line to load it.
 """
@@ -57,7 +57,7 @@ def model_bytes(model: keras.Model) -> bytes:
 
 
 def needed_imports(data: bytes) -> list[str]:
-    """The modules outside Keras whose classes a ``.keras`` file's configuration names, e.g. ``autodnn.layers``.
+    """The modules outside Keras whose classes a ``.keras`` file's configuration names, e.g. ``autodnn.network.layers``.
 
     Keras finds its own classes by itself and any other only once its module is imported and registered it.
     """
@@ -196,7 +196,7 @@ def load_model_bytes(data: bytes) -> keras.Model:
         select_backend("auto")
     import keras
 
-    import autodnn.layers  # noqa: F401 - registers autodnn's layers, which the file may name
+    import autodnn.network.layers  # noqa: F401 - registers autodnn's layers, which the file may name
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "best.keras"

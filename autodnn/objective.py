@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -14,9 +13,20 @@ import optuna
 from autodnn.config import TrialConfig
 from autodnn.errors import TrialFailed
 from autodnn.study import cost
-from autodnn.study.budget import DEFAULT_MC_SAMPLES
-from autodnn.study.records import NOT_STARTED
+from autodnn.study.deadline import Deadline
+from autodnn.study.options import stored_options
 from autodnn.study.strategy import first_step_of, may_prune_at
+from autodnn.study.trial_record import (
+    BASELINE,
+    CONFIG,
+    NOT_STARTED,
+    PREDICTED,
+    REASON,
+    SEED,
+    TEST_RUN,
+    WARM_START,
+    write_training,
+)
 
 if TYPE_CHECKING:
     from autodnn.datasets import Dataset
@@ -35,8 +45,6 @@ FRONTIER_REFUSALS = 10
 CHANCE_EPOCHS = 3
 #: Validation accuracy this little above chance still counts as chance.
 CHANCE_MARGIN = 0.01
-#: What a training measures on the test split: kept out of a trial's ``result``, which the search reads.
-TEST_METRICS = ("test_accuracy", "test_loss", "mc_test_accuracy")
 
 
 class TrialReporter:
@@ -58,14 +66,14 @@ class TrialReporter:
         trial: The trial being trained.
         prune: Whether the pruner (and the chance rule) may stop it.
         max_epochs: The trial's epoch budget.
-        deadline: ``time.monotonic()`` value at which the search's time is up, or None.
+        deadline: When the search's time is up; None for never.
         on_epoch: Called with (trial, 0-based epoch, that epoch's metrics) after each epoch is reported.
         first_step: The step of the first epoch (:func:`autodnn.study.strategy.first_step_of`).
         chance: Validation accuracy of always answering the most frequent class, or None not to check.
     """
 
     def __init__(self, trial: optuna.Trial, *, prune: bool = True, max_epochs: int | None = None,
-                 deadline: float | None = None,
+                 deadline: Deadline | None = None,
                  on_epoch: Callable[[optuna.Trial, int, dict[str, float]], None] | None = None,
                  first_step: int = 1, chance: float | None = None) -> None:
         self.trial = trial
@@ -91,7 +99,7 @@ class TrialReporter:
     def should_stop(self) -> str | None:
         """Asks the deadline, then the pruner; says what stopped the trial, at which epoch and value."""
         last = self.max_epochs is not None and self._epoch + 1 >= self.max_epochs
-        if self.deadline is not None and time.monotonic() >= self.deadline and not last:
+        if self.deadline is not None and self.deadline.left() <= 0 and not last:
             return (f"stopped at the search's time limit (--timeout) after epoch {self._epoch + 1}: "
                     f"{METRIC} {self._value:.4f}")
         if not self.prune or last:
@@ -117,13 +125,13 @@ class Objective:
         seed: Base seed; trial ``n`` trains with ``seed + n`` (a retried trial keeps its original seed).
         mc_samples: Passes of MC dropout at evaluation for nets with dropout.
         lr_finder: Run the learning-rate finder in every searched trial (baselines keep their own setting).
-        tensorboard: Folder of TensorBoard logs: each trial writes its own subfolder (:mod:`autodnn.tensorboard`);
+        tensorboard: Folder of TensorBoard logs: each trial writes its own subfolder (:mod:`autodnn.training.tensorboard`);
             None writes none.
-        deadline: ``time.monotonic()`` value at which the search's time is up: the trial in flight stops after
-            its epoch and is kept, pruned, with its curve and the reason. The search may move it between
-            trials (:class:`autodnn.study.budget.TimeBudget`).
-        spent: Set once :data:`UNAFFORDABLE_IN_A_ROW` trials in a row were not started because the time left
-            could not pay for them: the search then stops drawing new ones.
+        deadline: When the search's time is up: the trial in flight stops after its epoch and is kept, pruned,
+            with its curve and the reason. The trial loop may move it between trials
+            (:class:`autodnn.tuning.budget.BudgetDeadline`); once :data:`UNAFFORDABLE_IN_A_ROW` trials in a row
+            were not started because the time left could not pay for them, the objective spends it
+            (:meth:`autodnn.study.deadline.Deadline.spend`) and the loop draws no more.
         on_trial_start: Called with (study, trial) once the trial's configuration is known, before training.
         on_epoch: Called with (trial, 0-based epoch, that epoch's metrics) after every epoch, e.g. to show
             progress.
@@ -136,10 +144,9 @@ class Objective:
     mc_samples: int = 0
     lr_finder: bool = False
     tensorboard: str | None = None
-    deadline: float | None = None
+    deadline: Deadline = field(default_factory=Deadline)
     on_trial_start: Callable[[optuna.Study, optuna.Trial], None] | None = None
     on_epoch: Callable[[optuna.Trial, int, dict[str, float]], None] | None = None
-    spent: bool = field(default=False, init=False)
     chance: float | None = field(default=None, init=False)
     _refused: int = field(default=0, init=False, repr=False)
     _growth: float = field(default=COST_GROWTH, init=False, repr=False)
@@ -153,20 +160,20 @@ class Objective:
             self.chance = float(np.bincount(labels).max() / labels.size)
 
     def __call__(self, trial: optuna.Trial) -> float:
-        from autodnn.trainer import train
+        from autodnn.training.trainer import train
 
-        stored = trial.user_attrs.get("config")
+        stored = trial.user_attrs.get(CONFIG)
         config = TrialConfig.from_dict(stored) if stored else self.space.sample(trial)
         if self.lr_finder and not stored:
             config = config.replace(lr_finder=True)
-        trial.set_user_attr("config", config.to_dict())
-        seed = int(trial.user_attrs.get("seed", self.seed + trial.number))
-        trial.set_user_attr("seed", seed)
-        self._check_affordable(trial, config, sampled=not stored and "warm_start" not in trial.user_attrs)
+        trial.set_user_attr(CONFIG, config.to_dict())
+        seed = int(trial.user_attrs.get(SEED, self.seed + trial.number))
+        trial.set_user_attr(SEED, seed)
+        predicted = self._check_affordable(trial, config, sampled=not stored and WARM_START not in trial.user_attrs)
         if self.on_trial_start is not None:
             self.on_trial_start(trial.study, trial)
         logs = self._tensorboard_logs(trial, config, sampled=not stored)
-        baseline = "baseline" in trial.user_attrs
+        baseline = BASELINE in trial.user_attrs
         start = time.perf_counter()
         try:
             # A baseline is tested as the final evaluation tests it: its run counts as one of its seeds there.
@@ -176,7 +183,7 @@ class Objective:
                 max_epochs=self.max_epochs,
                 reporter=TrialReporter(trial, prune=not baseline, max_epochs=config.trained_epochs(self.max_epochs),
                                        deadline=self.deadline, on_epoch=self.on_epoch,
-                                       first_step=first_step_of(trial.study.user_attrs.get("settings") or {}),
+                                       first_step=first_step_of(stored_options(trial.study)),
                                        chance=self.chance),
                 seed=seed,
                 mc_samples=self.evaluation_mc_samples(config) if baseline else self.mc_samples,
@@ -186,28 +193,20 @@ class Objective:
         except optuna.TrialPruned:
             raise
         except Exception as exc:
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            trial.set_user_attr("reason", reason[:500])
-            trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
+            reason = write_training(trial.set_user_attr, config, seed=seed, predicted=predicted, error=exc)
             raise TrialFailed(reason) from exc
-        trial.set_user_attr("result", {k: v for k, v in result.metrics.items() if k not in TEST_METRICS})
-        trial.set_user_attr("history", result.to_dict()["history"])
-        trial.set_user_attr("epoch_times", result.epoch_times)
-        trial.set_user_attr(cost.MEASURED, cost.steady_epoch_seconds(result.epoch_times))
-        if result.lr_finder is not None:
-            trial.set_user_attr("lr_finder", result.to_dict()["lr_finder"])
-        if result.stopped in ("pruned", "nan"):
-            trial.set_user_attr("reason", result.reason)
-            raise optuna.TrialPruned(result.reason)
+        stopped = write_training(trial.set_user_attr, config, seed=seed, predicted=predicted, result=result)
+        if stopped is not None:
+            raise optuna.TrialPruned(stopped)
         if baseline:
-            trial.set_user_attr("test_run", result.evaluation_run(seed, time.perf_counter() - start))
+            trial.set_user_attr(TEST_RUN, result.evaluation_run(seed, time.perf_counter() - start))
         return result.val_accuracy
 
     def evaluation_mc_samples(self, config: TrialConfig) -> int:
         """MC-dropout passes of the final evaluation for ``config``: ``mc_samples`` or 30, none without dropout."""
-        return (self.mc_samples or DEFAULT_MC_SAMPLES) if config.has_dropout else 0
+        return config.evaluation_mc_samples(self.mc_samples)
 
-    def _check_affordable(self, trial: optuna.Trial, config: TrialConfig, *, sampled: bool) -> None:
+    def _check_affordable(self, trial: optuna.Trial, config: TrialConfig, *, sampled: bool) -> float:
         """Records the predicted epoch time; under a deadline, refuses what the search should not start.
 
         A trial whose first epoch cannot end before the deadline is not started; after
@@ -219,6 +218,9 @@ class Objective:
         :data:`FRONTIER_REFUSALS` such refusals in a row the allowed growth doubles. A refused trial is kept,
         pruned, with its reason (TPE counts it among the bad), and not counted in ``--n-trials``.
 
+        Returns:
+            The predicted seconds of one epoch.
+
         Raises:
             optuna.TrialPruned: The trial is not started.
         """
@@ -227,14 +229,15 @@ class Objective:
         trials = trial.study.get_trials(deepcopy=False)  # read once for the three estimates below
         rates = cost.calibrate(trials, data.n_features, data.n_classes, rows)
         predicted = cost.predict_epoch_seconds(config, data.n_features, data.n_classes, rows, rates)
-        trial.set_user_attr(cost.PREDICTED, predicted)
-        if self.deadline is None:
-            return
-        left = self.deadline - time.monotonic()
+        trial.set_user_attr(PREDICTED, predicted)
+        if not self.deadline.bounded:
+            return predicted
+        left = self.deadline.left()
         first = predicted + cost.fixed_seconds(trials)
         if first > left:
             self._refused += 1
-            self.spent = self._refused >= UNAFFORDABLE_IN_A_ROW
+            if self._refused >= UNAFFORDABLE_IN_A_ROW:
+                self.deadline.spend()
             self._refuse(trial, f"not started: its first epoch would take about {first:.1f} s (predicted, building "
                                 f"and compiling included) and the search has {max(left, 0.0):.1f} s left")
         self._refused = 0
@@ -248,11 +251,12 @@ class Objective:
                 self._growth, self._over = 2 * self._growth, 0
             self._refuse(trial, reason)
         self._over = 0
+        return predicted
 
     @staticmethod
     def _refuse(trial: optuna.Trial, reason: str) -> None:
         trial.set_user_attr(NOT_STARTED, True)
-        trial.set_user_attr("reason", reason)
+        trial.set_user_attr(REASON, reason)
         raise optuna.TrialPruned(reason)
 
     def _tensorboard_logs(self, trial: optuna.Trial, config: TrialConfig, *, sampled: bool) -> dict[str, Any]:
@@ -266,10 +270,38 @@ class Objective:
             return {}
         from pathlib import Path
 
-        from autodnn import tensorboard as tb
+        from autodnn.training import tensorboard as tb
 
         if not tb.experiment_written(self.tensorboard):
             tb.write_experiment(self.tensorboard, self.space)
         values = trial.params if sampled else tb.config_hparams(self.space, config.to_dict())
-        folder = Path(self.tensorboard) / tb.run_name(trial.number, trial.user_attrs.get("baseline"))
+        folder = Path(self.tensorboard) / tb.run_name(trial.number, trial.user_attrs.get(BASELINE))
         return {"tensorboard_dir": folder, "hparams": tb.encode_hparams(self.space, values)}
+
+
+def build_objective(
+    study: optuna.Study,
+    dataset: Dataset,
+    space: SearchSpace,
+    *,
+    deadline: Deadline | None = None,
+    on_trial_start: Callable[[optuna.Study, optuna.Trial], None] | None = None,
+    on_epoch: Callable[[optuna.Trial, int, dict[str, float]], None] | None = None,
+) -> Objective:
+    """The objective of ``study``, from the options it stores (:mod:`autodnn.study.options`).
+
+    ``autodnn search`` and every ``autodnn worker`` build it here, so that they train trials alike.
+
+    Args:
+        study: A study made by ``autodnn search``.
+        dataset: Its data (checked against the study's fingerprint by the caller).
+        space: Its search space.
+        deadline: When the search's time is up; None for never.
+        on_trial_start: Called with (study, trial) once the trial's configuration is known.
+        on_epoch: Called with (trial, 0-based epoch, that epoch's metrics) after every epoch.
+    """
+    options = stored_options(study)
+    return Objective(space, dataset, int(options["max_epochs"]), seed=int(options["seed"]),
+                     mc_samples=int(options.get("mc_samples") or 0), lr_finder=bool(options.get("lr_finder")),
+                     tensorboard=options.get("tensorboard"), deadline=deadline or Deadline(),
+                     on_trial_start=on_trial_start, on_epoch=on_epoch)

@@ -1,6 +1,6 @@
 """Population training's throughput: K trials of one network trained together against one trial alone.
 
-Every row trains K members through the product's own path (:func:`autodnn.population.train_population`,
+Every row trains K members through the product's own path (:func:`autodnn.training.population.train_population`,
 each member a different learning rate and seed, validation included) and reports the aggregate training
 samples per second over the steady epochs (the median after the first, which compiles), the FLOP rate that
 is (6 x parameters per sample) as a fraction of this machine's float32 matrix-multiply rate (NumPy
@@ -92,7 +92,7 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
     from autodnn.config import TrialConfig
-    from autodnn.population import train_population
+    from autodnn.training.population import train_population
 
     if job["net"] == "exercise-8":
         from benchmarks.throughput import _dataset, synthetic

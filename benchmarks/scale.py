@@ -168,7 +168,7 @@ def study_attributes(name: str) -> dict[str, Any]:
     """The study attributes ``autodnn search`` records (the environment written out, to avoid loading Keras)."""
     from autodnn.datasets import load_dataset
     from autodnn.space import load_space
-    from autodnn.study.settings import SearchOptions, settings_of
+    from autodnn.tuning.options import SearchOptions, options_record
 
     space = load_space("default")
     return {
@@ -178,7 +178,7 @@ def study_attributes(name: str) -> dict[str, Any]:
         "environment": {"backend": "jax", "devices": ["cpu:0"], "python": platform.python_version(),
                         "platform": platform.platform(terse=True), "cpu_count": os.cpu_count(),
                         "versions": {"optuna": optuna.__version__}},
-        "settings": settings_of(SearchOptions(dataset="digits", space="default", study=name, n_trials=10_000)),
+        "settings": options_record(SearchOptions(dataset="digits", space="default", study=name, n_trials=10_000)),
     }
 
 
@@ -273,9 +273,9 @@ def measure_overhead(url: str, name: str, n: int, pruner: str | None = None) -> 
     reporter asks it (:func:`autodnn.study.may_prune_at`).
     """
     from autodnn.space import load_space
-    from autodnn.study.settings import SearchOptions
     from autodnn.study.storage import open_storage
     from autodnn.study.strategy import make_pruner, make_sampler, may_prune_at
+    from autodnn.tuning.options import SearchOptions
     from autodnn.workers import study_lock, worker_id
 
     space = load_space("default")

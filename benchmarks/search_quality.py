@@ -117,7 +117,7 @@ def run_autodnn(setting: Setting, seed: int) -> dict[str, Any]:
 
     import autodnn
     from autodnn.config import TrialConfig
-    from autodnn.trainer import train
+    from autodnn.training.trainer import train
 
     name = f"{setting.dataset}-{setting.space or 'default'}-{setting.budget}s-autodnn-s{seed}"
     try:

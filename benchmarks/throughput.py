@@ -6,7 +6,7 @@ random here: speed does not depend on the values). Printed, in one run:
 
 - the reference: the book's way, plain Keras ``model.fit(X, y, validation_data=...)`` at batch 32 on the
   TensorFlow backend (and the same ``fit`` on JAX, for context);
-- ``autodnn.trainer.train`` at each batch size on each installed backend;
+- ``autodnn.training.trainer.train`` at each batch size on each installed backend;
 - this machine's float32 matrix-multiply rate (NumPy ``a @ b``), and each run's achieved rate as a fraction
   of it, counting 6 x parameters FLOPs per training sample (forward 2, backward 4);
 - the compile cost per trial on digits (first epoch minus a steady one), for a 20 x 100 and a 2 x 64 net;
@@ -594,7 +594,7 @@ def reference_worker(job: dict[str, Any]) -> list[dict[str, Any]]:
 def trainer_worker(job: dict[str, Any]) -> list[dict[str, Any]]:
     """autodnn's trainer on the same network, one process for all batch sizes (data prepared once)."""
     from autodnn.config import TrialConfig
-    from autodnn.trainer import train
+    from autodnn.training.trainer import train
 
     dataset = _dataset(*synthetic(job["samples"], job["valid"], flat=True))
     rows = []
@@ -610,7 +610,7 @@ def trainer_worker(job: dict[str, Any]) -> list[dict[str, Any]]:
 def share_worker(job: dict[str, Any]) -> list[dict[str, Any]]:
     """One of ``job["k"]`` processes training at once: compile and a first epoch, a barrier, measured epochs."""
     from autodnn.config import TrialConfig
-    from autodnn.trainer import train
+    from autodnn.training.trainer import train
 
     dataset = _dataset(*synthetic(job["samples"], job["valid"], flat=True))
     config = TrialConfig(n_hidden=HIDDEN, n_units=UNITS, activation="swish", optimizer="nadam",
@@ -661,7 +661,7 @@ def compile_worker(job: dict[str, Any]) -> list[dict[str, Any]]:
         enable_compilation_cache(directory)
     from autodnn.config import TrialConfig
     from autodnn.datasets import load_dataset
-    from autodnn.trainer import train
+    from autodnn.training.trainer import train
 
     dataset = load_dataset("digits")
     rows = []

@@ -8,7 +8,7 @@ Each case runs in a fresh process on digits (1,437 training rows), 5 epochs a tr
 
 - ``new``: the first trial of a process with an empty compilation cache (an architecture never seen);
 - ``repeated``: a second trial in the same process, same architecture, other float hyperparameters (learning
-  rate, 1cycle's momentum bounds, dropout rate): it reuses the compiled program (:mod:`autodnn.programs`);
+  rate, 1cycle's momentum bounds, dropout rate): it reuses the compiled program (:mod:`autodnn.training.programs`);
 - ``cached, new process``: the first trial of a second process that finds the first one's cache (a resumed
   study, a worker, a later search).
 
@@ -48,7 +48,7 @@ CHILD = r"""
 import json, sys, time
 from autodnn import load_dataset
 from autodnn.defaults import book_baselines
-from autodnn.trainer import train
+from autodnn.training.trainer import train
 
 net, trials = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 dataset = load_dataset("digits", seed=0)

@@ -1,6 +1,6 @@
 """What a warm start reaches when trained alone, and what changing one of its values does.
 
-Trains a warm start of :mod:`autodnn.study.warm_start` (by default ``wide-bn-adamw``) through the project's own
+Trains a warm start of :mod:`autodnn.tuning.warm_start` (by default ``wide-bn-adamw``) through the project's own
 trainer with one seed, then each variant given with ``--vary`` (a JSON object of configuration fields laid
 over it), and prints validation and test accuracy, epochs trained, the epoch kept and the wall time. The
 configurations are taken as written, not projected onto a space; ``restore_best`` is ``val_accuracy`` unless a
@@ -27,8 +27,8 @@ from pathlib import Path
 from autodnn import load_dataset
 from autodnn.config import TrialConfig
 from autodnn.errors import AutodnnError
-from autodnn.study.warm_start import WARM_STARTS
-from autodnn.trainer import train
+from autodnn.training.trainer import train
+from autodnn.tuning.warm_start import WARM_STARTS
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,8 +42,8 @@ def write_inputs(folder: Path) -> None:
 @pytest.fixture(scope="module")
 def existing(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A SQLite database holding study 'existing' (iris, tiny.yaml) with one finished trial."""
-    from autodnn.study.search import create_or_resume, prepare
-    from autodnn.study.settings import SearchOptions
+    from autodnn.tuning.options import SearchOptions
+    from autodnn.tuning.run import create_or_resume, prepare
 
     folder = tmp_path_factory.mktemp("existing")
     write_inputs(folder)
@@ -202,8 +202,8 @@ def test_an_unwritable_report_path_is_a_bad_input(run_cli, existing: str, tmp_pa
 
 
 def test_force_continues_a_study_made_for_another_dataset(run_cli, inputs: Path, tmp_path: Path) -> None:
-    from autodnn.study.search import create_or_resume, prepare
-    from autodnn.study.settings import SearchOptions
+    from autodnn.tuning.options import SearchOptions
+    from autodnn.tuning.run import create_or_resume, prepare
 
     url = f"sqlite:///{tmp_path / 'forced.db'}"
     options = SearchOptions(dataset="iris", space="tiny.yaml", study="f", storage=url, n_trials=1, baselines=False)

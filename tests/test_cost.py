@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 
 from autodnn.config import TrialConfig
 from autodnn.study import cost
+from autodnn.study.trial_record import MEASURED, PREDICTED, steady_epoch_seconds
 
 
 def test_multiply_adds_count_the_weights_of_the_dense_layers() -> None:
@@ -27,7 +28,7 @@ def test_the_prediction_follows_the_rates_the_study_measured() -> None:
     # A trial of `small` whose epochs took 0.5 s makes every multiply-add that much dearer.
     measured = 0.5
     study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"config": small.to_dict(),
-                                                                     cost.MEASURED: measured}))
+                                                                     MEASURED: measured}))
     rates = cost.calibrate(study.trials, 64, 10, 1000)
     assert cost.predict_epoch_seconds(small, 64, 10, 1000, rates) == pytest.approx(measured)
     large = small.replace(n_units=500)
@@ -45,14 +46,14 @@ def test_with_enough_trials_both_rates_are_fitted_so_deep_small_batch_nets_cost_
     for config in configs:  # epochs measured exactly as the two-rate model says
         seconds = cost.predict_epoch_seconds(config, 3072, 10, 45_000, (per_mac, per_step))
         study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"config": config.to_dict(),
-                                                                         cost.MEASURED: seconds}))
+                                                                         MEASURED: seconds}))
     assert cost.calibrate(study.trials, 3072, 10, 45_000) == (pytest.approx(per_mac), pytest.approx(per_step))
 
 
 def test_steady_epoch_seconds_leave_out_the_compiling_first_epoch() -> None:
-    assert cost.steady_epoch_seconds([3.0, 0.2, 0.4, 0.3]) == pytest.approx(0.3)
-    assert cost.steady_epoch_seconds([1.5]) is None, "a single epoch also compiled: not a steady one"
-    assert cost.steady_epoch_seconds([]) is None
+    assert steady_epoch_seconds([3.0, 0.2, 0.4, 0.3]) == pytest.approx(0.3)
+    assert steady_epoch_seconds([1.5]) is None, "a single epoch also compiled: not a steady one"
+    assert steady_epoch_seconds([]) is None
 
 
 def test_every_trial_records_its_predicted_and_measured_epoch_seconds_for_show(run_cli, sqlite_url: str) -> None:
@@ -60,9 +61,9 @@ def test_every_trial_records_its_predicted_and_measured_epoch_seconds_for_show(r
               "--no-final", "--n-trials", "3", "--storage", sqlite_url, "--study", "c")
     assert run_cli(*search).code == 0
     for trial in optuna.load_study(study_name="c", storage=sqlite_url).trials:
-        assert trial.user_attrs[cost.PREDICTED] > 0
-        steady = cost.steady_epoch_seconds(trial.user_attrs["epoch_times"])
-        assert trial.user_attrs[cost.MEASURED] == (None if steady is None else pytest.approx(steady))
+        assert trial.user_attrs[PREDICTED] > 0
+        steady = steady_epoch_seconds(trial.user_attrs["epoch_times"])
+        assert trial.user_attrs[MEASURED] == (None if steady is None else pytest.approx(steady))
     shown = run_cli("show", "c", "--storage", sqlite_url)
     assert shown.code == 0 and "predicted_s" in shown.out and "epoch_s" in shown.out
 

@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 
 from autodnn.engines import KerasTunerSpace
 from autodnn.space import load_space, space_from_dict
+from autodnn.study.trial_record import EPOCH_TIMES, MEASURED, PREDICTED, SEED, steady_epoch_seconds
 
 SPACE = {
     "name": "conditional",
@@ -113,6 +114,11 @@ def test_a_kerastuner_random_search_records_each_trial_in_the_optuna_study(run_c
         assert trial.datetime_complete >= trial.datetime_start
         config = trial.user_attrs["config"]
         assert (config["n_hidden"], config["activation"]) == (trial.params["n_hidden"], trial.params["activation"])
+        # The same record as the objective's trials: measured and predicted cost, for the cost model and report.
+        times = trial.user_attrs[EPOCH_TIMES]
+        assert len(times) == 2 and all(seconds > 0 for seconds in times)
+        assert trial.user_attrs[MEASURED] == pytest.approx(steady_epoch_seconds(times))
+        assert trial.user_attrs[PREDICTED] > 0 and trial.user_attrs[SEED] >= 0
     assert study.user_attrs["settings"]["engine"] == "keras-tuner"
     assert study.user_attrs["settings"]["strategy"] == "random"
     assert len({t.user_attrs["engine"]["trial_id"] for t in trials}) == 3

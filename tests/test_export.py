@@ -98,7 +98,7 @@ def test_the_default_output_is_named_after_the_study(run_cli) -> None:
 def _tiny_model_with_autodnn_layers():
     import keras
 
-    from autodnn.layers import GeneralizedSwish, Mish, RReLU
+    from autodnn.network.layers import GeneralizedSwish, Mish, RReLU
 
     keras.utils.set_random_seed(3)
     return keras.Sequential([keras.Input((8,), name="features"), keras.layers.Dense(16, name="hidden_1"),
@@ -128,7 +128,7 @@ def _round_trip(url: str, tmp_path: Path, *, fresh: bool) -> None:
     x = np.random.default_rng(0).normal(size=(32, 8)).astype("float32")
     expected = np.asarray(model.predict(x, verbose=0))
     record = keep_model(study, model_bytes(model), {"trial_number": 0, "seed": 1, "test_accuracy": 0.5})
-    assert record["imports"] == ["autodnn.layers"]
+    assert record["imports"] == ["autodnn.network.layers"]
     study.set_user_attr("evaluation", {"entries": [], "model": record})
 
     np.testing.assert_allclose(autodnn.load_best("a", storage=url).predict(x, verbose=0), expected, atol=1e-6)
@@ -137,9 +137,9 @@ def _round_trip(url: str, tmp_path: Path, *, fresh: bool) -> None:
     if not fresh:
         return
     np.save(tmp_path / "x.npy", x)
-    # Keras alone cannot load it (it never imports autodnn.layers itself); the line the export prints can.
+    # Keras alone cannot load it (it never imports autodnn.network.layers itself); the line the export prints can.
     keras_alone = (f"import keras\ntry:\n    keras.saving.load_model({str(path)!r})\nexcept Exception:\n    pass\n"
-                   "else:\n    raise SystemExit('loaded without autodnn.layers')\n")
+                   "else:\n    raise SystemExit('loaded without autodnn.network.layers')\n")
     predicted = fresh_python(
         f"{keras_alone}{load_hint(record, path)}\nimport json, numpy as np\n"
         f"print(json.dumps(model.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0).tolist()))", tmp_path)

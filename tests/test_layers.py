@@ -1,4 +1,4 @@
-"""Tests of autodnn.layers: the custom activations and MC dropout, on whichever Keras backend is active."""
+"""Tests of autodnn.network.layers: the custom activations and MC dropout, on whichever Keras backend is active."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from autodnn.config import TrialConfig
-from autodnn.layers import STOCHASTIC_LAYERS, GeneralizedSwish, Mish, RReLU, mc_accuracy, mc_predict
-from autodnn.model import build_model
+from autodnn.network.layers import STOCHASTIC_LAYERS, GeneralizedSwish, Mish, RReLU, mc_accuracy, mc_predict
+from autodnn.network.model import build_model
 
 Z = np.linspace(-6.0, 6.0, 1201, dtype=np.float32).reshape(-1, 1)
 

@@ -12,8 +12,8 @@ import pytest
 
 from autodnn.config import TrialConfig
 from autodnn.errors import ConfigError
-from autodnn.lr_finder import LRFinder, LRFinderResult, plot_lr_finder
 from autodnn.optim import build_optimizer
+from autodnn.training.lr_finder import LRFinder, LRFinderResult, plot_lr_finder
 
 BATCH = 32
 

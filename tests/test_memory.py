@@ -10,7 +10,7 @@ import pytest
 
 from autodnn.config import TrialConfig
 from autodnn.datasets import Dataset
-from autodnn.trainer import train
+from autodnn.training.trainer import train
 
 TRIALS = 100
 WARM_UP = 20

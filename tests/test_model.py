@@ -1,4 +1,4 @@
-"""Tests of autodnn.model: each chapter-11 technique is where the configuration says and does what it should."""
+"""Tests of autodnn.network.model: each chapter-11 technique is where the configuration says and does what it should."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from autodnn.config import ACTIVATIONS, TrialConfig
-from autodnn.layers import STOCHASTIC_LAYERS, GeneralizedSwish, Mish, RReLU, trained_params
-from autodnn.model import (
+from autodnn.network.layers import STOCHASTIC_LAYERS, GeneralizedSwish, Mish, RReLU, trained_params
+from autodnn.network.model import (
     TABLE_11_1,
     build_model,
     count_params,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from autodnn.config import TrialConfig
-from autodnn.population import population_key, train_population
-from autodnn.trainer import train
+from autodnn.training.population import population_key, train_population
+from autodnn.training.trainer import train
 from tests.test_programs import BASE, PAIRS
 from tests.test_trainer import StopAt, blobs
 
@@ -92,12 +92,12 @@ def test_a_population_of_one_is_a_plain_training(dataset):
 
 
 def test_other_backends_train_the_members_one_at_a_time_and_say_so_once(dataset, monkeypatch, caplog):
-    from autodnn import population
+    from autodnn.training import population
 
     monkeypatch.setattr(population, "_backend", lambda: "torch")
     monkeypatch.setattr(population, "_SAID", set())
     configs = [BASE, BASE.replace(learning_rate=3e-3)]
-    with caplog.at_level("WARNING", logger="autodnn.population"):
+    with caplog.at_level("WARNING", logger="autodnn.training.population"):
         first = train_population(configs, dataset, max_epochs=2, seeds=[0, 1])
         train_population(configs, dataset, max_epochs=2, seeds=[0, 1])
     said = [r.getMessage() for r in caplog.records if "one at a time" in r.getMessage()]

@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from autodnn import _jax_fit
 from autodnn.config import TrialConfig
-from autodnn.programs import HELD_FIELDS, ProgramCache, program_key
-from autodnn.trainer import train
+from autodnn.training import jax_loop
+from autodnn.training.programs import HELD_FIELDS, ProgramCache, program_key
+from autodnn.training.trainer import train
 from tests.test_trainer import blobs
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "jax", reason="the program cache is the JAX loop's")
@@ -73,7 +73,7 @@ def test_the_key_knows_the_data_shape_and_the_plan():
 
 
 def test_a_run_keys_its_program_by_the_epochs_it_trains(dataset):
-    from autodnn.trainer import prepare
+    from autodnn.training.trainer import prepare
 
     def run_key(config: TrialConfig) -> tuple:
         return prepare(config, dataset, max_epochs=10).program_key
@@ -88,14 +88,14 @@ def test_a_run_keys_its_program_by_the_epochs_it_trains(dataset):
 def test_a_reused_program_trains_exactly_as_a_fresh_one(dataset, first, change):
     config = BASE.replace(**first)
     other = config.replace(**change)
-    _jax_fit.PROGRAMS.clear()
+    jax_loop.PROGRAMS.clear()
     train(config, dataset, max_epochs=4, seed=0)
-    traces = _jax_fit.TRACES[0]
+    traces = jax_loop.TRACES[0]
     reused = train(other, dataset, max_epochs=4, seed=1)
-    assert _jax_fit.TRACES[0] == traces, "the second configuration traced its own epoch"
-    _jax_fit.PROGRAMS.clear()
+    assert jax_loop.TRACES[0] == traces, "the second configuration traced its own epoch"
+    jax_loop.PROGRAMS.clear()
     fresh = train(other, dataset, max_epochs=4, seed=1)
-    assert _jax_fit.TRACES[0] == traces + 1
+    assert jax_loop.TRACES[0] == traces + 1
     for name in ("loss", "val_loss", "val_accuracy", "learning_rate"):
         np.testing.assert_allclose(reused.history[name], fresh.history[name], rtol=1e-5, atol=1e-7, err_msg=name)
     assert reused.val_loss == pytest.approx(fresh.val_loss, rel=1e-5)
@@ -105,12 +105,12 @@ def test_a_reused_program_trains_exactly_as_a_fresh_one(dataset, first, change):
 
 
 def test_another_architecture_compiles_its_own_program(dataset):
-    _jax_fit.PROGRAMS.clear()
+    jax_loop.PROGRAMS.clear()
     train(BASE, dataset, max_epochs=2, seed=0)
-    traces = _jax_fit.TRACES[0]
+    traces = jax_loop.TRACES[0]
     train(BASE.replace(n_units=24), dataset, max_epochs=2, seed=0)
-    assert _jax_fit.TRACES[0] == traces + 1
-    assert len(_jax_fit.PROGRAMS) == 2
+    assert jax_loop.TRACES[0] == traces + 1
+    assert len(jax_loop.PROGRAMS) == 2
 
 
 def test_the_cache_keeps_the_most_recently_used():
@@ -125,10 +125,10 @@ def test_the_cache_keeps_the_most_recently_used():
 
 def test_the_compiled_sweep_measures_what_train_on_batch_measures(dataset):
 
-    from autodnn.lr_finder import LRFinder
-    from autodnn.model import build_model
+    from autodnn.network.model import build_model
     from autodnn.optim import build_optimizer
-    from autodnn.trainer import LOSS
+    from autodnn.training.lr_finder import LRFinder
+    from autodnn.training.trainer import LOSS
 
     config = BASE.replace(optimizer="nadam", normalization="batch_norm_before", dropout=0.2)
     results = []
@@ -136,7 +136,7 @@ def test_the_compiled_sweep_measures_what_train_on_batch_measures(dataset):
         model = build_model(config, 12, 3, seed=0)
         model.compile(optimizer=build_optimizer(config, 1e-3, steps_per_epoch=18, epochs=1)[0], loss=LOSS)
         before = [w.copy() for w in model.get_weights()]
-        steps = _jax_fit.JaxSweep(model, _jax_fit.device_data(dataset), 32, None, chunk=16) if compiled else None
+        steps = jax_loop.JaxSweep(model, jax_loop.device_data(dataset), 32, None, chunk=16) if compiled else None
         results.append(LRFinder(iterations=120, seed=3).find(model, dataset.x_train, dataset.y_train,
                                                              batch_size=32, steps=steps))
         assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
@@ -148,9 +148,9 @@ def test_the_compiled_sweep_measures_what_train_on_batch_measures(dataset):
 
 def test_a_repeated_architecture_sweeps_and_trains_without_compiling(dataset):
     config = BASE.replace(lr_finder=True, schedule="1cycle", optimizer="momentum")
-    _jax_fit.PROGRAMS.clear()
+    jax_loop.PROGRAMS.clear()
     train(config, dataset, max_epochs=2, seed=0)
-    traces = _jax_fit.TRACES[0]
+    traces = jax_loop.TRACES[0]
     result = train(config.replace(momentum_max=0.9, dropout=0.0), dataset, max_epochs=2, seed=1)
     assert result.lr_finder is not None
-    assert _jax_fit.TRACES[0] == traces
+    assert jax_loop.TRACES[0] == traces

@@ -242,7 +242,8 @@ def test_the_searched_count_leaves_out_trials_that_never_started_as_n_trials_doe
     from optuna.trial import TrialState, create_trial
 
     from autodnn.progress._lines import tally
-    from autodnn.study.records import NOT_STARTED, searched_count
+    from autodnn.study.records import searched_count
+    from autodnn.study.trial_record import NOT_STARTED
 
     study = optuna.create_study(direction="maximize")
     dist = {"x": FloatDistribution(0, 1)}

@@ -118,7 +118,7 @@ def test_the_resume_hint_after_ctrl_c_hides_the_password(run_cli, workdir: Path,
                  type("S", (), {"name": "quick"}), url)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("autodnn.study.search.search", interrupted)
+    monkeypatch.setattr("autodnn.tuning.run.search", interrupted)
     monkeypatch.setattr(sys, "argv", ["autodnn", *argv])
     result = run_cli(*argv)
     assert result.code == 130

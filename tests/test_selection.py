@@ -3,11 +3,13 @@ with every seed, on validation only."""
 
 from __future__ import annotations
 
+import math
+
 import optuna
 import pytest
 
-from autodnn.config import TrialConfig
-from autodnn.evaluate import SMALL_VALIDATION, _choose_best, _entry, finalists
+from autodnn.config import SMALL_VALIDATION, TrialConfig
+from autodnn.evaluate import _choose_best, _entry, finalists
 
 
 def _study(values: dict[int, float]) -> optuna.Study:
@@ -21,12 +23,15 @@ def _study(values: dict[int, float]) -> optuna.Study:
 
 
 def _fake_retrain(val: dict[int, tuple[float, float]], calls: list[int]):
-    """Stands in for training: each trial's seeds reach the given (validation accuracy, loss)."""
+    """Stands in for training: each trial's seeds reach the given (validation accuracy, loss), and a test
+    accuracy ranked the opposite way (one minus the validation accuracy, a lower loss testing worse), so that a
+    selector that read the test split would pick another trial than one that reads validation alone."""
 
     def retrain(entry: dict, *, keep: bool) -> list[bytes]:
         calls.append(entry["trial_number"])
         accuracy, loss = val[entry["trial_number"]]
-        entry["runs"] = [{"val_accuracy": accuracy, "val_loss": loss, "test_accuracy": 0.5}] * 2
+        test = (1.0 - accuracy) + (0.0 if math.isnan(loss) else loss) / 100
+        entry["runs"] = [{"val_accuracy": accuracy, "val_loss": loss, "test_accuracy": test}] * 2
         return [b"model"] * 2
 
     return retrain

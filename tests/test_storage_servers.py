@@ -144,8 +144,8 @@ def test_eight_workers_finish_every_trial_exactly_once(server: str, request: pyt
 def test_a_sigkilled_worker_trial_is_retried_by_another_and_the_count_stays_exact(
         server: str, request: pytest.FixtureRequest, run_cli, workdir: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from autodnn.study.search import create_or_resume, prepare
-    from autodnn.study.settings import SearchOptions
+    from autodnn.tuning.options import SearchOptions
+    from autodnn.tuning.run import create_or_resume, prepare
 
     url = request.getfixturevalue(f"{server}_url")
     monkeypatch.setenv("AUTODNN_HEARTBEAT_INTERVAL", "1")

@@ -142,10 +142,10 @@ def test_a_worker_writes_where_the_study_says_from_its_own_working_directory(
 def test_1cycle_logs_the_momentum_it_cycles(tmp_path: Path, optimizer: str, tag: str) -> None:
     from test_trainer import blobs
 
-    from autodnn import _fit
     from autodnn.config import TrialConfig
     from autodnn.optim import OneCycleMomentum
-    from autodnn.trainer import train
+    from autodnn.training import loops
+    from autodnn.training.trainer import train
 
     config = TrialConfig(n_hidden=1, n_units=8, batch_size=32, learning_rate=1e-2, optimizer=optimizer,
                          schedule="1cycle", momentum_max=0.95, momentum_min=0.85, patience=5)
@@ -154,7 +154,7 @@ def test_1cycle_logs_the_momentum_it_cycles(tmp_path: Path, optimizer: str, tag:
                    hparams={"optimizer": optimizer})
     events = read_run(tmp_path / "run")
     steps, values = scalars(events, tag)
-    spe = _fit.steps_per_epoch(len(dataset.x_train), config.batch_size)
+    spe = loops.steps_per_epoch(len(dataset.x_train), config.batch_size)
     cycle = OneCycleMomentum(0.95, 0.85, total_steps=spe * 2, last_fraction=config.onecycle_last_fraction)
     assert steps == [0, 1]
     assert values == pytest.approx([float(cycle(spe * (epoch + 1))) for epoch in steps], rel=1e-6)
@@ -187,7 +187,7 @@ def test_without_tensorboard_installed_the_option_is_one_line(run_cli, tmp_path:
 
 
 def test_training_without_logs_loads_no_tensorboard() -> None:
-    code = "import sys, json, autodnn.trainer, autodnn.objective; print(json.dumps('tensorboard' in sys.modules))"
+    code = "import sys, json, autodnn.training.trainer, autodnn.objective; print(json.dumps('tensorboard' in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
     assert done.returncode == 0, done.stderr

@@ -9,12 +9,12 @@ import keras
 import numpy as np
 import pytest
 
-from autodnn import _fit
 from autodnn.backend import PRECISION_VARIABLE, configure_device, configured_precision, visible_gpus
 from autodnn.config import TrialConfig
 from autodnn.datasets import Dataset
 from autodnn.errors import UsageError
-from autodnn.trainer import TrialResult, train
+from autodnn.training import loops
+from autodnn.training.trainer import TrialResult, train
 
 SMALL = {"n_hidden": 2, "n_units": 16, "batch_size": 32, "learning_rate": 1e-2, "optimizer": "adam"}
 
@@ -102,7 +102,7 @@ def test_restoring_the_best_accuracy_keeps_the_epoch_the_search_ranks_by() -> No
 
 def test_restoring_auto_keeps_the_steadier_loss_on_small_validation() -> None:
     from autodnn.config import SMALL_VALIDATION
-    from autodnn.restore import restore_rule
+    from autodnn.training.restore import restore_rule
 
     auto = TrialConfig(restore_best="auto")
     assert restore_rule(auto, SMALL_VALIDATION - 1) == "val_loss"
@@ -191,21 +191,21 @@ def test_epochs_must_be_a_whole_number_of_at_least_one_or_null(epochs: object) -
 
 
 def test_epochs_are_full_batches_and_tiny_datasets_train_one_batch_of_everything() -> None:
-    assert _fit.steps_per_epoch(1000, 32) == 31
-    assert _fit.steps_per_epoch(20, 32) == 1 and _fit.effective_batch_size(20, 32) == 20
+    assert loops.steps_per_epoch(1000, 32) == 31
+    assert loops.steps_per_epoch(20, 32) == 1 and loops.effective_batch_size(20, 32) == 20
     tiny = blobs(n_train=20, n_valid=10, n_test=10)
     result = train(TrialConfig(**SMALL), tiny, max_epochs=2, seed=0)
     assert result.epochs == 2 and all(math.isfinite(v) for v in result.history["loss"])
 
 
 def test_the_compiled_evaluation_matches_keras_evaluate_regularization_included(dataset: Dataset) -> None:
-    from autodnn.model import build_model
+    from autodnn.network.model import build_model
 
     config = TrialConfig(**{**SMALL, "l2": 1e-2, "normalization": "batch_norm_after", "dropout": 0.3})
     keras.backend.clear_session()
     model = build_model(config, dataset.n_features, dataset.n_classes, seed=0)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    loss, accuracy = _fit.evaluate(model, dataset, "valid")
+    loss, accuracy = loops.evaluate(model, dataset, "valid")
     expected_loss, expected_accuracy = model.evaluate(dataset.x_valid, dataset.y_valid, verbose=0)
     assert loss == pytest.approx(expected_loss, rel=1e-4)
     assert accuracy == pytest.approx(expected_accuracy, abs=1e-6)

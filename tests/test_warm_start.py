@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from autodnn.space import load_space, space_from_dict
-from autodnn.study.warm_start import SHARE, WARM_STARTS, project
+from autodnn.tuning.warm_start import SHARE, WARM_STARTS, project
 
 SEARCH = ("search", "--dataset", "digits", "--space", "quick", "--max-epochs", "2", "--no-baselines", "--no-final")
 
@@ -87,7 +87,7 @@ def test_no_warm_start_and_random_search_start_from_the_sampler_alone(run_cli, s
 
 @pytest.mark.parametrize(("n_train", "batch"), [(45_000, 256), (1_293, 64), (409, 16), (50, 16), (None, 256)])
 def test_on_small_data_a_warm_starts_batch_shrinks_to_sixteen_steps_an_epoch(n_train, batch) -> None:
-    from autodnn.study.warm_start import fitted
+    from autodnn.tuning.warm_start import fitted
 
     wide = next(start for start in WARM_STARTS if start.name == "wide-bn-adamw")
     assert wide.values["batch_size"] == 256

@@ -24,6 +24,7 @@ from conftest import assert_user_error
 from optuna.trial import TrialState
 
 from autodnn.errors import TrialFailed, UsageError
+from autodnn.study.deadline import Deadline
 from autodnn.study.records import trials_frame
 from autodnn.study.storage import heartbeat_settings, open_storage
 from autodnn.study.urls import redact
@@ -142,7 +143,7 @@ def test_a_killed_workers_trial_is_failed_retried_elsewhere_and_linked(workdir: 
     study = optuna.load_study(study_name="s", storage=open_storage(url))
     waits: list[int] = []
     ran = run_trials(study, quick_objective, n_trials=2, lock=study_lock(url, "s"),
-                     on_wait=lambda _, running: waits.append(running), timeout=60)
+                     on_wait=lambda _, running: waits.append(running), deadline=Deadline.after(60))
     trials = optuna.load_study(study_name="s", storage=url).trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
     assert ran == 2 and waits == [1], "the survivor waited for the silent trial instead of starting a third one"

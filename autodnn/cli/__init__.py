@@ -30,6 +30,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)
+    finally:
+        _close_storages()
+
+
+def _close_storages() -> None:
+    """Every command ends with its storages closed and SQLite's WAL checkpointed (only where one was opened)."""
+    storage = sys.modules.get("autodnn.study.storage")
+    if storage is not None:
+        storage.close_storages()
 
 
 def _quiet_libraries(debug: bool) -> None:

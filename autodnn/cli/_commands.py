@@ -11,15 +11,16 @@ from typing import Any
 
 from autodnn.cli._output import evaluation_table, print_best
 from autodnn.errors import UsageError
+from autodnn.study.trial_record import CONFIG, RESULT
 
 
 def _search(args: argparse.Namespace) -> int:
     from autodnn.backend import configure_device, select_backend
     from autodnn.progress import StudyProgress, progress_mode
     from autodnn.study.records import searched_count
-    from autodnn.study.search import search
-    from autodnn.study.settings import SearchOptions
     from autodnn.study.urls import redact
+    from autodnn.tuning import SearchOptions
+    from autodnn.tuning.run import search
 
     select_backend(args.backend)
     configure_device(args.precision)
@@ -195,8 +196,8 @@ def _lr_find(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset, data_dir=args.data_dir, target=args.target,
                            valid_fraction=args.valid_fraction, seed=args.seed)
 
-    from autodnn.lr_finder import plot_lr_finder
-    from autodnn.trainer import find_learning_rate
+    from autodnn.training.lr_finder import plot_lr_finder
+    from autodnn.training.trainer import find_learning_rate
 
     result = find_learning_rate(config, dataset, seed=args.seed, iterations=args.iterations)
     png, js = output.with_suffix(".png"), output.with_suffix(".json")
@@ -257,6 +258,7 @@ def _studies(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from autodnn.study.options import stored_options
     from autodnn.study.records import best_trial, trial_summaries, trials_frame
     from autodnn.study.storage import load_study
     from autodnn.study.strategy import engine_label, precision_of
@@ -268,18 +270,18 @@ def _show(args: argparse.Namespace) -> int:
     best = best_trial(study, summaries)
     if args.json:
         print(json.dumps(None if best is None else {
-            "number": best.number, "value": best.value, "config": best.user_attrs.get("config"),
-            "result": best.user_attrs.get("result")}, indent=2))
+            "number": best.number, "value": best.value, "config": best.user_attrs.get(CONFIG),
+            "result": best.user_attrs.get(RESULT)}, indent=2))
         return 0
     attrs = study.user_attrs
     dataset = attrs.get("dataset", {})
     env = attrs.get("environment", {})
-    settings = attrs.get("settings") or {}
-    precision = precision_of(settings)
+    options = stored_options(study)
+    precision = precision_of(options)
     precision = "" if precision == "float32" else f" ({precision})"
     print(f"Study {study.study_name}: dataset {dataset.get('name', '?')} (fingerprint "
           f"{dataset.get('fingerprint', '?')}), space {attrs.get('space', {}).get('name', '?')}, "
-          f"backend {env.get('backend', '?')}{precision}, engine {engine_label(settings) or '?'}")
+          f"backend {env.get('backend', '?')}{precision}, engine {engine_label(options) or '?'}")
     print_best(study, best)
     frame = trials_frame(study, summaries)
     if frame.empty:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from autodnn.study.trial_record import CONFIG, RESULT
+
 
 def evaluation_table(evaluation: dict) -> str:
     rows = []
@@ -27,11 +29,11 @@ def print_best(study: Any, best: Any = None) -> None:
     if best is None:
         print("No trial completed yet.")
         return
-    result = best.user_attrs.get("result", {})
+    result = best.user_attrs.get(RESULT, {})
     print(f"\nBest trial {best.number}: val_accuracy {best.value:.4f} "
           f"(val_loss {result.get('val_loss', float('nan')):.4f}, {result.get('epochs')} epochs)")
     print("Configuration:")
-    config = best.user_attrs.get("config", best.params)
+    config = best.user_attrs.get(CONFIG, best.params)
     searched = set(best.params)
     for key, value in config.items():
         if key in searched or key == "learning_rate":

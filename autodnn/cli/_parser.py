@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     strategy.add_argument("--epoch-budget", type=int, default=None, metavar="EPOCHS",
                           help="stop starting trials once the searched trials trained this many epochs in all")
     strategy.add_argument("--no-warm-start", action="store_true",
-                          help="leave out the designed start configurations (autodnn/study/warm_start.py) that "
+                          help="leave out the designed start configurations (autodnn/tuning/warm_start.py) that "
                                "TPE otherwise trains first, at most a quarter of --n-trials")
 
     worker = sub.add_parser("worker", help="join a study made by 'autodnn search' and run its missing trials "

@@ -18,8 +18,6 @@ import datetime as dt
 import logging
 import math
 import tempfile
-import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,9 +27,13 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from autodnn.engines._kt_space import KerasTunerSpace
-from autodnn.errors import StudyError
+from autodnn.errors import SearchFailed
 from autodnn.objective import METRIC
+from autodnn.study import cost
+from autodnn.study.deadline import Deadline
+from autodnn.study.options import stored_options
 from autodnn.study.strategy import first_step_of
+from autodnn.study.trial_record import CONFIG, ENGINE, SEED, write_training
 
 if TYPE_CHECKING:
     from autodnn.datasets import Dataset
@@ -49,7 +51,7 @@ class _Budget:
 
     n_trials: int
     epoch_budget: int | None
-    deadline: float | None
+    deadline: Deadline
 
     def reached(self, study: optuna.Study) -> bool:
         from autodnn.study.records import epochs_spent, searched_count
@@ -58,7 +60,7 @@ class _Budget:
             return True
         if self.epoch_budget is not None and epochs_spent(study) >= self.epoch_budget:
             return True
-        return self.deadline is not None and time.monotonic() >= self.deadline
+        return self.deadline.passed()
 
 
 def run_keras_tuner(
@@ -70,7 +72,7 @@ def run_keras_tuner(
     n_trials: int,
     max_epochs: int,
     seed: int = 0,
-    timeout: float | None = None,
+    deadline: Deadline | None = None,
     epoch_budget: int | None = None,
     lr_finder: bool = False,
     max_failures: int = 5,
@@ -88,7 +90,7 @@ def run_keras_tuner(
         n_trials: Target number of finished searched trials in the study (baselines not counted).
         max_epochs: Epoch budget of a trial (Hyperband's largest bracket trains this many).
         seed: Seeds the oracle; trial ``n`` of the study trains with ``seed + n``.
-        timeout: Stop starting trials after this many seconds.
+        deadline: Start no trial once it has passed.
         epoch_budget: Stop starting trials once the study's searched trials trained this many epochs.
         lr_finder: Run the learning-rate finder in every trial.
         max_failures: Stop with an error after this many consecutive failed trials.
@@ -100,11 +102,11 @@ def run_keras_tuner(
         How many trials KerasTuner ran.
 
     Raises:
-        StudyError: ``max_failures`` consecutive trials failed.
+        SearchFailed: ``max_failures`` consecutive trials failed.
     """
     import keras_tuner as kt
 
-    budget = _Budget(n_trials, epoch_budget, None if timeout is None else time.monotonic() + timeout)
+    budget = _Budget(n_trials, epoch_budget, deadline or Deadline())
     if budget.reached(study):
         return 0
     translated = KerasTunerSpace(space)
@@ -131,7 +133,7 @@ def run_keras_tuner(
         except RuntimeError as exc:
             if "consecutive" not in str(exc):
                 raise
-            raise StudyError(f"{max_failures} trials in a row failed, the last with: {runner.last_reason}; "
+            raise SearchFailed(f"{max_failures} trials in a row failed, the last with: {runner.last_reason}; "
                              f"see 'autodnn show {study.study_name}'") from None
     return runner.ran
 
@@ -213,20 +215,25 @@ class _TrialRunner:
     def __call__(self, kt_trial: Any) -> dict[str, float]:
         import keras_tuner as kt
 
-        from autodnn.trainer import train
+        from autodnn.training.trainer import train
 
         values = dict(kt_trial.hyperparameters.values)
         epochs = int(values.get("tuner/epochs", self.max_epochs))
         config, params, distributions = self.translated.sample(values)
         if self.lr_finder:
             config = config.replace(lr_finder=True)
-        number = len(self.study.get_trials(deepcopy=False))
+        trials = self.study.get_trials(deepcopy=False)
+        number = len(trials)
         seed = self.seed + number
+        data = self.dataset
+        rows = len(data.x_train)
+        rates = cost.calibrate(trials, data.n_features, data.n_classes, rows)
+        predicted = cost.predict_epoch_seconds(config, data.n_features, data.n_classes, rows, rates)
         attrs: dict[str, Any] = {
-            "config": config.to_dict(),
-            "seed": seed,
-            "engine": {"name": "keras-tuner", "strategy": self.strategy, "trial_id": kt_trial.trial_id,
-                       **{k.split("/", 1)[1]: v for k, v in values.items() if k.startswith("tuner/")}},
+            CONFIG: config.to_dict(),
+            SEED: seed,
+            ENGINE: {"name": "keras-tuner", "strategy": self.strategy, "trial_id": kt_trial.trial_id,
+                     **{k.split("/", 1)[1]: v for k, v in values.items() if k.startswith("tuner/")}},
         }
         started = dt.datetime.now()
         self.ran += 1
@@ -237,17 +244,13 @@ class _TrialRunner:
         try:
             result = train(config, self.dataset, max_epochs=epochs, seed=seed, reporter=relay)
         except Exception as exc:  # a trial's failure is recorded, the search goes on
-            self.last_reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
-            attrs.update(reason=self.last_reason, traceback=traceback.format_exc()[-4000:])
+            self.last_reason = write_training(attrs.__setitem__, config, seed=seed, predicted=predicted, error=exc)
             self._record(TrialState.FAIL, None, params, distributions, attrs, {}, started)
             raise kt.errors.FailedTrialError(self.last_reason) from exc
-        attrs.update(result=result.metrics, history=result.to_dict()["history"], epoch_times=result.epoch_times)
-        if result.lr_finder is not None:
-            attrs["lr_finder"] = result.to_dict()["lr_finder"]
-        first = first_step_of(self.study.user_attrs.get("settings") or {})
+        stopped = write_training(attrs.__setitem__, config, seed=seed, predicted=predicted, result=result)
+        first = first_step_of(stored_options(self.study))
         curve = {i + first: v for i, v in enumerate(result.history.get("val_accuracy", [])) if math.isfinite(v)}
-        if result.stopped == "nan":
-            attrs["reason"] = result.reason
+        if stopped is not None:
             self._record(TrialState.PRUNED, None, params, distributions, attrs, curve, started)
             return {METRIC: 0.0}
         self._record(TrialState.COMPLETE, result.val_accuracy, params, distributions, attrs, curve, started)

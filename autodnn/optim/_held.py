@@ -13,7 +13,7 @@ argument:
 
 What is left in the program is structure: which optimizer, whether it has momentum or weight decay, which
 kind of clipping, how many steps the table holds. Trials that agree on it (and on the network) can share one
-compiled program, and :mod:`autodnn.programs` names the fields that may differ.
+compiled program, and :mod:`autodnn.training.programs` names the fields that may differ.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Live progress of a search: one tqdm bar where a person watches, plain complete lines where a log records.
 
 :class:`SearchProgress` is the display and receives plain values only (counts, labels, accuracies);
-:class:`StudyProgress` turns the callbacks of :func:`autodnn.study.search.search` (studies and trials) into
+:class:`StudyProgress` turns the callbacks of :func:`autodnn.tuning.run.search` (studies and trials) into
 those values. The command line and the Python API use both, so a search looks the same in a terminal, in a
 log file and in a notebook. Neither imports Keras or Optuna at the top: importing this module stays cheap.
 """

@@ -19,6 +19,7 @@ from autodnn.progress._lines import (
     trial_line,
     wait_line,
 )
+from autodnn.study.options import stored_options
 
 #: Seconds between two plain progress lines of a running trial where output is not a terminal.
 INTERVAL_ENV = "AUTODNN_PROGRESS_INTERVAL"
@@ -242,7 +243,7 @@ class SearchProgress:
 
 
 class StudyProgress:
-    """The callbacks of :func:`autodnn.study.search.search`, shown by a :class:`SearchProgress`.
+    """The callbacks of :func:`autodnn.tuning.run.search`, shown by a :class:`SearchProgress`.
 
     ``search(options, **progress.callbacks())`` wires every one; each method can be passed alone too.
 
@@ -268,28 +269,29 @@ class StudyProgress:
         self._lock = threading.Lock()
 
     def callbacks(self) -> dict[str, Any]:
-        """Every callback, as keyword arguments of :func:`autodnn.study.search.search`."""
+        """Every callback, as keyword arguments of :func:`autodnn.tuning.run.search`."""
         return {"on_start": self.on_start, "on_trial_start": self.on_trial_start, "on_epoch": self.on_epoch,
                 "on_trial": self.on_trial, "on_wait": self.on_wait, "on_worker_line": self.on_worker_line}
 
     def on_start(self, study: Any, dataset: Any, space: Any, url: str) -> None:
         """The study is open: prints the study line and starts the display."""
-        self.display.write(study_line(study, dataset, space, url, self._settings(study)[0], self.baselines))
+        self.display.write(study_line(study, dataset, space, url, self._targets(study)[0], self.baselines))
         self.open(study)
 
     def open(self, study: Any) -> None:
         """Starts the display on ``study`` (an ``autodnn worker`` prints its own first line)."""
         self.study = study
-        n_trials, self.max_epochs = self._settings(study)
+        n_trials, self.max_epochs = self._targets(study)
         finished, best = tally(study)
         self.display.open(target=n_trials, finished=finished, best=best, timeout=self.timeout)
 
-    def _settings(self, study: Any) -> tuple[int, int]:
+    def _targets(self, study: Any) -> tuple[int, int]:
+        """Trials and epochs to show progress against: as given, else as the study stores them."""
         if self.n_trials is not None and self.max_epochs is not None:
             return self.n_trials, self.max_epochs
-        settings = study.user_attrs.get("settings") or {}
-        return (self.n_trials if self.n_trials is not None else int(settings.get("n_trials", 0)),
-                self.max_epochs if self.max_epochs is not None else int(settings.get("max_epochs", 0)))
+        options = stored_options(study)
+        return (self.n_trials if self.n_trials is not None else int(options.get("n_trials", 0)),
+                self.max_epochs if self.max_epochs is not None else int(options.get("max_epochs", 0)))
 
     def on_trial_start(self, study: Any, trial: Any) -> None:
         """A trial starts in this process: its line and the bar's running trial."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from autodnn.study.trial_record import BASELINE, EPOCH_TIMES, REASON, RESULT
+
 #: A line a worker process prints when one of its trials ended (:func:`trial_line`), as relayed to the parent.
 FINISHED_LINE = re.compile(r"^Trial\s+\S+\s+(complete|pruned|fail)")
 
@@ -31,7 +33,7 @@ def describe_config(config: dict[str, Any]) -> str:
 
 def trial_label(trial: Any) -> str:
     """A trial's name in every line: its baseline name, or its number right-aligned (columns line up)."""
-    return str(trial.user_attrs.get("baseline", f"{trial.number:>3}"))
+    return str(trial.user_attrs.get(BASELINE, f"{trial.number:>3}"))
 
 
 def trial_line(study: Any, trial: Any, searched: int | None = None) -> str:
@@ -46,14 +48,14 @@ def trial_line(study: Any, trial: Any, searched: int | None = None) -> str:
         from autodnn.study.records import searched_count
 
         searched = searched_count(study)
-    result = trial.user_attrs.get("result", {})
+    result = trial.user_attrs.get(RESULT, {})
     parts = [f"Trial {trial_label(trial):<9} {trial.state.name.lower():<8}"]
     if trial.value is not None:
         parts.append(f"val_accuracy {trial.value:.4f}")
     if result:
-        parts.append(f"{result.get('epochs')} epochs, {sum(trial.user_attrs.get('epoch_times', [])):.1f} s")
-    if trial.user_attrs.get("reason"):
-        parts.append(trial.user_attrs["reason"])
+        parts.append(f"{result.get('epochs')} epochs, {sum(trial.user_attrs.get(EPOCH_TIMES, [])):.1f} s")
+    if trial.user_attrs.get(REASON):
+        parts.append(trial.user_attrs[REASON])
     if trial.system_attrs.get("failed_trial") is not None:
         parts.append(f"retry of trial {trial.system_attrs['failed_trial']} (its worker was lost)")
     parts.append(f"[{searched} searched]")

@@ -1,6 +1,6 @@
 """What a report shows, gathered from one study into plain dataclasses (no plotting, no HTML).
 
-Everything here comes from the study database: study attributes (dataset, space, environment, settings,
+Everything here comes from the study database: study attributes (dataset, space, environment, options,
 evaluation) and the trials with their user attributes. :func:`gather` reads the trials once and builds no
 per-trial objects beyond one table row, so it stays fast with thousands of trials. What the search figures
 draw (values, parameters, importances, intermediate values) is gathered by :mod:`autodnn.report._search`.
@@ -20,7 +20,20 @@ from autodnn.defaults import PUBLISHED_CIFAR10
 from autodnn.errors import UsageError
 from autodnn.report._scores import BASELINE_TITLES, Comparison, Headline, Score, headline
 from autodnn.report._search import ParamColumn, SearchData, gather_search, trial_value
-from autodnn.study.cost import MEASURED, PREDICTED
+from autodnn.study.options import stored_options
+from autodnn.study.trial_record import (
+    BASELINE,
+    CONFIG,
+    EPOCH_TIMES,
+    HISTORY,
+    LR_FINDER,
+    MEASURED,
+    PREDICTED,
+    REASON,
+    RESULT,
+    SEED,
+    TITLE,
+)
 
 __all__ = ["Comparison", "Compute", "Curve", "Headline", "LRCurve", "ParamColumn", "ReportData", "Score",
            "SearchData", "TrialRow", "gather"]
@@ -110,7 +123,7 @@ class ReportData:
     space: dict[str, Any]
     space_digest: str
     environment: dict[str, Any]
-    settings: dict[str, Any]
+    options: dict[str, Any]
     headline: Headline
     best_config: dict[str, Any] | None
     best_learning_rate: float | None
@@ -134,10 +147,10 @@ def _floats(values: Any) -> list[float]:
 
 
 def _epochs(trial: FrozenTrial) -> int | None:
-    result = _dict(trial.user_attrs.get("result"))
+    result = _dict(trial.user_attrs.get(RESULT))
     if isinstance(result.get("epochs"), int):
         return result["epochs"]
-    history = _dict(trial.user_attrs.get("history")).get("val_accuracy")
+    history = _dict(trial.user_attrs.get(HISTORY)).get("val_accuracy")
     if history:
         return len(history)
     return len(trial.intermediate_values) or None
@@ -155,9 +168,9 @@ def _row(trial: FrozenTrial) -> TrialRow:
         epochs=_epochs(trial),
         pruned_at=pruned_at,
         seconds=trial.duration.total_seconds() if trial.duration is not None else None,
-        baseline=trial.user_attrs.get("baseline") or None,
+        baseline=trial.user_attrs.get(BASELINE) or None,
         retry_of=retry if isinstance(retry, int) else None,
-        reason=str(trial.user_attrs.get("reason") or ""),
+        reason=str(trial.user_attrs.get(REASON) or ""),
         params=dict(trial.params),
         predicted_epoch_seconds=_number(trial.user_attrs.get(PREDICTED)),
         epoch_seconds=_number(trial.user_attrs.get(MEASURED)),
@@ -187,14 +200,14 @@ def gather(study: optuna.Study) -> ReportData:
 
     trials = read_trials(study)
     attrs = study.user_attrs
-    settings = _dict(attrs.get("settings"))
+    options = stored_options(study)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    searched = [t for t in complete if not t.user_attrs.get("baseline")]
+    searched = [t for t in complete if not t.user_attrs.get(BASELINE)]
     best = max(searched, key=trial_value) if searched else None
     by_number = {t.number: t for t in trials}
     baselines: dict[str, FrozenTrial] = {}
     for t in complete:
-        mark = t.user_attrs.get("baseline")
+        mark = t.user_attrs.get(BASELINE)
         if mark and (mark not in baselines or trial_value(t) > trial_value(baselines[mark])):
             baselines[str(mark)] = t
     evaluation = _dict(attrs.get("evaluation"))
@@ -205,8 +218,8 @@ def gather(study: optuna.Study) -> ReportData:
     if top.best is not None and top.best.trial_number in by_number:
         source_trial = by_number[top.best.trial_number]
     best_config = (top.best.config if top.best else None) or (
-        _dict(source_trial.user_attrs.get("config")) if source_trial else None)
-    used_lr = _dict(source_trial.user_attrs.get("result")).get("learning_rate") if source_trial else None
+        _dict(source_trial.user_attrs.get(CONFIG)) if source_trial else None)
+    used_lr = _dict(source_trial.user_attrs.get(RESULT)).get("learning_rate") if source_trial else None
     curves, source = (_evaluation_curves(entries), "evaluation") if entries else (
         _trial_curves(best, baselines), "trials")
     name = str(_dict(attrs.get("dataset")).get("name", ""))
@@ -217,7 +230,7 @@ def gather(study: optuna.Study) -> ReportData:
         space=_dict(attrs.get("space")),
         space_digest=str(attrs.get("space_digest") or ""),
         environment=_dict(attrs.get("environment")),
-        settings=settings,
+        options=options,
         headline=top,
         best_config=best_config or None,
         best_learning_rate=used_lr if isinstance(used_lr, (int, float)) else None,
@@ -228,7 +241,7 @@ def gather(study: optuna.Study) -> ReportData:
         lr_curve=_lr_curve(source_trial),
         search=gather_search(study, trials, complete),
         trials=[_row(t) for t in trials],
-        compute=_compute(trials, settings, entries),
+        compute=_compute(trials, options, entries),
         selection=str(_dict(evaluation.get("selection")).get("rule") or ""),
     )
 
@@ -247,24 +260,24 @@ def _evaluation_curves(entries: list[dict[str, Any]]) -> list[Curve]:
 
 def _trial_curves(best: FrozenTrial | None, baselines: dict[str, FrozenTrial]) -> list[Curve]:
     chosen: list[tuple[str, str, str, FrozenTrial]] = []
-    if best is not None and not best.user_attrs.get("baseline"):
+    if best is not None and not best.user_attrs.get(BASELINE):
         chosen.append(("best", f"Best trial (#{best.number})", "best", best))
     for mark, trial in sorted(baselines.items()):
-        title = trial.user_attrs.get("title") or BASELINE_TITLES.get(mark, mark)
+        title = trial.user_attrs.get(TITLE) or BASELINE_TITLES.get(mark, mark)
         chosen.append((mark, f"{title} (trial #{trial.number})", "baseline", trial))
     curves = []
     for name, title, kind, trial in chosen:
-        history = _dict(trial.user_attrs.get("history"))
+        history = _dict(trial.user_attrs.get(HISTORY))
         accuracy = history.get("val_accuracy") or [trial.intermediate_values[k] for k in
                                                    sorted(trial.intermediate_values)]
         if accuracy:
-            curves.append(Curve(name, title, kind, trial.user_attrs.get("seed"), trial.number, _floats(accuracy),
+            curves.append(Curve(name, title, kind, trial.user_attrs.get(SEED), trial.number, _floats(accuracy),
                                 _floats(history.get("val_loss"))))
     return curves
 
 
 def _lr_curve(trial: FrozenTrial | None) -> LRCurve | None:
-    finder = _dict(trial.user_attrs.get("lr_finder")) if trial is not None else {}
+    finder = _dict(trial.user_attrs.get(LR_FINDER)) if trial is not None else {}
     if trial is None or not finder.get("learning_rates"):
         return None
     suggestion, turning = finder.get("suggestion"), finder.get("turning_point")
@@ -279,7 +292,7 @@ def _lr_curve(trial: FrozenTrial | None) -> LRCurve | None:
     )
 
 
-def _compute(trials: list[FrozenTrial], settings: dict[str, Any], entries: list[dict[str, Any]]) -> Compute:
+def _compute(trials: list[FrozenTrial], options: dict[str, Any], entries: list[dict[str, Any]]) -> Compute:
     counts = {state.name: 0 for state in TrialState}
     for t in trials:
         counts[t.state.name] += 1
@@ -287,8 +300,8 @@ def _compute(trials: list[FrozenTrial], settings: dict[str, Any], entries: list[
     complete_epochs = [epochs[t.number] for t in trials if t.state == TrialState.COMPLETE and epochs[t.number]]
     pruned = [epochs[t.number] for t in trials if t.state == TrialState.PRUNED]
     median = statistics.median(complete_epochs) if complete_epochs else None
-    max_epochs = settings.get("max_epochs") if isinstance(settings.get("max_epochs"), int) else None
-    times = [float(s) for t in trials for s in t.user_attrs.get("epoch_times") or ()
+    max_epochs = options.get("max_epochs") if isinstance(options.get("max_epochs"), int) else None
+    times = [float(s) for t in trials for s in t.user_attrs.get(EPOCH_TIMES) or ()
              if isinstance(s, (int, float))]
     starts = [t.datetime_start for t in trials if t.datetime_start is not None]
     ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]

@@ -190,8 +190,8 @@ def _study_view(index: int, data: ReportData, figures: dict[str, dict[str, Any]]
         "parallel_drawn": len(_figures.parallel_rows(data.search)),
         "fig_intermediate": figure("intermediate", _figures.intermediate(data.search)),
         "rows": rows,
-        "engine": engine_label(data.settings),
-        "pruning_rule": pruning_rule(data.settings),
+        "engine": engine_label(data.options),
+        "pruning_rule": pruning_rule(data.options),
     }
 
 

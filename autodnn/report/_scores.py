@@ -15,6 +15,7 @@ from typing import Any
 from optuna.trial import FrozenTrial
 
 from autodnn.defaults import book_baselines
+from autodnn.study.trial_record import CONFIG, RESULT, SEED, TITLE
 
 #: How the verdict names each book default.
 BASELINE_PHRASES = {
@@ -144,7 +145,7 @@ def headline(
         scores = [s for s in scores if s.accuracy]
         best_score = next((s for s in scores if s.kind == "best" or s.name == "best"), None)
     else:
-        scores = [_trial_score(mark, f"{t.user_attrs.get('title') or BASELINE_TITLES.get(mark, mark)} "
+        scores = [_trial_score(mark, f"{t.user_attrs.get(TITLE) or BASELINE_TITLES.get(mark, mark)} "
                                      f"(trial #{t.number})", "baseline", t) for mark, t in baselines.items()]
         best_score = _trial_score("best", f"Best trial (#{best.number})", "best", best) if best else None
         if best_score:
@@ -190,17 +191,17 @@ def _entry_score(entry: Mapping[str, Any]) -> Score:
 
 
 def _trial_score(name: str, title: str, kind: str, trial: FrozenTrial) -> Score:
-    result = trial.user_attrs.get("result")
+    result = trial.user_attrs.get(RESULT)
     epochs = result.get("epochs") if isinstance(result, dict) else None
     if not isinstance(epochs, int):
         epochs = len(trial.intermediate_values) or None
-    config = trial.user_attrs.get("config")
+    config = trial.user_attrs.get(CONFIG)
     return Score(
         name=name,
         title=title,
         kind=kind,
         trial_number=trial.number,
-        seeds=[trial.user_attrs.get("seed")],
+        seeds=[trial.user_attrs.get(SEED)],
         accuracy=[float(trial.value)] if trial.value is not None else [],
         epochs=[epochs] if epochs else [],
         seconds=[trial.duration.total_seconds()] if trial.duration is not None else [],

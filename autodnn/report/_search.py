@@ -16,6 +16,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from autodnn.study.trial_record import BASELINE
+
 #: The intermediate-values plot draws at most this many trials (evenly spread over the study).
 MAX_LINES = 1000
 
@@ -79,9 +81,9 @@ def gather_search(study: optuna.Study, trials: list[FrozenTrial], complete: list
     data = SearchData(
         numbers=[t.number for t in complete],
         values=[trial_value(t) for t in complete],
-        baselines=[t.user_attrs.get("baseline") or None for t in complete],
+        baselines=[t.user_attrs.get(BASELINE) or None for t in complete],
     )
-    searched = [t for t in complete if not t.user_attrs.get("baseline")]
+    searched = [t for t in complete if not t.user_attrs.get(BASELINE)]
     data.searched = [trial_value(t) for t in searched]
     names: dict[str, bool] = {}
     for t in searched:

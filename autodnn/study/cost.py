@@ -20,6 +20,7 @@ import statistics
 from typing import TYPE_CHECKING
 
 from autodnn.config import TrialConfig
+from autodnn.study.trial_record import CONFIG, EPOCH_TIMES, MEASURED, steady_epoch_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -36,9 +37,6 @@ MIN_FIT_TRIALS = 4
 #: Seconds a trial spends besides its epochs (building, compiling, the final validation) before the study has
 #: measured its own (benchmarks/RESULTS.md, "Fixed cost of a trial": 0.6 to 5.5 s on 2 cores).
 FIXED_SECONDS = 3.0
-#: The user attributes of a trial's predicted and measured (median steady) epoch seconds.
-PREDICTED = "predicted_epoch_seconds"
-MEASURED = "epoch_seconds"
 #: Trials whose epochs calibrate the model: the latest ones, which ran on the machine as it is now.
 CALIBRATION_TRIALS = 50
 
@@ -69,9 +67,9 @@ def calibrate(trials: Sequence[FrozenTrial], n_features: int, n_classes: int, ro
     the median rate over trials (robust to a trial that shared the machine with another process).
     """
     samples = []
-    measured = [t for t in trials if t.user_attrs.get(MEASURED) and "config" in t.user_attrs]
+    measured = [t for t in trials if t.user_attrs.get(MEASURED) and CONFIG in t.user_attrs]
     for trial in measured[-CALIBRATION_TRIALS:]:
-        parsed = TrialConfig.from_dict(trial.user_attrs["config"])
+        parsed = TrialConfig.from_dict(trial.user_attrs[CONFIG])
         samples.append((multiply_adds(parsed, n_features, n_classes) * rows, layer_steps(parsed, rows),
                         float(trial.user_attrs[MEASURED])))
     if len(samples) >= MIN_FIT_TRIALS:
@@ -105,7 +103,7 @@ def fixed_seconds(trials: Sequence[FrozenTrial]) -> float:
 
     spent = []
     for trial in [t for t in trials if t.state == TrialState.COMPLETE][-CALIBRATION_TRIALS:]:
-        times = trial.user_attrs.get("epoch_times")
+        times = trial.user_attrs.get(EPOCH_TIMES)
         steady = steady_epoch_seconds(times or [])
         if steady is None or trial.datetime_start is None or trial.datetime_complete is None:
             continue
@@ -121,22 +119,11 @@ def frontier(trials: Sequence[FrozenTrial], n_features: int, n_classes: int, row
     Predicted at today's ``rates`` for every trial alike, so that it compares with a new configuration's
     prediction in the same units (a measured epoch of a tiny net can be below any prediction's step term).
     """
-    trained = [TrialConfig.from_dict(t.user_attrs["config"]) for t in trials
-               if t.user_attrs.get(MEASURED) and "config" in t.user_attrs]
+    trained = [TrialConfig.from_dict(t.user_attrs[CONFIG]) for t in trials
+               if t.user_attrs.get(MEASURED) and CONFIG in t.user_attrs]
     if not trained:
         return None
     return max(predict_epoch_seconds(config, n_features, n_classes, rows, rates) for config in trained)
-
-
-def steady_epoch_seconds(epoch_times: list[float]) -> float | None:
-    """The median epoch after the first (which also compiles), or None with fewer than two epochs.
-
-    A trial pruned after its first epoch measured its compiling along with it, up to seconds on a net whose
-    steady epochs take a tenth of one: no steady rate to calibrate the cost model with.
-    """
-    if len(epoch_times) < 2:
-        return None
-    return statistics.median(epoch_times[1:])
 
 
 def predict_epoch_seconds(config: TrialConfig, n_features: int, n_classes: int, rows: int,

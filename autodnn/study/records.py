@@ -9,13 +9,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autodnn.study._tables import summary_rows, trials_from_tables
-from autodnn.study.cost import MEASURED, PREDICTED
 from autodnn.study.storage import open_storage
+from autodnn.study.trial_record import BASELINE, MEASURED, NOT_STARTED, PREDICTED, REASON, RESULT, WARM_START
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-#: The user attribute of a trial the search did not start (the time left or its cost frontier could not pay
-#: for it): kept, pruned, with its reason, but not counted in ``--n-trials``.
-NOT_STARTED = "not_started"
 
 
 def counts(trial: FrozenTrial) -> bool:
@@ -30,13 +27,13 @@ def finished_count(study: optuna.Study) -> int:
 
 def epochs_spent(study: optuna.Study) -> int:
     """Epochs trained by the study's searched trials (baselines not counted): what ``--epoch-budget`` caps."""
-    return sum(int((t.user_attrs.get("result") or {}).get("epochs") or 0)
+    return sum(int((t.user_attrs.get(RESULT) or {}).get("epochs") or 0)
                for t in study.get_trials(deepcopy=False) if not is_baseline(t))
 
 
 def is_baseline(trial: FrozenTrial) -> bool:
     """Whether a trial trains one of the book's defaults rather than a searched configuration."""
-    return "baseline" in trial.user_attrs
+    return BASELINE in trial.user_attrs
 
 
 def baseline_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -44,13 +41,13 @@ def baseline_trials(study: optuna.Study) -> list[FrozenTrial]:
     latest: dict[str, FrozenTrial] = {}
     for trial in study.get_trials(deepcopy=False, states=FINISHED):
         if is_baseline(trial):
-            latest[trial.user_attrs["baseline"]] = trial
+            latest[trial.user_attrs[BASELINE]] = trial
     return list(latest.values())
 
 
 def run_target(study: optuna.Study, n_trials: int) -> int:
     """Finished trials the study must hold for ``n_trials`` searched ones: baselines come on top."""
-    names = {t.user_attrs["baseline"] for t in study.get_trials(deepcopy=False) if is_baseline(t)}
+    names = {t.user_attrs[BASELINE] for t in study.get_trials(deepcopy=False) if is_baseline(t)}
     return n_trials + len(names)
 
 
@@ -90,7 +87,7 @@ def study_summaries(storage: str) -> list[dict[str, Any]]:
 
 
 #: The user attributes tables and counts need; the rest (history, configuration, timings) stays unread.
-SUMMARY_USER_ATTRS = ("result", "reason", "baseline", "warm_start", PREDICTED, MEASURED)
+SUMMARY_USER_ATTRS = (RESULT, REASON, BASELINE, WARM_START, PREDICTED, MEASURED)
 
 
 @dataclass(frozen=True)
@@ -185,9 +182,9 @@ def trials_frame(study: optuna.Study, summaries: list[TrialSummary] | None = Non
             retried_as[history[-1]] = t.number
     rows = []
     for t in trials:
-        result = t.user_attrs.get("result") or {}
+        result = t.user_attrs.get(RESULT) or {}
         duration = t.duration.total_seconds() if t.duration else None
-        reason = t.user_attrs.get("reason", "")
+        reason = t.user_attrs.get(REASON, "")
         if not reason and t.number in retried_as:
             reason = f"worker lost (no heartbeat); retried as trial {retried_as[t.number]}"
         row = {
@@ -197,7 +194,7 @@ def trials_frame(study: optuna.Study, summaries: list[TrialSummary] | None = Non
             "epochs": result.get("epochs", t.n_intermediate or None),
             "seconds": round(duration, 1) if duration is not None else None,
             "reason": reason,
-            "baseline": t.user_attrs.get("baseline", ""),
+            "baseline": t.user_attrs.get(BASELINE, ""),
             "retry_of": t.system_attrs.get("failed_trial"),
             "predicted_s": _rounded(t.user_attrs.get(PREDICTED)),
             "epoch_s": _rounded(t.user_attrs.get(MEASURED)),
@@ -219,7 +216,7 @@ def best_trial(study: optuna.Study, summaries: list[TrialSummary] | None = None)
         summaries: Its :func:`trial_summaries`, when already read.
     """
     complete = [t for t in (trial_summaries(study) if summaries is None else summaries)
-                if t.state == TrialState.COMPLETE and t.value is not None and "baseline" not in t.user_attrs]
+                if t.state == TrialState.COMPLETE and t.value is not None and BASELINE not in t.user_attrs]
     if not complete:
         return None
     best = max(complete, key=lambda t: t.value if t.value is not None else float("-inf"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import warnings
 from collections.abc import Callable
@@ -118,7 +120,36 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage
         raise StudyError(f"cannot open storage {safe}: {redact(first_line(_cause(exc)))[:300]}") from None
     if backend == "sqlite" and writable:
         _serialize_sqlite(storage)
+    _OPEN.append(storage.engine)
     return storage
+
+
+#: The engine of every storage this process opened and has not closed (:func:`close_storages`).
+_OPEN: list[Any] = []
+
+
+def close_storages() -> None:
+    """Closes every storage this process opened, so that the study file alone holds the study.
+
+    SQLite in WAL mode keeps new pages in ``<db>-wal`` until a checkpoint copies them into the file, which it
+    does when the last connection closes; a process that ends with its connections pooled leaves them in the
+    WAL, and a copy of the ``.db`` file alone would be an empty study. So every command ends here (on errors
+    and Ctrl-C too, and at the interpreter's exit for Python users): a checkpoint that empties the WAL, then
+    the connection pool is closed. Server databases only get their pool closed. A storage used again after
+    this reconnects by itself.
+    """
+    while _OPEN:
+        engine = _OPEN.pop()
+        if engine.dialect.name == "sqlite":
+            # Another process may still write (a worker): then the checkpoint does what it can, and that process
+            # checkpoints the rest when it closes.
+            with contextlib.suppress(Exception), engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        with contextlib.suppress(Exception):
+            engine.dispose()
+
+
+atexit.register(close_storages)
 
 
 def _writable(path: str) -> bool:

@@ -12,7 +12,7 @@ those workers dies, a survivor retries its trial.
 from __future__ import annotations
 
 from autodnn.study.locks import StudyLock, schema_lock, study_lock
-from autodnn.workers._loop import Progress, run_trials, run_worker, worker_id
+from autodnn.workers._loop import TrialOutcome, run_trials, run_worker, worker_id
 from autodnn.workers._processes import (
     CPUS_ENV,
     WorkerExit,
@@ -32,8 +32,8 @@ from autodnn.workers._processes import (
 
 __all__ = [
     "CPUS_ENV",
-    "Progress",
     "StudyLock",
+    "TrialOutcome",
     "WorkerExit",
     "WorkerPlan",
     "check_outcome",

@@ -21,9 +21,11 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from autodnn.errors import StudyError, TrialFailed
+from autodnn.errors import SearchFailed, TrialFailed
+from autodnn.study.deadline import Deadline
 from autodnn.study.locks import StudyLock, study_lock
 from autodnn.study.records import counts, epochs_spent
+from autodnn.study.trial_record import BASELINE, REASON, WORKER
 from autodnn.study.urls import STORAGE_ENV, redact
 
 #: Seconds between checks of a worker that waits for trials running elsewhere (a heartbeat interval when
@@ -37,7 +39,7 @@ def worker_id() -> str:
 
 
 @dataclass
-class Progress:
+class TrialOutcome:
     """What a worker's loop reports after each trial.
 
     Attributes:
@@ -64,7 +66,7 @@ class _FailureGuard:
             self.count = 0
             return False
         self.count += 1
-        self.last_reason = trial.user_attrs.get("reason", "unknown")
+        self.last_reason = trial.user_attrs.get(REASON, "unknown")
         return self.count >= self.limit
 
 
@@ -109,9 +111,9 @@ def run_trials(
     *,
     n_trials: int,
     lock: StudyLock | None = None,
-    timeout: float | None = None,
+    deadline: Deadline | None = None,
     max_failures: int = 5,
-    on_trial: Callable[[optuna.Study, Progress], None] | None = None,
+    on_trial: Callable[[optuna.Study, TrialOutcome], None] | None = None,
     on_wait: Callable[[optuna.Study, int], None] | None = None,
     epoch_budget: int | None = None,
 ) -> int:
@@ -122,7 +124,9 @@ def run_trials(
         objective: What a trial runs; raises :class:`TrialFailed` for a trial that failed on its own.
         n_trials: Finished (complete or pruned) trials the whole study should hold.
         lock: The study's :func:`study_lock`; without it, only this process's threads are coordinated.
-        timeout: Stop starting (or waiting for) trials after this many seconds.
+        deadline: Start (or wait for) no trial once it has passed; after every trial it is told the study, so
+            a deadline that follows an estimate (:class:`autodnn.tuning.budget.BudgetDeadline`) can move. The
+            objective shares it: the trial in flight stops there.
         max_failures: Stop with an error after this many consecutive failed trials.
         on_trial: Called after every trial this worker ran.
         on_wait: Called with the number of trials running elsewhere when this worker starts to wait for them.
@@ -133,10 +137,10 @@ def run_trials(
         How many trials this worker ran.
 
     Raises:
-        StudyError: ``max_failures`` consecutive trials failed.
+        SearchFailed: ``max_failures`` consecutive trials failed.
     """
     with _stopping_on_ctrl_c():
-        return _run_trials(study, objective, n_trials=n_trials, lock=lock or StudyLock(), timeout=timeout,
+        return _run_trials(study, objective, n_trials=n_trials, lock=lock or StudyLock(), deadline=deadline or Deadline(),
                            max_failures=max_failures, on_trial=on_trial, on_wait=on_wait, epoch_budget=epoch_budget)
 
 
@@ -177,16 +181,15 @@ def _stopping_on_ctrl_c() -> Iterator[None]:
 
 
 def _run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], *, n_trials: int,
-                lock: StudyLock, timeout: float | None, max_failures: int,
-                on_trial: Callable[[optuna.Study, Progress], None] | None,
+                lock: StudyLock, deadline: Deadline, max_failures: int,
+                on_trial: Callable[[optuna.Study, TrialOutcome], None] | None,
                 on_wait: Callable[[optuna.Study, int], None] | None, epoch_budget: int | None) -> int:
     guard = _FailureGuard(max_failures)
     interval = study._storage.get_heartbeat_interval() if hasattr(study._storage, "get_heartbeat_interval") else None
     poll = min(WAIT_POLL, float(interval)) if interval else WAIT_POLL
-    deadline = None if timeout is None else time.monotonic() + timeout
     ran = 0
     waiting = False
-    while (deadline is None or time.monotonic() < deadline) and not _out_of_time(objective):
+    while not deadline.passed():
         lock.acquire()
         try:
             if interval:
@@ -203,34 +206,29 @@ def _run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float],
                 if not waiting and on_wait is not None:
                     on_wait(study, running)
                 waiting = True
-                time.sleep(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic())))
+                time.sleep(max(0.0, min(poll, deadline.left())))
                 continue
             waiting = False
             progress = _run_one(study, objective, lock, interval)
         finally:
             lock.release()
         ran += 1
+        deadline.update(study)
         gc.collect()
         if on_trial is not None:
             on_trial(study, progress)
         if not progress.lost and guard.record(progress.trial):
-            raise StudyError(f"{max_failures} trials in a row failed, the last with: {guard.last_reason}; "
+            raise SearchFailed(f"{max_failures} trials in a row failed, the last with: {guard.last_reason}; "
                              f"see 'autodnn show {study.study_name}'")
     return ran
 
 
-def _out_of_time(objective: Callable[[optuna.Trial], float]) -> bool:
-    """Whether the objective's own deadline has passed, or its time is spent (no configuration fits)."""
-    deadline = getattr(objective, "deadline", None)
-    return getattr(objective, "spent", False) or (deadline is not None and time.monotonic() >= deadline)
-
-
 def _baseline_queued(study: optuna.Study) -> bool:
-    return any("baseline" in t.user_attrs for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    return any(BASELINE in t.user_attrs for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 def _run_one(study: optuna.Study, objective: Callable[[optuna.Trial], float], lock: StudyLock,
-             interval: int | None) -> Progress:
+             interval: int | None) -> TrialOutcome:
     """Starts a trial (a queued one first: baselines, retries), releases the lock, trains and records it."""
     with warnings.catch_warnings():
         # Optuna warns that heartbeats expect Study.optimize; this loop keeps them itself.
@@ -243,7 +241,7 @@ def _run_one(study: optuna.Study, objective: Callable[[optuna.Trial], float], lo
     # study._storage and trial._trial_id: the heartbeat API is keyed by Optuna's internal trial id.
     with _Heartbeat(study._storage, trial._trial_id, interval):
         try:
-            trial.set_user_attr("worker", worker_id())
+            trial.set_user_attr(WORKER, worker_id())
             value = objective(trial)
             state = TrialState.COMPLETE
         except optuna.TrialPruned:
@@ -260,7 +258,7 @@ def _run_one(study: optuna.Study, objective: Callable[[optuna.Trial], float], lo
             raise KeyboardInterrupt
     frozen = study.tell(trial, value if state == TrialState.COMPLETE else None, state=state,
                         skip_if_finished=True)
-    return Progress(frozen, lost=lost or frozen.state != state)
+    return TrialOutcome(frozen, lost=lost or frozen.state != state)
 
 
 def _fail(study: optuna.Study, trial: optuna.Trial) -> None:
@@ -291,7 +289,7 @@ def run_worker(
     backend: str = "auto",
     timeout: float | None = None,
     on_start: Callable[[optuna.Study, Any, int], None] | None = None,
-    on_trial: Callable[[optuna.Study, Progress], None] | None = None,
+    on_trial: Callable[[optuna.Study, TrialOutcome], None] | None = None,
     on_wait: Callable[[optuna.Study, int], None] | None = None,
     on_trial_start: Callable[[optuna.Study, optuna.Trial], None] | None = None,
     on_epoch: Callable[[optuna.Trial, int, dict[str, float]], None] | None = None,
@@ -319,13 +317,13 @@ def run_worker(
     Raises:
         UsageError: The study does not exist, was not made by ``autodnn search``, or its data changed; or
             the study asks for TensorBoard logs (``--tensorboard``) that this worker cannot write.
-        StudyError: Too many trials failed in a row.
+        SearchFailed: Too many trials failed in a row.
     """
     from autodnn.backend import configure_device, select_backend
-    from autodnn.objective import Objective
+    from autodnn.objective import build_objective
     from autodnn.space import space_from_stored
+    from autodnn.study.options import check_tensorboard, dataset_of, require_options
     from autodnn.study.records import run_target
-    from autodnn.study.settings import check_tensorboard, dataset_of
     from autodnn.study.storage import load_study
     from autodnn.study.strategy import make_pruner, make_sampler, precision_of, pruner_of
     from autodnn.study.urls import storage_url
@@ -333,28 +331,24 @@ def run_worker(
     select_backend(backend)
     url = storage_url(study_name, storage or os.environ.get(STORAGE_ENV))
     study = load_study(study_name, url)
-    settings = study.user_attrs.get("settings")
-    if not settings or "space" not in study.user_attrs:
-        raise StudyError(f"study '{study_name}' in {redact(url)} was not made by 'autodnn search' (it has no "
-                         "settings); start it with 'autodnn search --study NAME --storage URL'")
-    if settings.get("tensorboard"):
+    options = require_options(study, redact(url))
+    if options.get("tensorboard"):
         # A relative folder is this worker's own: its working directory may not be the search's.
-        check_tensorboard(settings["tensorboard"])
-    configure_device(precision_of(settings))
+        check_tensorboard(options["tensorboard"])
+    configure_device(precision_of(options))
     # Workers sharing the search's seed would draw the same random startup trials: derive one per process.
-    study.sampler = make_sampler(zlib.crc32(f"{settings['seed']}:{worker_id()}".encode()),
-                                 settings.get("sampler", "tpe"))
-    study.pruner = make_pruner(pruner_of(settings), int(settings["max_epochs"]))
+    study.sampler = make_sampler(zlib.crc32(f"{options['seed']}:{worker_id()}".encode()),
+                                 options.get("sampler", "tpe"))
+    study.pruner = make_pruner(pruner_of(options), int(options["max_epochs"]))
     dataset = dataset_of(study)
     space = space_from_stored(study.user_attrs["space"])
-    target = run_target(study, int(settings["n_trials"]))
+    target = run_target(study, int(options["n_trials"]))
     if on_start is not None:
         on_start(study, dataset, target)
-    objective = Objective(space, dataset, int(settings["max_epochs"]), seed=int(settings["seed"]),
-                          mc_samples=int(settings.get("mc_samples", 0)), lr_finder=bool(settings.get("lr_finder")),
-                          deadline=None if timeout is None else time.monotonic() + timeout,
-                          on_trial_start=on_trial_start, on_epoch=on_epoch, tensorboard=settings.get("tensorboard"))
-    run_trials(study, objective, n_trials=target, lock=study_lock(url, study_name), timeout=timeout,
-               max_failures=int(settings.get("max_failures", 5)), on_trial=on_trial, on_wait=on_wait,
-               epoch_budget=settings.get("epoch_budget"))
+    deadline = Deadline.after(timeout)
+    objective = build_objective(study, dataset, space, deadline=deadline, on_trial_start=on_trial_start,
+                                on_epoch=on_epoch)
+    run_trials(study, objective, n_trials=target, lock=study_lock(url, study_name), deadline=deadline,
+               max_failures=int(options.get("max_failures", 5)), on_trial=on_trial, on_wait=on_wait,
+               epoch_budget=options.get("epoch_budget"))
     return study

@@ -1,14 +1,14 @@
 """Population training: several trials of one architecture trained together, K at once, in one program.
 
 Small dense nets cannot fill a machine one trial at a time: a step of a 32-row batch is hundreds of tiny
-kernels. Trials whose configurations share a compiled program (:func:`autodnn.programs.program_key`: the
+kernels. Trials whose configurations share a compiled program (:func:`autodnn.training.programs.program_key`: the
 same network and optimizer structure, any learning rate and schedule, momentum, betas, weight decay, dropout
 rate, clipping threshold or seed) can instead be stacked along a population axis, so that each kernel does K
-trials' work (:class:`autodnn._jax_fit.JaxPopulation`).
+trials' work (:class:`autodnn.training.jax_loop.JaxPopulation`).
 
 Each member is still its own training: its own seed (weights, dropout, batch order), learning-rate finder,
-early stopping, NaN guard and reporter (pruning), and its own :class:`~autodnn.trainer.TrialResult`, the
-same, within float tolerance, as :func:`autodnn.trainer.train` gives for it alone. Its ``epoch_times`` are its
+early stopping, NaN guard and reporter (pruning), and its own :class:`~autodnn.training.trainer.TrialResult`, the
+same, within float tolerance, as :func:`autodnn.training.trainer.train` gives for it alone. Its ``epoch_times`` are its
 share of the population's epochs, so the seconds of a population's members add up to its wall time.
 
 On TensorFlow and PyTorch the members train one after the other (said once per process).
@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 
 import keras
 
-from autodnn import _fit
-from autodnn.programs import program_key
-from autodnn.session import start_session
-from autodnn.trainer import Reporter, TrialResult, finish, prepare, train
+from autodnn.training import loops
+from autodnn.training.programs import program_key
+from autodnn.training.session import start_session
+from autodnn.training.trainer import Reporter, TrialResult, finish, prepare, train
 
 if TYPE_CHECKING:
     from autodnn.config import TrialConfig
@@ -47,8 +47,8 @@ def population_key(config: TrialConfig, dataset: Dataset, *, max_epochs: int, pr
     epochs = config.trained_epochs(max_epochs)
     return epochs, *program_key(
         config, n_features=dataset.n_features, n_classes=dataset.n_classes,
-        steps=_fit.steps_per_epoch(len(dataset.x_train), config.batch_size),
-        batch=_fit.effective_batch_size(len(dataset.x_train), config.batch_size), epochs=epochs,
+        steps=loops.steps_per_epoch(len(dataset.x_train), config.batch_size),
+        batch=loops.effective_batch_size(len(dataset.x_train), config.batch_size), epochs=epochs,
         precision=precision or keras.config.dtype_policy().name,
     )
 
@@ -65,7 +65,7 @@ def train_population(
     precision: str | None = None,
     keep_model: bool = False,
 ) -> list[TrialResult]:
-    """Trains each configuration with its seed, all in one population; see :func:`autodnn.trainer.train`.
+    """Trains each configuration with its seed, all in one population; see :func:`autodnn.training.trainer.train`.
 
     Args:
         configs: Configurations sharing one :func:`population_key`.
@@ -75,7 +75,7 @@ def train_population(
         reporters: Each member's reporter (or None).
         evaluate_test: Also test each member's final weights.
         mc_samples: Passes of MC dropout at evaluation; defaults to each configuration's.
-        precision: As for :func:`autodnn.trainer.train`.
+        precision: As for :func:`autodnn.training.trainer.train`.
         keep_model: Return each trained network in its result's ``model``.
 
     Returns:
@@ -100,11 +100,11 @@ def train_population(
     start_session(precision)
     keys = {population_key(c, dataset, max_epochs=max_epochs) for c in configs}
     if len(keys) > 1:
-        raise ValueError("the configurations of a population must share one program (autodnn.population."
+        raise ValueError("the configurations of a population must share one program (autodnn.training.population."
                          "population_key); group them first.")
     runs = [prepare(c, dataset, max_epochs=max_epochs, reporter=r, seed=s)
             for c, s, r in zip(configs, seeds, reporters)]
-    outcome = _fit.fit_population([run.model for run in runs], dataset, batch_size=configs[0].batch_size,
+    outcome = loops.fit_population([run.model for run in runs], dataset, batch_size=configs[0].batch_size,
                                   epochs=runs[0].epochs, callbacks=[run.callbacks for run in runs], seeds=list(seeds),
                                   program_key=runs[0].program_key)
     return [finish(run, outcome, **options) for run in runs]

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["METRICS", "SCALARS", "TensorBoardLogger", "config_hparams", "encode_hparams", "experiment_written",
            "run_name", "write_experiment"]
 
-#: The epoch scalars every trial logs, as :class:`autodnn.trainer.TrialResult` names them in its history.
+#: The epoch scalars every trial logs, as :class:`autodnn.training.trainer.TrialResult` names them in its history.
 SCALARS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 
 #: Metrics of the HParams view: tag, display name, dataset; the study's own metric comes first.
@@ -78,7 +78,7 @@ class TensorBoardLogger(keras.callbacks.Callback):
 
     The learning rate (and 1cycle's momentum) is read from the optimizer at the end of each epoch, after the
     callbacks before this one ran (``ReduceLROnPlateau`` among them): put it after them, as
-    :func:`autodnn.trainer.train` does, and it logs what the trainer's history records.
+    :func:`autodnn.training.trainer.train` does, and it logs what the trainer's history records.
 
     Args:
         log_dir: The run's folder; created when missing.

@@ -1,10 +1,10 @@
 """Layers and inference helpers that Keras lacks: Mish, generalized Swish, RReLU and MC dropout.
 
 The activations are small registered layers, so a saved model loads without custom objects once
-``autodnn.layers`` is imported. MC dropout (Gal and Ghahramani 2016; chapter 11) averages the predictions of
+``autodnn.network.layers`` is imported. MC dropout (Gal and Ghahramani 2016; chapter 11) averages the predictions of
 many passes in which only the dropout layers are stochastic while batch normalization keeps using its moving
 statistics, which is what the book's ``MCDropout`` subclass achieves. Here the mode is chosen per layer at
-prediction time instead, so the models that :func:`autodnn.model.build_model` makes use plain Keras dropout
+prediction time instead, so the models that :func:`autodnn.network.model.build_model` makes use plain Keras dropout
 layers and train, save and predict like any other model.
 """
 
@@ -136,7 +136,7 @@ class _HeldRate:
 
     Tracing would bake a float rate into the compiled train step; as a weight the rate is part of the
     model's state, so nets that differ only in their dropout rate share one compiled program
-    (:mod:`autodnn.programs`). The weight is not a parameter of the network: :func:`trained_params` leaves
+    (:mod:`autodnn.training.programs`). The weight is not a parameter of the network: :func:`trained_params` leaves
     it out.
     """
 
@@ -258,7 +258,7 @@ def mc_predict(
     the dropout layers' seed generators, so a model built with a seed gives repeatable results.
 
     Args:
-        model: A Sequential layer stack, such as :func:`autodnn.model.build_model` returns.
+        model: A Sequential layer stack, such as :func:`autodnn.network.model.build_model` returns.
         x: Inputs, shape ``(n, n_features)``.
         samples: Number of stochastic passes (the book uses 10 to 100); must be >= 1.
         batch_size: Rows per compiled call.

@@ -1,18 +1,17 @@
-"""What ``autodnn search`` takes (:class:`SearchOptions`), and what a study records of it to be resumed."""
+"""What ``autodnn search`` takes (:class:`SearchOptions`), and what a study stores of it to be resumed
+(:mod:`autodnn.study.options` reads it back)."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import optuna
 
 from autodnn.backend import PRECISIONS
 from autodnn.errors import StudyError, UsageError
+from autodnn.study.options import OPTIONS, check_tensorboard, stored_options
 from autodnn.study.strategy import (
     ENGINES,
     FIRST_STEP,
@@ -39,7 +38,7 @@ class SearchOptions:
         storage: SQLAlchemy URL; defaults to ``sqlite:///studies/<study>.db``.
         n_trials: Finished (complete or pruned) trials the study should reach.
         timeout: Seconds the whole command may take, the final evaluation of ``final_seeds`` included
-            (:mod:`autodnn.study.budget`): no trial starts once the search's share is spent, and the one in
+            (:mod:`autodnn.tuning.budget`): no trial starts once the search's share is spent, and the one in
             flight stops after its current epoch and is kept (pruned, with its curve and the reason).
         final_seeds: Seeds of the final evaluation that follows the search (``--seeds``; 0 with ``--no-final``
             or when the caller evaluates later), for which ``timeout`` leaves time.
@@ -66,10 +65,10 @@ class SearchOptions:
         pruner: Optuna engine's pruner: ``median``, ``hyperband``, ``halving`` or ``none``.
         lr_finder: Run the learning-rate finder in every searched trial, whatever the space says.
         epoch_budget: Stop starting searched trials once they have trained this many epochs in all.
-        warm_start: Enqueue :mod:`autodnn.study.warm_start`'s designed configurations (at most a quarter of
+        warm_start: Enqueue :mod:`autodnn.tuning.warm_start`'s designed configurations (at most a quarter of
             ``n_trials``) before TPE's own draws; only with the optuna engine and the ``tpe`` sampler.
         tensorboard: Folder of TensorBoard logs, one subfolder per trial, and the HParams experiment at its
-            top (:mod:`autodnn.tensorboard`). Recorded in the study as given: a relative path is relative to
+            top (:mod:`autodnn.training.tensorboard`). Recorded in the study as given: a relative path is relative to
             the working directory of each process that runs trials (``autodnn worker`` included).
     """
 
@@ -148,53 +147,9 @@ class SearchOptions:
             check_tensorboard(self.tensorboard)
 
 
-def check_tensorboard(folder: str) -> None:
-    """Checks, writing nothing, that TensorBoard logs can be written under ``folder`` (``--tensorboard``).
-
-    Raises:
-        UsageError: TensorFlow or the tensorboard package is missing, or ``folder`` cannot be created or
-            written (a file stands in its way, or a parent is not writable).
-    """
-    # Found, not imported: TensorFlow takes seconds to import, and this layer stays free of it.
-    if importlib.util.find_spec("tensorboard") is None or importlib.util.find_spec("tensorflow") is None:
-        raise UsageError("--tensorboard needs TensorFlow's tensorboard package: pip install tensorboard")
-    path = Path(folder)
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        what = "is a file" if existing == path else f"cannot be created: {existing} is a file"
-        raise UsageError(f"--tensorboard {folder!r} {what}, not a folder; give a folder for the logs")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--tensorboard {folder!r} cannot be written: {existing} is not writable; "
-                         "give a folder you can write to")
-
-
 def _check_choice(flag: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise UsageError(f"{flag} {value!r} is not one of {', '.join(allowed)}")
-
-
-def dataset_of(study: optuna.Study) -> Any:
-    """Reloads the dataset a study was made for and checks that its fingerprint still matches.
-
-    Raises:
-        StudyError: The study lacks its settings, or the data changed since the search.
-    """
-    from autodnn.datasets import load_dataset
-
-    settings = study.user_attrs.get("settings")
-    stored = study.user_attrs.get("dataset", {})
-    if not settings:
-        raise StudyError(f"study '{study.study_name}' was not made by 'autodnn search': it has no settings")
-    dataset = load_dataset(settings["dataset_spec"], data_dir=settings.get("data_dir"), target=settings.get("target"),
-                           valid_fraction=settings["valid_fraction"], seed=settings["seed"])
-    if stored.get("fingerprint") and stored["fingerprint"] != dataset.fingerprint:
-        raise StudyError(
-            f"dataset {dataset.name} changed since study '{study.study_name}' was made (fingerprint "
-            f"{dataset.fingerprint}, not {stored['fingerprint']}); restore the data or start a new study"
-        )
-    return dataset
 
 
 def check_same(study: optuna.Study, dataset: Any, space: Any, url: str, options: SearchOptions) -> None:
@@ -220,23 +175,23 @@ def check_same(study: optuna.Study, dataset: Any, space: Any, url: str, options:
             f"{attrs.get('space', {}).get('name')} ({digest}), not {space.name} ({space.digest}); "
             "use another --study or --force"
         )
-    settings = attrs.get("settings") or {}
-    made_with = (settings.get("engine", "optuna"), settings.get("strategy"))
+    recorded = stored_options(study)
+    made_with = (recorded.get("engine", "optuna"), recorded.get("strategy"))
     asked = (options.engine, options.strategy if options.engine == "keras-tuner" else None)
-    if settings and made_with != asked:
+    if recorded and made_with != asked:
         raise StudyError(
             f"study '{study.study_name}' in {redact(url)} was searched with engine {describe_engine(*made_with)}, "
             f"not {describe_engine(*asked)}; use another --study (one study per engine) or --force"
         )
-    trained_in = precision_of(settings)
-    if settings and trained_in != options.precision:
+    trained_in = precision_of(recorded)
+    if recorded and trained_in != options.precision:
         raise StudyError(
             f"study '{study.study_name}' in {redact(url)} trains in {trained_in}, not {options.precision}; "
             f"resume with --precision {trained_in}, or use another --study or --force"
         )
 
 
-def record_settings(study: optuna.Study, options: SearchOptions, dataset: Any, space: Any) -> None:
+def record_options(study: optuna.Study, options: SearchOptions, dataset: Any, space: Any) -> None:
     """Writes into the study what a resumed search, a worker and the report read back."""
     from autodnn.backend import environment
 
@@ -244,10 +199,10 @@ def record_settings(study: optuna.Study, options: SearchOptions, dataset: Any, s
     study.set_user_attr("space", space.to_dict())
     study.set_user_attr("space_digest", space.digest)
     study.set_user_attr("environment", environment())
-    study.set_user_attr("settings", settings_of(options))
+    study.set_user_attr(OPTIONS, options_record(options))
 
 
-def settings_of(options: SearchOptions) -> dict[str, Any]:
+def options_record(options: SearchOptions) -> dict[str, Any]:
     """What a worker on any machine needs besides the space and the dataset's fingerprint."""
     return {
         "n_trials": options.n_trials,
@@ -272,10 +227,13 @@ def settings_of(options: SearchOptions) -> dict[str, Any]:
     }
 
 
-def update_settings(study: optuna.Study, options: SearchOptions) -> None:
-    """A resumed search may ask for more (or fewer) trials: workers that join later read the new target."""
-    settings = dict(study.user_attrs.get("settings") or {})
+def update_options(study: optuna.Study, options: SearchOptions) -> None:
+    """A resumed search may ask for more (or fewer) trials, epochs or MC-dropout passes: the study stores what
+    this command asks, and this process and the workers that join later train by it
+    (:func:`autodnn.objective.build_objective`)."""
+    stored = stored_options(study)
     changed = {"n_trials": options.n_trials, "max_failures": options.max_failures,
-               "epoch_budget": options.epoch_budget, "tensorboard": options.tensorboard}
-    if settings and any(settings.get(k) != v for k, v in changed.items()):
-        study.set_user_attr("settings", {**settings, **changed})
+               "epoch_budget": options.epoch_budget, "tensorboard": options.tensorboard,
+               "max_epochs": options.max_epochs, "mc_samples": options.mc_samples, "lr_finder": options.lr_finder}
+    if stored and any(stored.get(k) != v for k, v in changed.items()):
+        study.set_user_attr(OPTIONS, {**stored, **changed})

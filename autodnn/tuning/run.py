@@ -1,24 +1,27 @@
 """The search: check the inputs, create or resume the study, enqueue the book's baselines, run the trials.
 
-The top of the study layers: the only module that imports :mod:`autodnn.workers` and :mod:`autodnn.engines`.
+The top floor of the search: with :mod:`autodnn.tuning.budget`, the only place that imports
+:mod:`autodnn.workers` and :mod:`autodnn.engines`.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
 
-from autodnn.study.budget import DEFAULT_MC_SAMPLES, TimeBudget
+from autodnn.config import DEFAULT_MC_SAMPLES
+from autodnn.study.deadline import Deadline
 from autodnn.study.records import finished_count, queued_count, run_target
-from autodnn.study.settings import SearchOptions, check_same, record_settings, update_settings
 from autodnn.study.storage import heartbeat_settings, open_storage
 from autodnn.study.strategy import make_pruner, make_sampler, resumed_seed
+from autodnn.study.trial_record import BASELINE
 from autodnn.study.urls import default_study_name, normalize_url, storage_url
-from autodnn.study.warm_start import enqueue_warm_starts
+from autodnn.tuning.budget import TimeBudget
+from autodnn.tuning.options import SearchOptions, check_same, record_options, update_options
+from autodnn.tuning.warm_start import enqueue_warm_starts
 from autodnn.workers import StudyLock, check_outcome, launch_workers, plan_workers, share_gpu_memory, study_lock
 from autodnn.workers import run_trials as loop
 
@@ -68,9 +71,9 @@ def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str
         study.sampler = make_sampler(resumed_seed(options.seed, held), options.sampler)
         check_same(study, dataset, space, url, options)
         if options.force:
-            record_settings(study, options, dataset, space)
+            record_options(study, options, dataset, space)
         else:
-            update_settings(study, options)
+            update_options(study, options)
     else:
         study = optuna.create_study(
             study_name=name, storage=storage, direction="maximize",
@@ -79,7 +82,7 @@ def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str
         )
         # Names the objective in Optuna's own tools (optuna-dashboard shows "val_accuracy", not "Objective 0").
         study.set_metric_names([METRIC])
-        record_settings(study, options, dataset, space)
+        record_options(study, options, dataset, space)
     # The warm starts first: they are cheap and reach a good result in the search's first minutes; the
     # baselines follow, and the sampler learns from both before its own draws.
     if options.warm_start and options.engine == "optuna" and options.sampler == "tpe":
@@ -103,7 +106,7 @@ def enqueue_baselines(study: optuna.Study, space: Any) -> int:
     shape = {}
     if "n_hidden" in fixed and "n_units" in fixed:
         shape = {"n_hidden": fixed["n_hidden"], "n_units": fixed["n_units"]}
-    present = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)}
+    present = {t.user_attrs.get(BASELINE) for t in study.get_trials(deepcopy=False)}
     added = 0
     for baseline in book_baselines(**shape):
         if baseline.name in present:
@@ -119,7 +122,7 @@ def run_trials(
     objective: Callable[[optuna.Trial], float],
     *,
     n_trials: int,
-    timeout: float | None = None,
+    deadline: Deadline | None = None,
     max_failures: int = 5,
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
     on_wait: Callable[[optuna.Study, int], None] | None = None,
@@ -132,7 +135,7 @@ def run_trials(
         study: The study, possibly shared with other workers.
         objective: What a trial runs.
         n_trials: Target number of finished (complete or pruned) trials in the whole study.
-        timeout: Stop starting new trials after this many seconds.
+        deadline: Start no trial once it has passed (moved after every trial, where it moves).
         max_failures: Stop with an error after this many consecutive failed trials (a broken setup, not
             an unlucky configuration).
         on_trial: Called after every trial, e.g. to print progress.
@@ -144,7 +147,7 @@ def run_trials(
         How many trials this call ran.
 
     Raises:
-        StudyError: ``max_failures`` consecutive trials failed.
+        SearchFailed: ``max_failures`` consecutive trials failed.
     """
 
     def report(current: optuna.Study, progress: Any) -> None:
@@ -152,7 +155,7 @@ def run_trials(
             on_trial(current, progress.trial)
 
     lock = study_lock(url, study.study_name) if url else StudyLock()
-    return loop(study, objective, n_trials=n_trials, lock=lock, timeout=timeout, max_failures=max_failures,
+    return loop(study, objective, n_trials=n_trials, lock=lock, deadline=deadline, max_failures=max_failures,
                 on_trial=report, on_wait=on_wait, epoch_budget=epoch_budget)
 
 
@@ -176,7 +179,7 @@ def search(
         options: What to search, on which data, where to store it.
         on_start: Called with (study, dataset, space, storage URL) once the study is open, before any trial.
         on_trial_start: Called with (study, trial) when a trial starts in this process, its configuration
-            in ``trial.user_attrs["config"]``. The trial is the running ``optuna.Trial``; with the
+            in ``trial.user_attrs[CONFIG]``. The trial is the running ``optuna.Trial``; with the
             keras-tuner engine, an object with its future ``number`` and its ``user_attrs``.
         on_epoch: Called with (trial as for ``on_trial_start``, 0-based epoch, that epoch's metrics) after
             every epoch of a trial in this process (worker processes show their own progress).
@@ -194,10 +197,11 @@ def search(
 
     Raises:
         UsageError: An input is wrong; nothing was written in that case.
-        StudyError: The study cannot be used, or too many trials failed in a row.
+        StudyError: The study cannot be used.
+        SearchFailed: Too many trials failed in a row.
         AutodnnError: Worker processes stopped before the study was complete.
     """
-    from autodnn.objective import Objective
+    from autodnn.objective import build_objective
 
     budget = None if options.timeout is None else TimeBudget(
         options.timeout, options.final_seeds, options.max_epochs, mc_samples=options.mc_samples or DEFAULT_MC_SAMPLES)
@@ -211,11 +215,11 @@ def search(
         on_start(study, dataset, space, url)
     if budget is not None and on_budget is not None:
         on_budget(budget.describe(study, dataset))
-    deadline = None if budget is None else budget.search_deadline(study, dataset)
-    search_seconds = None if deadline is None else deadline - time.monotonic()
+    deadline = Deadline() if budget is None else budget.deadline(study, dataset)
     target = run_target(study, options.n_trials)
     if parallel:
         if finished_count(study) < target:
+            search_seconds = deadline.left() if deadline.bounded else None
             exits = launch_workers(name, normalize_url(url), plans, timeout=search_seconds,
                                    quiet=on_trial is None, on_line=on_worker_line, mps=options.mps)
             for stopped in exits:
@@ -223,29 +227,20 @@ def search(
                     on_worker_line(stopped.plan, "exit", stopped.describe())
             check_outcome(study, target, exits, timed_out=options.timeout is not None)
         return study
-    objective = Objective(space, dataset, options.max_epochs, seed=options.seed, mc_samples=options.mc_samples,
-                          lr_finder=options.lr_finder, deadline=deadline, on_trial_start=on_trial_start,
-                          on_epoch=on_epoch, tensorboard=options.tensorboard)
-
-    def trial_done(current: optuna.Study, trial: FrozenTrial) -> None:
-        if budget is not None:  # measurements replace predictions: the evaluation's share moves
-            objective.deadline = budget.search_deadline(current, dataset)
-        if on_trial is not None:
-            on_trial(current, trial)
-
+    objective = build_objective(study, dataset, space, deadline=deadline, on_trial_start=on_trial_start,
+                                on_epoch=on_epoch)
     if options.engine == "keras-tuner":
         from autodnn.engines import run_keras_tuner
 
         # The book's baselines train through the same objective as in any study; KerasTuner then searches.
-        run_trials(study, objective, n_trials=finished_count(study) + queued_count(study),
-                   max_failures=options.max_failures, on_trial=trial_done, url=url)
-        timeout = None if objective.deadline is None else max(0.0, objective.deadline - time.monotonic())
+        run_trials(study, objective, n_trials=finished_count(study) + queued_count(study), deadline=deadline,
+                   max_failures=options.max_failures, on_trial=on_trial, url=url)
         run_keras_tuner(study, space, dataset, strategy=options.strategy, n_trials=options.n_trials,
-                        max_epochs=options.max_epochs, seed=options.seed, timeout=timeout,
+                        max_epochs=options.max_epochs, seed=options.seed, deadline=deadline,
                         epoch_budget=options.epoch_budget, lr_finder=options.lr_finder,
                         max_failures=options.max_failures, on_trial=on_trial, on_trial_start=on_trial_start,
                         on_epoch=on_epoch)
         return study
-    run_trials(study, objective, n_trials=target, max_failures=options.max_failures,
-               on_trial=trial_done, on_wait=on_wait, url=url, epoch_budget=options.epoch_budget)
+    run_trials(study, objective, n_trials=target, deadline=deadline, max_failures=options.max_failures,
+               on_trial=on_trial, on_wait=on_wait, url=url, epoch_budget=options.epoch_budget)
     return study

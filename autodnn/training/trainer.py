@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 import keras
 import numpy as np
 
-from autodnn import _fit
-from autodnn.layers import mc_accuracy, trained_params
-from autodnn.lr_finder import LRFinder, LRFinderResult
-from autodnn.model import build_model
+from autodnn.network.layers import mc_accuracy, trained_params
+from autodnn.network.model import build_model
 from autodnn.optim import build_optimizer, current_learning_rate
-from autodnn.programs import program_key
-from autodnn.restore import BestAccuracy, best_epoch, restore_rule
-from autodnn.session import seed_everything, start_session
-from autodnn.tensorboard import TensorBoardLogger
+from autodnn.training import loops
+from autodnn.training.lr_finder import LRFinder, LRFinderResult
+from autodnn.training.programs import program_key
+from autodnn.training.restore import BestAccuracy, best_epoch, restore_rule
+from autodnn.training.session import seed_everything, start_session
+from autodnn.training.tensorboard import TensorBoardLogger
 
 if TYPE_CHECKING:
     from autodnn.config import TrialConfig
@@ -134,7 +134,7 @@ def train(
 ) -> TrialResult:
     """Builds the network of ``config`` and trains it with early stopping on ``dataset``.
 
-    An epoch is one compiled call with the data on the device (see :mod:`autodnn._fit`): every epoch trains
+    An epoch is one compiled call with the data on the device (see :mod:`autodnn.training.loops`): every epoch trains
     ``len(x_train) // batch_size`` full batches in a fresh order and drops the ragged remainder, then
     validates once.
 
@@ -152,7 +152,7 @@ def train(
         precision: ``float32``, ``mixed_bfloat16`` or ``mixed_float16``; None keeps what
             :func:`autodnn.backend.configure_device` set for this process (``float32`` by default).
         tensorboard_dir: Folder of TensorBoard event files for this run: the epoch scalars of the history,
-            1cycle's momentum and ``hparams`` (:class:`autodnn.tensorboard.TensorBoardLogger`); None writes none.
+            1cycle's momentum and ``hparams`` (:class:`autodnn.training.tensorboard.TensorBoardLogger`); None writes none.
         hparams: Hyperparameter values for TensorBoard's HParams plugin, with ``tensorboard_dir``.
         keep_model: Return the trained network (restored best weights) in ``model`` of the result, e.g. to
             save it; by default the result holds no model, so the network can be freed.
@@ -164,7 +164,7 @@ def train(
     start_session(precision)
     run = prepare(config, dataset, max_epochs=max_epochs, reporter=reporter, seed=seed,
                   tensorboard_dir=tensorboard_dir, hparams=hparams)
-    outcome = _fit.fit(run.model, dataset, batch_size=config.batch_size, epochs=run.epochs, callbacks=run.callbacks,
+    outcome = loops.fit(run.model, dataset, batch_size=config.batch_size, epochs=run.epochs, callbacks=run.callbacks,
                        seed=seed, verbose=verbose, program_key=run.program_key)
     return finish(run, outcome, evaluate_test=evaluate_test, mc_samples=mc_samples, keep_model=keep_model)
 
@@ -181,7 +181,7 @@ class Run:
         seed: The seed of its weights, dropout and batch order.
         learning_rate: The initial (for 1cycle: peak) learning rate.
         finder_result: The LR finder's sweep, when it ran.
-        program_key: Which compiled program it can share (:func:`autodnn.programs.program_key`).
+        program_key: Which compiled program it can share (:func:`autodnn.training.programs.program_key`).
         epochs: The epochs it trains at most (:meth:`TrialConfig.trained_epochs` of the budget).
     """
 
@@ -211,7 +211,7 @@ def prepare(
     """Builds and compiles the network of ``config`` (after :func:`start_session`); see :func:`train`."""
     seed_everything(seed)
     epochs = config.trained_epochs(max_epochs)
-    steps_per_epoch = _fit.steps_per_epoch(len(dataset.x_train), config.batch_size)
+    steps_per_epoch = loops.steps_per_epoch(len(dataset.x_train), config.batch_size)
     model = build_model(config, dataset.n_features, dataset.n_classes, seed=seed)
     learning_rate = config.learning_rate
     finder_result = None
@@ -221,7 +221,7 @@ def prepare(
     optimizer, schedule_callbacks = build_optimizer(
         config, learning_rate, steps_per_epoch=steps_per_epoch, epochs=epochs
     )
-    model.compile(optimizer=optimizer, loss=LOSS, metrics=["accuracy"], **_fit.compile_options(steps_per_epoch))
+    model.compile(optimizer=optimizer, loss=LOSS, metrics=["accuracy"], **loops.compile_options(steps_per_epoch))
     monitor = _EpochMonitor(reporter, optimizer)
     by_loss = restore_rule(config, len(dataset.y_valid)) == "val_loss"
     early_stopping = keras.callbacks.EarlyStopping(
@@ -231,7 +231,7 @@ def prepare(
         schedule_callbacks = [*schedule_callbacks, BestAccuracy()]
     key = program_key(
         config, n_features=dataset.n_features, n_classes=dataset.n_classes, steps=steps_per_epoch,
-        batch=_fit.effective_batch_size(len(dataset.x_train), config.batch_size), epochs=epochs,
+        batch=loops.effective_batch_size(len(dataset.x_train), config.batch_size), epochs=epochs,
         precision=keras.config.dtype_policy().name,
     )
     callbacks = [*schedule_callbacks, early_stopping, monitor, *_tensorboard(tensorboard_dir, hparams)]
@@ -240,7 +240,7 @@ def prepare(
 
 
 def finish(
-    run: Run, outcome: _fit.FitOutcome, *, evaluate_test: bool = False, mc_samples: int | None = None,
+    run: Run, outcome: loops.FitOutcome, *, evaluate_test: bool = False, mc_samples: int | None = None,
     keep_model: bool = False,
 ) -> TrialResult:
     """The result of a trained :class:`Run`: restored weights validated (and tested, when asked)."""
@@ -248,7 +248,7 @@ def finish(
     history = {k: [float(v) for v in values] for k, values in monitor.history.items()}
     epochs = len(monitor.epoch_times)
     best = best_epoch(history, restore_rule(config, len(dataset.y_valid)))
-    val_loss, val_accuracy = _fit.evaluate(model, dataset, "valid")
+    val_loss, val_accuracy = loops.evaluate(model, dataset, "valid")
     if monitor.stop_reason:
         stopped, reason = monitor.stop_kind, monitor.stop_reason
     elif run.early_stopping.stopped_epoch > 0:
@@ -276,7 +276,7 @@ def finish(
     if samples and config.has_dropout and stopped != "nan":
         result.mc_val_accuracy = mc_accuracy(model, dataset.x_valid, dataset.y_valid, samples)
     if evaluate_test:
-        result.test_loss, result.test_accuracy = _fit.evaluate(model, dataset, "test")
+        result.test_loss, result.test_accuracy = loops.evaluate(model, dataset, "test")
         if samples and config.has_dropout and stopped != "nan":
             result.mc_test_accuracy = mc_accuracy(model, dataset.x_test, dataset.y_test, samples)
     if keep_model:
@@ -299,20 +299,16 @@ def sweep_learning_rate(
         iterations: Steps of the sweep; defaults to the book's 500, or 5 epochs when that is fewer (at
             least 50: small datasets are cycled through).
     """
-    steps_per_epoch = _fit.steps_per_epoch(len(dataset.x_train), config.batch_size)
+    steps_per_epoch = loops.steps_per_epoch(len(dataset.x_train), config.batch_size)
     optimizer, _ = build_optimizer(config.replace(schedule="constant"), config.learning_rate,
                                    steps_per_epoch=steps_per_epoch, epochs=1)
     model.compile(optimizer=optimizer, loss=LOSS)
     finder = LRFinder(iterations=iterations or max(50, min(500, 5 * steps_per_epoch)), seed=seed)
-    steps = None
-    if keras.backend.backend() == "jax":
-        from autodnn import _jax_fit
-
-        batch = _fit.effective_batch_size(len(dataset.x_train), config.batch_size)
-        key = program_key(config.replace(schedule="constant"), n_features=dataset.n_features,
-                          n_classes=dataset.n_classes, steps=0, batch=batch, epochs=1,
-                          precision=keras.config.dtype_policy().name)
-        steps = _jax_fit.JaxSweep(model, _jax_fit.device_data(dataset), batch, key)
+    batch = loops.effective_batch_size(len(dataset.x_train), config.batch_size)
+    key = program_key(config.replace(schedule="constant"), n_features=dataset.n_features,
+                      n_classes=dataset.n_classes, steps=0, batch=batch, epochs=1,
+                      precision=keras.config.dtype_policy().name)
+    steps = loops.sweep_steps(model, dataset, batch=batch, program_key=key)
     return finder.find(model, dataset.x_train, dataset.y_train, batch_size=config.batch_size, steps=steps)
 
 

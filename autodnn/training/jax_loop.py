@@ -1,10 +1,10 @@
 """The JAX training loop: a whole epoch is one compiled ``lax.scan`` over batches gathered on the device.
 
-:func:`autodnn._fit.fit` describes the semantics every backend's loop shares. Here ``lax.scan`` runs Keras'
+:func:`autodnn.training.loops.fit` describes the semantics every backend's loop shares. Here ``lax.scan`` runs Keras'
 own stateless ``model.train_step`` (loss, regularization, loss scaling, optimizer, constraints and metrics as
 ``fit`` computes them) over batches gathered on the device from a permutation; validation is one more
 compiled call, and Python runs once per epoch. Compiled programs are kept by
-:func:`autodnn.programs.program_key`, so a trial whose network and optimizer kind were already compiled in
+:func:`autodnn.training.programs.program_key`, so a trial whose network and optimizer kind were already compiled in
 this process traces and compiles nothing.
 """
 
@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
-from autodnn.programs import ProgramCache
+from autodnn.training.programs import ProgramCache
 
 if TYPE_CHECKING:
-    from autodnn._fit import FitOutcome
     from autodnn.datasets import Dataset
 
 #: Rows per compiled evaluation call; larger than any training batch, small enough for any device.
@@ -111,7 +110,7 @@ class _Program:
     spec: tuple
 
 
-#: Programs kept per process, by :func:`autodnn.programs.program_key`. Each keeps the network it was traced
+#: Programs kept per process, by :func:`autodnn.training.programs.program_key`. Each keeps the network it was traced
 #: from alive (its layers are the program's code); later models of the same key pass their own state.
 PROGRAMS: ProgramCache[Hashable, _Program] = ProgramCache(size=8)
 
@@ -138,11 +137,12 @@ def _program(model: keras.Model, data: _DeviceData, steps: int, batch: int, key:
 class JaxLoop:
     """Drives callbacks around a compiled epoch; the model's variables are synced once per epoch."""
 
-    def __init__(self, model: keras.Model, data: _DeviceData, outcome: FitOutcome, key: Hashable | None) -> None:
+    def __init__(self, model: keras.Model, data: _DeviceData, steps: int, batch: int,
+                 key: Hashable | None) -> None:
         self.model = model
         self.data = data
-        self.steps = outcome.steps_per_epoch
-        self.batch = outcome.batch_size
+        self.steps = steps
+        self.batch = batch
         program = _program(model, data, self.steps, self.batch, key, _jax_epoch_function)
         self.epoch_fn = program.epoch
         self.evaluator = program.evaluator
@@ -285,11 +285,12 @@ class JaxPopulation:
     (``epoch_seconds`` in the logs).
     """
 
-    def __init__(self, models: list[keras.Model], data: _DeviceData, outcome: FitOutcome, key: Hashable | None) -> None:
+    def __init__(self, models: list[keras.Model], data: _DeviceData, steps: int, batch: int,
+                 key: Hashable | None) -> None:
         self.models = models
         self.data = data
-        self.steps = outcome.steps_per_epoch
-        self.batch = outcome.batch_size
+        self.steps = steps
+        self.batch = batch
         programs = [_program(m, data, self.steps, self.batch, key, _population_epoch_function) for m in models]
         if key is None and len({p.spec for p in programs}) > 1:
             raise ValueError("the members of a population must share one network and optimizer structure.")
@@ -345,7 +346,7 @@ class JaxPopulation:
 
 
 class JaxSweep:
-    """The LR finder's steps (:class:`autodnn.lr_finder.StepRunner`) as one compiled call per ``chunk`` steps.
+    """The LR finder's steps (:class:`autodnn.training.lr_finder.StepRunner`) as one compiled call per ``chunk`` steps.
 
     Each step trains its batch at its own rate, written into the optimizer's learning-rate variable inside the
     program, with the metrics reset first, so its loss is that batch's loss as ``train_on_batch`` reports it.

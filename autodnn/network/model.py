@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from autodnn.config import TrialConfig
-from autodnn.layers import GeneralizedSwish, HeldAlphaDropout, HeldDropout, Mish, RReLU
+from autodnn.network.layers import GeneralizedSwish, HeldAlphaDropout, HeldDropout, Mish, RReLU
 
 __all__ = [
     "INITIALIZER_FAMILIES",

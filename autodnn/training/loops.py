@@ -1,4 +1,4 @@
-"""The training loops behind :func:`autodnn.trainer.train`: whole epochs compiled, data kept on the device.
+"""The training loops behind :func:`autodnn.training.trainer.train`: whole epochs compiled, data kept on the device.
 
 Keras' ``fit`` runs Python for every batch: it slices the arrays, copies the batch to the device, calls the
 compiled step and dispatches callbacks. For the small dense nets autodnn searches that overhead is most of an
@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
-from autodnn import _jax_fit
+from autodnn.training import jax_loop
 
 if TYPE_CHECKING:
     from autodnn.datasets import Dataset
 
 #: Rows per compiled evaluation call; larger than any training batch, small enough for any device.
-EVAL_ROWS = _jax_fit.EVAL_ROWS
+EVAL_ROWS = jax_loop.EVAL_ROWS
 
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
@@ -100,7 +100,7 @@ def fit(
         seed: Seeds the order of the batches of every epoch.
         verbose: 0 silent, otherwise one progress line per epoch.
         program_key: On JAX, models trained with the same key reuse one compiled epoch and evaluation
-            (:func:`autodnn.programs.program_key` says when that is right); None compiles for this model.
+            (:func:`autodnn.training.programs.program_key` says when that is right); None compiles for this model.
 
     Returns:
         The steps and batch size the epochs used.
@@ -109,7 +109,8 @@ def fit(
     outcome = FitOutcome(steps_per_epoch(n_train, batch_size), effective_batch_size(n_train, batch_size))
     backend = keras.backend.backend()
     if backend == "jax":
-        _jax_fit.JaxLoop(model, _jax_fit.device_data(dataset), outcome, program_key).run(
+        jax_loop.JaxLoop(model, jax_loop.device_data(dataset), outcome.steps_per_epoch, outcome.batch_size,
+                         program_key).run(
             epochs, callbacks, seed, verbose)
     elif backend == "tensorflow":
         _fit_tensorflow(model, dataset, outcome, epochs, callbacks, seed, verbose)
@@ -130,7 +131,7 @@ def fit_population(
 ) -> FitOutcome:
     """Trains several compiled models of one structure together, each as :func:`fit` would train it alone.
 
-    JAX only (:class:`autodnn._jax_fit.JaxPopulation`): the members' states are stacked and one vmapped
+    JAX only (:class:`autodnn.training.jax_loop.JaxPopulation`): the members' states are stacked and one vmapped
     program trains them all, each with its own batch order (``seeds``), callbacks and stopping.
 
     Args:
@@ -140,7 +141,7 @@ def fit_population(
         epochs: Epochs at most; each member stops on its own.
         callbacks: Each member's callbacks.
         seeds: Each member's batch-order seed.
-        program_key: Their common :func:`autodnn.programs.program_key`; None compiles for these models.
+        program_key: Their common :func:`autodnn.training.programs.program_key`; None compiles for these models.
 
     Raises:
         ValueError: Not on JAX, or lists of different lengths.
@@ -151,9 +152,22 @@ def fit_population(
         raise ValueError("give one list of callbacks and one seed for each of at least one model.")
     n_train = len(dataset.x_train)
     outcome = FitOutcome(steps_per_epoch(n_train, batch_size), effective_batch_size(n_train, batch_size))
-    population = _jax_fit.JaxPopulation(models, _jax_fit.device_data(dataset), outcome, program_key)
+    population = jax_loop.JaxPopulation(models, jax_loop.device_data(dataset), outcome.steps_per_epoch,
+                                        outcome.batch_size, program_key)
     population.run(epochs, callbacks, seeds)
     return outcome
+
+
+def sweep_steps(model: keras.Model, dataset: Dataset, *, batch: int, program_key: Hashable | None = None
+                ) -> jax_loop.JaxSweep | None:
+    """The LR finder's compiled steps on this backend (:class:`autodnn.training.lr_finder.StepRunner`).
+
+    JAX sweeps in compiled chunks (:class:`autodnn.training.jax_loop.JaxSweep`); None on every other backend,
+    where the finder calls ``train_on_batch`` one batch at a time.
+    """
+    if keras.backend.backend() != "jax":
+        return None
+    return jax_loop.JaxSweep(model, jax_loop.device_data(dataset), batch, program_key)
 
 
 def evaluate(model: keras.Model, dataset: Dataset, split: str) -> tuple[float, float]:
@@ -169,7 +183,7 @@ def evaluate(model: keras.Model, dataset: Dataset, split: str) -> tuple[float, f
     """
     x, y = getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}")
     if keras.backend.backend() == "jax":
-        return _jax_fit.evaluator(model).evaluate(model, _jax_fit.device_data(dataset).split(split))
+        return jax_loop.evaluator(model).evaluate(model, jax_loop.device_data(dataset).split(split))
     loss, accuracy = model.evaluate(x, y, batch_size=EVAL_ROWS, verbose=0)
     return float(loss), float(accuracy)
 

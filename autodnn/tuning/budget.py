@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from optuna.trial import TrialState
 
-from autodnn import config
-from autodnn.config import TrialConfig
+from autodnn.config import DEFAULT_MC_SAMPLES, SMALL_VALIDATION, TrialConfig
+from autodnn.evaluate import FINALISTS
 from autodnn.study import cost
+from autodnn.study.deadline import Deadline
 from autodnn.study.records import best_trial, is_baseline
+from autodnn.study.trial_record import BASELINE, CONFIG, MEASURED, RESULT, TEST_RUN
 
 if TYPE_CHECKING:
     import optuna
@@ -32,17 +34,8 @@ if TYPE_CHECKING:
 MIN_SEARCH_SHARE = 0.25
 #: Seconds of the evaluation besides its trainings: reloading the data, storing the kept network.
 EVALUATION_OVERHEAD = 10.0
-#: MC-dropout passes of the final evaluation for a net with dropout, unless ``--mc-samples`` says otherwise.
-DEFAULT_MC_SAMPLES = 30
 #: A forward pass costs about this share of a training step's multiply-adds (backward is twice the forward).
 FORWARD_SHARE = 1 / 3
-#: Below this many validation rows one row moves validation accuracy by a tenth of a point or more, and the
-#: search's pick (one training run each) among its top trials is mostly the luck of the seed: the final
-#: evaluation (:mod:`autodnn.evaluate`) then retrains the top :data:`FINALISTS` with every seed and keeps the
-#: one with the best mean validation accuracy (lower mean validation loss on a tie). The test split is never
-#: used to choose.
-SMALL_VALIDATION = config.SMALL_VALIDATION
-FINALISTS = 3
 
 
 @dataclass
@@ -94,23 +87,27 @@ class TimeBudget:
 
         baselines: dict[str, float] = {}
         for trial in trials:
-            if not is_baseline(trial) or "config" not in trial.user_attrs:
+            if not is_baseline(trial) or CONFIG not in trial.user_attrs:
                 continue
-            name = trial.user_attrs["baseline"]
+            name = trial.user_attrs[BASELINE]
             if trial.state == TrialState.COMPLETE:  # its search run, tested, counts as one seed
-                reused = 1 if "test_run" in trial.user_attrs else 0
+                reused = 1 if TEST_RUN in trial.user_attrs else 0
                 baselines[name] = trained_seconds(trial) * (self.seeds - reused)  # MC included in its run
             elif name not in baselines:
-                baselines[name] = predicted(trial.user_attrs["config"]) * self.seeds
+                baselines[name] = predicted(trial.user_attrs[CONFIG]) * self.seeds
         n_best = FINALISTS if len(dataset.y_valid) < SMALL_VALIDATION else 1
         best = best_trial(study)
         if best is not None:
-            per_run = trained_seconds(best) + mc_dropout(best.user_attrs["config"])
+            per_run = trained_seconds(best) + mc_dropout(best.user_attrs[CONFIG])
         else:
-            pending = [predicted(t.user_attrs["config"]) for t in trials
-                       if is_baseline(t) and "config" in t.user_attrs]
+            pending = [predicted(t.user_attrs[CONFIG]) for t in trials
+                       if is_baseline(t) and CONFIG in t.user_attrs]
             per_run = max(pending, default=fixed)
         return sum(baselines.values()) + n_best * self.seeds * per_run + EVALUATION_OVERHEAD
+
+    def deadline(self, study: optuna.Study, dataset: Any) -> BudgetDeadline:
+        """The search's deadline, moved after every trial as measurements replace predictions."""
+        return BudgetDeadline(self, dataset, self.search_deadline(study, dataset))
 
     def search_deadline(self, study: optuna.Study, dataset: Any) -> float:
         """``time.monotonic()`` value at which the search must stop for the evaluation to end in time."""
@@ -125,7 +122,7 @@ class TimeBudget:
             return f"Time budget {clock(self.total)}: all of it to the search (no final evaluation)."
         line = (f"Time budget {clock(self.total)}: the final evaluation ({self.seeds} seed(s) of the best and of "
                 f"each book baseline) is estimated at {clock(evaluation)}")
-        if not any(t.user_attrs.get(cost.MEASURED) for t in study.get_trials(deepcopy=False)):
+        if not any(t.user_attrs.get(MEASURED) for t in study.get_trials(deepcopy=False)):
             return (f"{line} before any epoch is measured (every epoch of the budget at the cost model's prior "
                     f"rates, an upper bound); the first trials measure it, and the search stops in time for it.")
         if evaluation > left - MIN_SEARCH_SHARE * self.total:
@@ -134,13 +131,26 @@ class TimeBudget:
         return f"{line}, the search about {clock(left - evaluation)} (re-estimated after every trial)."
 
 
+class BudgetDeadline(Deadline):
+    """The search's deadline under a :class:`TimeBudget`: the command's end less the final evaluation's
+    estimate, re-estimated from the study after every trial (a cheap best leaves more time to search)."""
+
+    def __init__(self, budget: TimeBudget, dataset: Any, end: float) -> None:
+        super().__init__(end)
+        self.budget = budget
+        self.dataset = dataset
+
+    def update(self, study: optuna.Study) -> None:
+        self.move_to(self.budget.search_deadline(study, self.dataset))
+
+
 def epoch_share(trials: list[optuna.trial.FrozenTrial], max_epochs: int) -> float:
     """The median share of ``max_epochs`` that the study's complete trials trained before early stopping.
 
     1 (every epoch) before any trial completed: the evaluation's first estimate errs long.
     """
-    shares = [t.user_attrs["result"]["epochs"] / max_epochs for t in trials
-              if t.state == TrialState.COMPLETE and "epochs" in t.user_attrs.get("result", {})]
+    shares = [t.user_attrs[RESULT]["epochs"] / max_epochs for t in trials
+              if t.state == TrialState.COMPLETE and "epochs" in t.user_attrs.get(RESULT, {})]
     return min(1.0, statistics.median(shares)) if shares else 1.0
 
 

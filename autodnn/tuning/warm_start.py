@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from autodnn.study.trial_record import WARM_START
+
 if TYPE_CHECKING:
     import optuna
 
@@ -153,7 +155,7 @@ def enqueue_warm_starts(study: optuna.Study, space: SearchSpace, n_trials: int, 
     Returns:
         How many were enqueued.
     """
-    present = {t.user_attrs.get("warm_start") for t in study.get_trials(deepcopy=False)}
+    present = {t.user_attrs.get(WARM_START) for t in study.get_trials(deepcopy=False)}
     budget = max(1, int(n_trials * SHARE)) - len(present - {None})
     seen: list[dict[str, Any]] = []
     added = 0

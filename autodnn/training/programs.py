@@ -1,8 +1,8 @@
 """Which trials can share one compiled training program, and the bounded cache that keeps the programs.
 
-A compiled epoch (see :mod:`autodnn._fit`) bakes in the network's structure and the optimizer's kind; the
+A compiled epoch (see :mod:`autodnn.training.loops`) bakes in the network's structure and the optimizer's kind; the
 float hyperparameters are not baked in: the optimizer holds them in variables (:mod:`autodnn.optim._held`),
-the dropout layers hold their rates in weights (:class:`autodnn.layers.HeldDropout`), and every schedule is a
+the dropout layers hold their rates in weights (:class:`autodnn.network.layers.HeldDropout`), and every schedule is a
 table of its values per step. So trials whose configurations differ only in :data:`HELD_FIELDS` (or in what
 only the Python loop reads, :data:`HOST_FIELDS`) train with the same program: the second one compiles
 nothing. :func:`program_key` is the part that must agree.
@@ -15,7 +15,7 @@ from collections.abc import Hashable
 from typing import Any, Generic, TypeVar
 
 from autodnn.config import TrialConfig
-from autodnn.model import dropout_layer_indices
+from autodnn.network.model import dropout_layer_indices
 
 __all__ = ["HELD_FIELDS", "HOST_FIELDS", "ProgramCache", "program_key"]
 
