@@ -43,8 +43,43 @@ COST_GROWTH = 2.0
 FRONTIER_REFUSALS = 10
 #: A searched trial still at chance after this many epochs is stopped (:class:`TrialReporter`).
 CHANCE_EPOCHS = 3
-#: Validation accuracy this little above chance still counts as chance.
-CHANCE_MARGIN = 0.01
+#: Standard errors of the constant answer's validation accuracy within which a trial's accuracy is still chance.
+CHANCE_ERRORS = 2.0
+
+
+@dataclass(frozen=True)
+class Chance:
+    """What a network that learned nothing scores on validation: it answers the class priors.
+
+    Attributes:
+        accuracy: Validation accuracy of always answering the most frequent class of training.
+        log_loss: Validation log loss of answering the training class shares as probabilities.
+        noise: How far above ``accuracy`` a trial's accuracy may lie by the luck of a validation split this size
+            (:data:`CHANCE_ERRORS` standard errors of ``accuracy``).
+    """
+
+    accuracy: float
+    log_loss: float
+    noise: float
+
+    @classmethod
+    def of(cls, y_train: Any, y_valid: Any, n_classes: int) -> Chance | None:
+        """The chance level of a classification split; None without validation rows."""
+        import numpy as np
+
+        train, valid = np.asarray(y_train), np.asarray(y_valid)
+        if not valid.size or not train.size:
+            return None
+        shares = np.bincount(train, minlength=n_classes) / train.size
+        accuracy = float(np.mean(valid == int(np.argmax(shares))))
+        log_loss = float(-np.mean(np.log(np.clip(shares[valid], 1e-12, None))))
+        noise = CHANCE_ERRORS * math.sqrt(accuracy * (1 - accuracy) / valid.size)
+        return cls(accuracy, log_loss, noise)
+
+    def learned(self, best_accuracy: float, best_loss: float) -> bool:
+        """Whether a trial beat chance: a validation loss below the priors', or an accuracy above the constant
+        answer's beyond the split's noise. Either shows learning; on imbalanced classes the loss moves first."""
+        return best_loss < self.log_loss or best_accuracy > self.accuracy + self.noise
 
 
 class TrialReporter:
@@ -58,9 +93,11 @@ class TrialReporter:
     Epoch ``e`` (0-based) is reported at step ``e + first_step``: studies since 1-based steps report epoch 1 at
     step 1, where Hyperband's first rung is; older ones (``first_step`` 0) go on as they began.
 
-    A searched trial whose validation accuracy has not risen above ``chance`` (the share of the most frequent
-    class) by its :data:`CHANCE_EPOCHS`-th epoch is stopped whatever the pruner says: a pruner compares it only
-    with the trials of its bracket, and the first of a bracket it never stops.
+    A searched trial that has not beaten ``chance`` (:meth:`Chance.learned`: neither its validation loss below the
+    class priors' nor its accuracy above the most frequent class beyond the split's noise) by its
+    :data:`CHANCE_EPOCHS`-th epoch is stopped whatever the pruner says: a pruner compares it only with the trials
+    of its bracket, and the first of a bracket it never stops. No fixed margin: with 97% of one class a trial at
+    97.9% whose loss fell below the priors' goes on.
 
     Args:
         trial: The trial being trained.
@@ -69,13 +106,13 @@ class TrialReporter:
         deadline: When the search's time is up; None for never.
         on_epoch: Called with (trial, 0-based epoch, that epoch's metrics) after each epoch is reported.
         first_step: The step of the first epoch (:func:`autodnn.study.strategy.first_step_of`).
-        chance: Validation accuracy of always answering the most frequent class, or None not to check.
+        chance: What answering the class priors scores on validation, or None not to check.
     """
 
     def __init__(self, trial: optuna.Trial, *, prune: bool = True, max_epochs: int | None = None,
                  deadline: Deadline | None = None,
                  on_epoch: Callable[[optuna.Trial, int, dict[str, float]], None] | None = None,
-                 first_step: int = 1, chance: float | None = None) -> None:
+                 first_step: int = 1, chance: Chance | None = None) -> None:
         self.trial = trial
         self.prune = prune
         self.max_epochs = max_epochs
@@ -86,12 +123,16 @@ class TrialReporter:
         self._epoch = -1
         self._value = float("nan")
         self._best = float("-inf")
+        self._best_loss = float("inf")
 
     def report(self, epoch: int, metrics: dict[str, float]) -> None:
         """Stores the epoch's validation accuracy as the trial's intermediate value, then tells ``on_epoch``."""
         self._epoch, self._value = epoch, metrics[METRIC]
         if not math.isnan(self._value):
             self._best = max(self._best, self._value)
+        loss = metrics.get("val_loss", float("nan"))
+        if not math.isnan(loss):
+            self._best_loss = min(self._best_loss, loss)
         self.trial.report(self._value, step=epoch + self.first_step)
         if self.on_epoch is not None:
             self.on_epoch(self.trial, epoch, metrics)
@@ -104,9 +145,11 @@ class TrialReporter:
                     f"{METRIC} {self._value:.4f}")
         if not self.prune or last:
             return None
-        if self.chance is not None and self._epoch + 1 == CHANCE_EPOCHS and self._best <= self.chance + CHANCE_MARGIN:
-            return (f"pruned at epoch {self._epoch + 1}: {METRIC} never rose above chance ({self.chance:.4f}, the "
-                    f"most frequent class), best {self._best:.4f}")
+        chance = self.chance
+        if chance is not None and self._epoch + 1 == CHANCE_EPOCHS and not chance.learned(self._best, self._best_loss):
+            return (f"pruned at epoch {self._epoch + 1}: never beat chance: {METRIC} best {self._best:.4f} against "
+                    f"{chance.accuracy:.4f} (the most frequent class, +/- {chance.noise:.4f}), val_loss best "
+                    f"{self._best_loss:.4f} against {chance.log_loss:.4f} (the class priors')")
         if not may_prune_at(self.trial.study.pruner, self._epoch + self.first_step):
             return None
         if not self.trial.should_prune():
@@ -147,17 +190,13 @@ class Objective:
     deadline: Deadline = field(default_factory=Deadline)
     on_trial_start: Callable[[optuna.Study, optuna.Trial], None] | None = None
     on_epoch: Callable[[optuna.Trial, int, dict[str, float]], None] | None = None
-    chance: float | None = field(default=None, init=False)
+    chance: Chance | None = field(default=None, init=False)
     _refused: int = field(default=0, init=False, repr=False)
     _growth: float = field(default=COST_GROWTH, init=False, repr=False)
     _over: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        import numpy as np
-
-        labels = np.asarray(self.dataset.y_valid)
-        if labels.size:
-            self.chance = float(np.bincount(labels).max() / labels.size)
+        self.chance = Chance.of(self.dataset.y_train, self.dataset.y_valid, self.dataset.n_classes)
 
     def __call__(self, trial: optuna.Trial) -> float:
         from autodnn.training.trainer import train

@@ -6,11 +6,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from autodnn.objective import TrialReporter
+from autodnn.objective import Chance, TrialReporter
 from autodnn.study.strategy import make_pruner, resumed_seed
 
 SEARCH = ("search", "--dataset", "digits", "--space", "quick", "--max-epochs", "2", "--no-baselines", "--no-final")
@@ -67,16 +68,38 @@ def test_hyperbands_first_rung_is_after_epoch_one() -> None:
 
 def test_a_searched_trial_still_at_chance_after_three_epochs_is_stopped_but_a_baseline_is_not() -> None:
     study = optuna.create_study(direction="maximize", pruner=make_pruner("none"))
-    stuck, learning = TrialReporter(study.ask(), max_epochs=50, chance=0.1), TrialReporter(study.ask(), chance=0.1)
-    baseline = TrialReporter(study.ask(), prune=False, max_epochs=50, chance=0.1)
+    chance = Chance(accuracy=0.1, log_loss=2.30, noise=0.025)
+    stuck = TrialReporter(study.ask(), max_epochs=50, chance=chance)
+    learning = TrialReporter(study.ask(), max_epochs=50, chance=chance)
+    baseline = TrialReporter(study.ask(), prune=False, max_epochs=50, chance=chance)
     for epoch in range(3):
-        stuck.report(epoch, {"val_accuracy": 0.105})
-        baseline.report(epoch, {"val_accuracy": 0.105})
-        learning.report(epoch, {"val_accuracy": 0.1 + 0.05 * epoch})
+        stuck.report(epoch, {"val_accuracy": 0.105, "val_loss": 2.31})  # within the split's noise, loss at priors
+        baseline.report(epoch, {"val_accuracy": 0.105, "val_loss": 2.31})
+        learning.report(epoch, {"val_accuracy": 0.1 + 0.05 * epoch, "val_loss": 2.3 - 0.2 * epoch})
         if epoch < 2:
             assert stuck.should_stop() is None
-    assert "never rose above chance (0.1000, the most frequent class)" in stuck.should_stop()
+    assert "never beat chance" in stuck.should_stop() and "0.1000 (the most frequent class" in stuck.should_stop()
     assert learning.should_stop() is None and baseline.should_stop() is None
+
+
+def test_on_imbalanced_classes_a_trial_that_learned_goes_on_whatever_its_accuracy() -> None:
+    # 97% of one class: the constant answer scores 0.97; the priors' log loss is about 0.135.
+    y_train = np.array([0] * 970 + [1] * 30)
+    y_valid = np.array([0] * 291 + [1] * 9)
+    chance = Chance.of(y_train, y_valid, n_classes=2)
+    assert chance.accuracy == pytest.approx(0.97)
+    assert chance.log_loss == pytest.approx(-(0.97 * np.log(0.97) + 0.03 * np.log(0.03)), rel=1e-6)
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("none"))
+    learned = TrialReporter(study.ask(), max_epochs=50, chance=chance)  # 97.9%, loss below the priors'
+    constant = TrialReporter(study.ask(), max_epochs=50, chance=chance)  # the majority class, loss at priors
+    ranked = TrialReporter(study.ask(), max_epochs=50, chance=chance)  # at the majority rate, loss falling
+    for epoch in range(3):
+        learned.report(epoch, {"val_accuracy": 0.979, "val_loss": 0.09})
+        constant.report(epoch, {"val_accuracy": 0.97, "val_loss": 0.14})
+        ranked.report(epoch, {"val_accuracy": 0.97, "val_loss": 0.14 - 0.02 * epoch})
+    assert learned.should_stop() is None, "a fixed margin over the majority share would stop it"
+    assert ranked.should_stop() is None, "its loss fell below the priors': it learned"
+    assert "never beat chance" in constant.should_stop()
 
 
 def test_at_the_deadline_the_trial_in_flight_stops_and_is_kept_with_its_curve(tmp_path: Path) -> None:
@@ -88,10 +111,10 @@ def test_at_the_deadline_the_trial_in_flight_stops_and_is_kept_with_its_curve(tm
                      "  patience: 10000\n")
     url = f"sqlite:///{tmp_path / 'd.db'}"
     start = time.monotonic()
-    # 6 s: the trial is affordable when it starts (its predicted first epoch and fixed cost fit), then the clock
-    # runs out while it trains.
+    # 20 s: setting up (imports, data, the study) takes a few seconds, so the trial is affordable when it starts
+    # (its predicted first epoch and fixed cost fit), then the clock runs out while it trains.
     study = autodnn.search(dataset="digits", space=str(space), study="d", storage=url, n_trials=3,
-                           max_epochs=5000, timeout=6.0, baselines=False)
+                           max_epochs=5000, timeout=20.0, baselines=False)
     assert time.monotonic() - start < 90
     trials = study.get_trials(deepcopy=False)
     assert len(trials) == 1, "no trial may start after the deadline"
