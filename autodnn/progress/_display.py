@@ -20,6 +20,7 @@ from autodnn.progress._lines import (
     wait_line,
 )
 from autodnn.study.options import stored_options
+from autodnn.study.trial_record import CONFIG, ENGINE, WARM_START
 
 #: Seconds between two plain progress lines of a running trial where output is not a terminal.
 INTERVAL_ENV = "AUTODNN_PROGRESS_INTERVAL"
@@ -298,15 +299,15 @@ class StudyProgress:
         attrs = trial.user_attrs
         # A KerasTuner Hyperband trial trains its bracket's epochs, fewer than the study's budget; a configuration
         # with epochs of its own trains those.
-        epochs = int(attrs.get("engine", {}).get("epochs", self.max_epochs or 0))
-        if attrs.get("config") and epochs:
+        epochs = int(attrs.get(ENGINE, {}).get("epochs", self.max_epochs or 0))
+        if attrs.get(CONFIG) and epochs:
             from autodnn.config import TrialConfig
 
-            epochs = TrialConfig.from_dict(attrs["config"]).trained_epochs(epochs)
+            epochs = TrialConfig.from_dict(attrs[CONFIG]).trained_epochs(epochs)
         label = trial_label(trial)
         self._epochs[trial.number] = (label, epochs)
-        description = describe_config(attrs.get("config", {}))
-        if attrs.get("warm_start"):
+        description = describe_config(attrs.get(CONFIG, {}))
+        if attrs.get(WARM_START):
             description += f" (warm start {attrs['warm_start']})"
         self.display.trial_started(label, description)
 

@@ -17,7 +17,7 @@ from autodnn.study.deadline import Deadline
 from autodnn.study.records import finished_count, queued_count, run_target
 from autodnn.study.storage import heartbeat_settings, open_storage
 from autodnn.study.strategy import make_pruner, make_sampler, resumed_seed
-from autodnn.study.trial_record import BASELINE
+from autodnn.study.trial_record import BASELINE, CONFIG, TITLE
 from autodnn.study.urls import default_study_name, normalize_url, storage_url
 from autodnn.tuning.budget import TimeBudget
 from autodnn.tuning.options import SearchOptions, check_same, record_options, update_options
@@ -111,8 +111,8 @@ def enqueue_baselines(study: optuna.Study, space: Any) -> int:
     for baseline in book_baselines(**shape):
         if baseline.name in present:
             continue
-        study.enqueue_trial({}, user_attrs={"baseline": baseline.name, "title": baseline.title,
-                                            "config": baseline.config.to_dict()})
+        study.enqueue_trial({}, user_attrs={BASELINE: baseline.name, TITLE: baseline.title,
+                                            CONFIG: baseline.config.to_dict()})
         added += 1
     return added
 

@@ -166,6 +166,6 @@ def enqueue_warm_starts(study: optuna.Study, space: SearchSpace, n_trials: int, 
         if start.name in present or not params or params in seen:
             continue
         seen.append(params)
-        study.enqueue_trial(params, user_attrs={"warm_start": start.name})
+        study.enqueue_trial(params, user_attrs={WARM_START: start.name})
         added += 1
     return added
