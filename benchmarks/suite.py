@@ -1,0 +1,240 @@
+"""The development suite: real tables and images, all offline, and the headline command on each.
+
+Every dataset is read from a package that ships it (scikit-learn, palmerpenguins, vega_datasets, statsmodels)
+or from ``../shared/data`` (CIFAR-10), written once as a CSV under ``--cache`` where it is a table, and searched
+with the command a new user types: ``autodnn search --dataset csv:PATH --target COL`` and no other flag (the
+default budget), plus ``--drop`` where the table holds a column no model should see (a date). The table
+printed at the end has one row a dataset: task, metric, the best net's test figure (mean over the final
+seeds), each book baseline's, gradient-boosted trees' (the non-neural reference, on tables), and the wall time;
+``--json`` writes it.
+
+Usage::
+
+    python benchmarks/suite.py --list
+    python benchmarks/suite.py --only penguins,seattle-drizzle --timeout 10m --json benchmarks/out/suite.json
+
+``--timeout`` and ``--seeds`` shorten the runs for a quick look; without them each dataset gets the headline
+command as is. A regression dataset runs once ``autodnn search`` takes ``--task regression``; until then its
+row says it was skipped and why.
+
+Sources and licences (the datasets' own, as their packages state them):
+
+=================  =========================================================  ===================================
+dataset            source                                                     licence
+=================  =========================================================  ===================================
+digits             scikit-learn ``load_digits`` (UCI optical digits)          CC BY 4.0 (UCI)
+iris               scikit-learn ``load_iris`` (Fisher, 1936)                  CC BY 4.0 (UCI)
+wine               scikit-learn ``load_wine`` (UCI wine)                      CC BY 4.0 (UCI)
+breast_cancer      scikit-learn ``load_breast_cancer`` (UCI WDBC)             CC BY 4.0 (UCI)
+digits-zero        digits, one class (0) against the rest: 9.9% positives     CC BY 4.0 (UCI)
+penguins           palmerpenguins ``load_penguins`` (Gorman et al., 2014)     CC0 1.0; package MIT
+seattle-drizzle        vega_datasets ``seattle-weather``: drizzle against rest  public domain (NOAA); package MIT
+cars-origin        vega_datasets ``cars`` (StatLib, 1983 ASA expo)            public domain (StatLib); package MIT
+anes96             statsmodels ``anes96`` (American National Election Study)  public domain; package BSD-3
+penguins-mass      palmerpenguins, body mass (g) as a regression target       CC0 1.0
+diabetes           scikit-learn ``load_diabetes`` (Efron et al., 2004)        BSD-3 (scikit-learn)
+cars-mpg           vega_datasets ``cars``, miles per gallon as the target     public domain (StatLib); package MIT
+cifar10            ``../shared/data/cifar10-jpg.tar.gz`` (Krizhevsky, 2009)   MIT-style (CIFAR terms)
+=================  =========================================================  ===================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+#: Tasks the headline command takes today.
+SUPPORTED_TASKS = ("classification", "images")
+
+
+@dataclass(frozen=True)
+class SuiteDataset:
+    """One dataset of the suite.
+
+    Attributes:
+        name: Short name, also the study's.
+        task: ``classification``, ``regression`` or ``images``.
+        what: What it is, for the table.
+        write: Writes the table as a CSV at the given path and returns its target column; None for a built-in
+            dataset (``spec`` names it).
+        spec: The ``--dataset`` of a built-in (``digits``, ``cifar10``); None for a table written by ``write``.
+        drop: Columns left out with ``--drop``.
+    """
+
+    name: str
+    task: str
+    what: str
+    write: Callable[[Path], str] | None = None
+    spec: str | None = None
+    drop: tuple[str, ...] = field(default=())
+
+
+def _sklearn_table(loader: str, path: Path, *, positive: int | None = None) -> str:
+    import sklearn.datasets
+
+    frame = getattr(sklearn.datasets, loader)(as_frame=True).frame
+    if positive is not None:
+        frame["target"] = (frame["target"] == positive).map({True: "yes", False: "no"})
+    frame.to_csv(path, index=False)
+    return "target"
+
+
+def _penguins(path: Path, target: str = "species") -> str:
+    import palmerpenguins
+
+    frame = palmerpenguins.load_penguins()
+    frame = frame[frame[target].notna()] if target != "species" else frame
+    frame.to_csv(path, index=False)
+    return target
+
+
+def _seattle_drizzle(path: Path) -> str:
+    from vega_datasets import local_data
+
+    frame = local_data.seattle_weather()
+    frame["drizzle"] = (frame.pop("weather") == "drizzle").map({True: "drizzle", False: "other"})
+    frame.to_csv(path, index=False)
+    return "drizzle"
+
+
+def _cars(path: Path, target: str) -> str:
+    from vega_datasets import local_data
+
+    frame = local_data.cars()
+    frame = frame[frame[target].notna()]
+    frame.to_csv(path, index=False)
+    return target
+
+
+def _anes96(path: Path) -> str:
+    import statsmodels.api as sm
+
+    frame = sm.datasets.anes96.load_pandas().data
+    frame["vote"] = frame["vote"].map({0.0: "clinton", 1.0: "dole"})
+    frame.to_csv(path, index=False)
+    return "vote"
+
+
+DATASETS = (
+    SuiteDataset("digits", "classification", "8x8 digits, 1,797 rows, 10 classes", spec="digits"),
+    SuiteDataset("iris", "classification", "150 rows, 3 classes", lambda p: _sklearn_table("load_iris", p)),
+    SuiteDataset("wine", "classification", "178 rows, 3 classes", lambda p: _sklearn_table("load_wine", p)),
+    SuiteDataset("breast_cancer", "classification", "569 rows, 2 classes",
+                 lambda p: _sklearn_table("load_breast_cancer", p)),
+    SuiteDataset("digits-zero", "classification", "digit 0 against the rest, 9.9% positives",
+                 lambda p: _sklearn_table("load_digits", p, positive=0)),
+    SuiteDataset("penguins", "classification", "344 rows, text columns, missing values", _penguins),
+    SuiteDataset("seattle-drizzle", "classification", "1,461 days, drizzle 3.6%", _seattle_drizzle, drop=("date",)),
+    SuiteDataset("cars-origin", "classification", "406 cars, text name, missing values",
+                 lambda p: _cars(p, "Origin"), drop=("Year",)),
+    SuiteDataset("anes96", "classification", "944 voters, 2 classes", _anes96),
+    SuiteDataset("penguins-mass", "regression", "body mass (g), 342 rows", lambda p: _penguins(p, "body_mass_g")),
+    SuiteDataset("diabetes", "regression", "disease progression, 442 rows",
+                 lambda p: _sklearn_table("load_diabetes", p)),
+    SuiteDataset("cars-mpg", "regression", "miles per gallon, 398 cars",
+                 lambda p: _cars(p, "Miles_per_Gallon"), drop=("Year",)),
+    SuiteDataset("cifar10", "images", "60,000 32x32 colour images, 10 classes", spec="cifar10"),
+)
+
+
+def command(dataset: SuiteDataset, cache: Path, study_dir: Path, extra: list[str]) -> list[str] | str:
+    """The ``autodnn search`` command line of ``dataset``, or why it cannot run here."""
+    if dataset.task not in SUPPORTED_TASKS:
+        return f"skipped: {dataset.task} is not a task 'autodnn search' takes yet"
+    storage = f"sqlite:///{study_dir / (dataset.name + '.db')}"
+    argv = [sys.executable, "-m", "autodnn", "search", "--study", dataset.name, "--storage", storage]
+    if dataset.spec == "cifar10":
+        archive = REPO.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
+        if not archive.exists():
+            return f"skipped: {archive} is absent"
+        argv += ["--dataset", "cifar10", "--data-dir", str(archive.parent)]
+    elif dataset.spec is not None:
+        argv += ["--dataset", dataset.spec]
+    else:
+        path = cache / f"{dataset.name}.csv"
+        target = dataset.write(path)
+        argv += ["--dataset", f"csv:{path}", "--target", target]
+        if dataset.drop:
+            argv += ["--drop", ",".join(dataset.drop)]
+    return argv + extra
+
+
+def figures(storage: str, name: str) -> dict[str, Any]:
+    """The final evaluation's test accuracy of every entry of a finished study, by entry name."""
+    import optuna
+
+    evaluation = optuna.load_study(study_name=name, storage=storage).user_attrs.get("evaluation") or {}
+    return {entry["name"]: {"kind": entry.get("kind"), "mean": entry.get("test_accuracy_mean"),
+                            "std": entry.get("test_accuracy_std")}
+            for entry in evaluation.get("entries", [])}
+
+
+def _cell(entry: dict[str, Any] | None) -> str:
+    if not entry or entry.get("mean") is None:
+        return "-"
+    return f"{100 * entry['mean']:.1f} ± {100 * (entry.get('std') or 0.0):.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--list", action="store_true", help="list the datasets and stop")
+    parser.add_argument("--only", default=None, help="comma-separated dataset names")
+    parser.add_argument("--cache", type=Path, default=REPO / "benchmarks" / "out" / "suite")
+    parser.add_argument("--timeout", default=None, help="--timeout of every search (default: the command's own)")
+    parser.add_argument("--seeds", default=None, help="--seeds of every final evaluation")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    chosen = [d for d in DATASETS if args.only is None or d.name in args.only.split(",")]
+    if args.list or not chosen:
+        for dataset in DATASETS:
+            print(f"{dataset.name:<15} {dataset.task:<15} {dataset.what}")
+        return 0 if chosen else 2
+    args.cache.mkdir(parents=True, exist_ok=True)
+    extra = [*(["--timeout", args.timeout] if args.timeout else []), *(["--seeds", args.seeds] if args.seeds else [])]
+    print(f"suite on {platform.processor() or platform.machine()}, {len(chosen)} datasets, "
+          f"extra flags: {' '.join(extra) or 'none (the headline command)'}")
+    rows = []
+    for dataset in chosen:
+        for old in args.cache.glob(f"{dataset.name}.db*"):
+            old.unlink()
+        line = command(dataset, args.cache, args.cache, extra)
+        row: dict[str, Any] = {"dataset": dataset.name, "task": dataset.task, "metric": "test accuracy"}
+        if isinstance(line, str):
+            row["status"] = line
+        else:
+            began = time.monotonic()
+            done = subprocess.run(line, cwd=REPO, capture_output=True, text=True, check=False)
+            row.update(status="ok" if done.returncode == 0 else f"exit {done.returncode}: {done.stderr.strip()[-300:]}",
+                       seconds=round(time.monotonic() - began, 1), command=" ".join(line[2:]))
+            if done.returncode == 0:
+                row["entries"] = figures(f"sqlite:///{args.cache / (dataset.name + '.db')}", dataset.name)
+        rows.append(row)
+        print(_format(row), flush=True)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"machine": platform.processor() or platform.machine(), "rows": rows},
+                                        indent=2))
+    return 0 if all(r["status"] == "ok" or r["status"].startswith("skipped") for r in rows) else 1
+
+
+def _format(row: dict[str, Any]) -> str:
+    entries = row.get("entries") or {}
+    if row["status"] != "ok":
+        return f"{row['dataset']:<15} {row['task']:<15} {row['status']}"
+    baselines = "  ".join(f"{name} {_cell(e)}" for name, e in entries.items() if e["kind"] == "baseline")
+    trees = next((e for e in entries.values() if e["kind"] == "reference"), None)
+    return (f"{row['dataset']:<15} {row['task']:<15} best {_cell(entries.get('best'))}  {baselines}  "
+            f"trees {_cell(trees)}  {row['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The development suite (benchmarks/suite.py): what it holds, read offline from the packages that ship it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import suite
+
+
+def test_the_suite_holds_the_tasks_it_must() -> None:
+    tasks = [d.task for d in suite.DATASETS]
+    assert len(suite.DATASETS) >= 10 and len({d.name for d in suite.DATASETS}) == len(suite.DATASETS)
+    assert tasks.count("regression") >= 3 and "images" in tasks
+    for dataset in suite.DATASETS:
+        assert dataset.name in suite.__doc__, f"{dataset.name}: its source and licence are not named"
+
+
+@pytest.mark.parametrize("dataset", [d for d in suite.DATASETS if d.write is not None], ids=lambda d: d.name)
+def test_every_table_is_written_offline_with_its_target(dataset: suite.SuiteDataset, tmp_path: Path) -> None:
+    path = tmp_path / f"{dataset.name}.csv"
+    target = dataset.write(path)
+    frame = pd.read_csv(path)
+    assert target in frame.columns and len(frame) >= 100
+    assert frame[target].notna().all(), "a target with missing values is refused; the suite gives none"
+    assert set(dataset.drop) <= set(frame.columns)
+    if dataset.task == "regression":
+        assert frame[target].nunique() > 20 and pd.api.types.is_float_dtype(frame[target])
+
+
+def test_two_tables_have_a_minority_class_under_ten_percent(tmp_path: Path) -> None:
+    minorities = {}
+    for dataset in suite.DATASETS:
+        if dataset.write is None or dataset.task != "classification":
+            continue
+        path = tmp_path / f"{dataset.name}.csv"
+        target = dataset.write(path)
+        minorities[dataset.name] = pd.read_csv(path)[target].value_counts(normalize=True).min()
+    assert sum(share < 0.10 for share in minorities.values()) >= 2, minorities
+
+
+def test_a_task_the_command_does_not_take_is_skipped_with_its_reason(tmp_path: Path) -> None:
+    regression = next(d for d in suite.DATASETS if d.task == "regression")
+    line = suite.command(regression, tmp_path, tmp_path, [])
+    assert isinstance(line, str) and line.startswith("skipped: regression")
+    table = next(d for d in suite.DATASETS if d.name == "penguins")
+    argv = suite.command(table, tmp_path, tmp_path, ["--timeout", "1m"])
+    assert argv[argv.index("--target") + 1] == "species" and argv[-2:] == ["--timeout", "1m"]
