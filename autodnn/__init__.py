@@ -84,7 +84,7 @@ def load_dataset(spec: str, **kwargs: Any) -> Dataset:
 
 
 def load_best(study_name: str, storage: str | None = None) -> keras.Model:
-    """The best model that a study's final evaluation kept (the seed closest to the mean test accuracy).
+    """The best model that a study's final evaluation kept (the seed of median validation accuracy).
 
     An uncompiled ``keras.Model``: ``predict`` works as it is; compile it to evaluate or train it. See
     :func:`autodnn.export.load_best`.

@@ -5,8 +5,8 @@ retrained network is tested once; mean and spread go into the study (``evaluatio
 report. A book baseline's own search run was tested at its end and counts as its first seed here: it is a
 fixed configuration that nobody chose by its score, so its test accuracy is as unbiased as a retrained one's,
 and the evaluation trains each baseline one time fewer.
-It also keeps the best configuration's trained network, of the seed whose test accuracy is closest to the
-mean of the seeds, in the study's database (:mod:`autodnn.export`), for ``autodnn export``.
+It also keeps the best configuration's trained network, of the seed of median validation accuracy (never
+chosen by a test figure), in the study's database (:mod:`autodnn.export`), for ``autodnn export``.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def evaluate(
     evaluation = {"seeds": [base_seed + i for i in range(seeds)], "max_epochs": budget, "entries": entries,
                   "mc_samples": mc_samples, "model": None, "selection": selection}
     best = entries[0]
-    kept = closest_to_mean([run["test_accuracy"] for run in best["runs"]])
+    kept = median_run([run["val_accuracy"] for run in best["runs"]])
     try:
         if kept is not None:
             run = best["runs"][kept]
@@ -196,18 +196,17 @@ def _choose_best(study: optuna.Study, entries: list[dict[str, Any]], n_valid: in
                                 "chosen": entries[0]["trial_number"]}
 
 
-def closest_to_mean(values: list[float | None]) -> int | None:
-    """Index of the value closest to the mean of the finite values, the first one on a tie.
+def median_run(values: list[float | None]) -> int | None:
+    """Index of the run of median value among the finite values (of an even number, the lower of the middle
+    two; of equal values, the first run): the typical run of a configuration, not its luckiest.
 
     Returns:
         The index, or None when no value is a finite number (every seed diverged).
     """
-    finite = [(i, v) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
+    finite = sorted((v, i) for i, v in enumerate(values) if v is not None and math.isfinite(v))
     if not finite:
         return None
-    mean = statistics.fmean(v for _, v in finite)
-    # Rounded distances: two seeds as far above the mean as below it tie exactly, and the first is taken.
-    return min(finite, key=lambda item: (round(abs(item[1] - mean), 12), item[0]))[0]
+    return finite[(len(finite) - 1) // 2][1]
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:

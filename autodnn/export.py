@@ -1,8 +1,8 @@
 """The best model of a study: kept in the study's database by the final evaluation, written as a ``.keras`` file.
 
 The final evaluation (:func:`autodnn.evaluate.evaluate`) trains the best configuration with several seeds
-and keeps the network of the seed whose test accuracy is closest to the mean of the seeds (the first such
-seed on a tie): a typical run of the configuration, not its luckiest. It is stored in the study's own
+and keeps the network of the seed of median validation accuracy: a typical run of the configuration, not its
+luckiest, chosen without the test split. It is stored in the study's own
 database (:mod:`autodnn.study.artifacts`), and the study's ``evaluation`` attribute records which trial and
 seed it is, its test accuracy and the SHA-256 of its bytes, so any machine that reaches the database can
 export it.

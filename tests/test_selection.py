@@ -85,3 +85,13 @@ def test_the_cli_says_how_the_winner_was_chosen_and_shows_finalists_by_validatio
     assert evaluation["entries"][0]["trial_number"] == evaluation["selection"]["chosen"]
     report = run_cli("report", "s", "--storage", sqlite_url, "-o", sqlite_url.replace("sqlite:///", "") + ".html")
     assert report.code == 0, report.err
+
+
+def test_the_kept_network_is_the_seed_of_median_validation_accuracy_whatever_the_test_says() -> None:
+    from autodnn.evaluate import median_run
+
+    validation = [0.91, 0.95, 0.93]  # the median is run 2's
+    test = [0.85, 0.80, 0.99]  # ranked otherwise: its median is run 0's
+    assert median_run(validation) == 2 and median_run(test) == 0
+    assert median_run([0.9, 0.8, 0.95, 0.85]) == 3, "of an even number, the lower of the middle two"
+    assert median_run([float("nan"), 0.7, None]) == 1 and median_run([None, float("nan")]) is None

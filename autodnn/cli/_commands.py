@@ -152,8 +152,8 @@ def _run_evaluation(study: Any, seeds: int, *, quiet: bool, max_epochs: int | No
 
         kept, url = evaluation["model"], study_storage(study).url
         where = "" if url == storage_url(study.study_name) else f" --storage {redact(url)}"
-        print(f"Kept the best configuration's network of seed {kept['seed']} (test_accuracy "
-              f"{kept['test_accuracy']:.4f}, the closest to the mean) in the study; "
+        print(f"Kept the best configuration's network of seed {kept['seed']} (the median validation accuracy "
+              f"of the seeds; test_accuracy {kept['test_accuracy']:.4f}) in the study; "
               f"'autodnn export {study.study_name}{where}' writes it to a .keras file.")
 
 
