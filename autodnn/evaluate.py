@@ -99,9 +99,9 @@ def evaluate(
 
     Returns:
         The evaluation, as stored in the study's ``evaluation`` attribute. Its ``model`` key records the
-        best configuration's network kept in the study's database: of the seed whose test accuracy is
-        closest to the mean of the seeds (the first such seed on a tie), a typical run rather than the
-        luckiest (:func:`autodnn.export.kept_model`).
+        best configuration's network kept in the study's database: of the seed of median validation
+        accuracy (:func:`median_run`), a typical run rather than the luckiest, chosen without the test split
+        (:func:`autodnn.export.kept_model`).
 
     Raises:
         UsageError: ``seeds`` < 1.
