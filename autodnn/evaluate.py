@@ -88,6 +88,7 @@ def evaluate(
     seeds: int = 3,
     max_epochs: int | None = None,
     on_run: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+    reference: bool | None = None,
 ) -> dict[str, Any]:
     """Retrains each entry of :func:`evaluation_entries` with ``seeds`` seeds and tests each network once.
 
@@ -96,6 +97,9 @@ def evaluate(
         seeds: Trainings per configuration; mean and standard deviation are taken over them.
         max_epochs: Epoch budget; defaults to the study's own, so every network has the same budget.
         on_run: Called with (entry, run) after each training, e.g. to print progress.
+        reference: Also train gradient-boosted trees with the same seeds on a table
+            (:mod:`autodnn.training.reference`), stored as ``reference`` beside the entries, never among them;
+            None follows the study's ``--no-reference``.
 
     Returns:
         The evaluation, as stored in the study's ``evaluation`` attribute. Its ``model`` key records the
@@ -109,6 +113,7 @@ def evaluate(
             database refused the kept model (the evaluation is stored all the same).
     """
     from autodnn.export import keep_model, model_bytes
+    from autodnn.training import reference as reference_module
     from autodnn.training.trainer import train
 
     if seeds < 1:
@@ -148,8 +153,20 @@ def evaluate(
     reusable = budget == int(options.get("max_epochs", 50))
     for entry in entries[1:]:
         retrain(entry, keep=False, reused=entry.pop("search_run", None) if reusable else None)
+    majority = reference_module.majority_share(dataset)
     evaluation = {"seeds": [base_seed + i for i in range(seeds)], "max_epochs": budget, "entries": entries,
-                  "mc_samples": mc_samples, "model": None, "selection": selection}
+                  "mc_samples": mc_samples, "model": None, "selection": selection, "majority": majority,
+                  "beats_majority": any(reference_module.beats_majority(e["runs"], majority) for e in entries)}
+    wanted = options.get("reference", True) if reference is None else reference
+    if wanted and reference_module.applies(dataset):
+        trees: dict[str, Any] = {"name": reference_module.NAME, "title": reference_module.TITLE,
+                                 "kind": "reference", "runs": []}
+        for i in range(seeds):
+            trees["runs"].append(reference_module.train_trees(dataset, base_seed + i))
+            if on_run is not None:
+                on_run(trees, trees["runs"][-1])
+        trees.update(summarize(trees["runs"]))
+        evaluation["reference"] = trees
     best = entries[0]
     kept = median_run([run["val_accuracy"] for run in best["runs"]])
     try:
@@ -219,3 +236,27 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         out[f"{key}_mean"] = statistics.fmean(values)
         out[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
     return out
+
+
+def plain_lines(evaluation: dict[str, Any]) -> list[str]:
+    """What the evaluation says plainly, the same in the command's output and the report: whether trees beat
+    the best net, and whether any network beat always answering the most frequent class."""
+    lines = []
+    best, trees = evaluation["entries"][0], evaluation.get("reference")
+    if trees and trees.get("test_accuracy_mean") is not None and best.get("test_accuracy_mean") is not None:
+        gap = 100 * (trees["test_accuracy_mean"] - best["test_accuracy_mean"])
+        spread = 100 * (best.get("test_accuracy_std") or 0.0)
+        if gap > spread:
+            lines.append(f"Gradient-boosted trees beat the best net by {gap:.1f} points of test accuracy, more than "
+                         f"the seeds' spread (± {spread:.1f}): on this table a neural net was not worth it.")
+        elif gap > 0:
+            lines.append(f"Gradient-boosted trees score {gap:.1f} points of test accuracy above the best net, within "
+                         f"the seeds' spread (± {spread:.1f}): the net did no better than trees here.")
+        else:
+            lines.append(f"The best net beats gradient-boosted trees by {-gap:.1f} points of test accuracy.")
+    majority = evaluation.get("majority")
+    if majority is not None and not evaluation.get("beats_majority", True):
+        lines.append(f"No network beat always answering the most frequent class ({100 * majority:.1f}% of "
+                     "validation rows) beyond the spread of its seeds: nothing here learned more than the class "
+                     "shares.")
+    return lines

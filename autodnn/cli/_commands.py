@@ -35,7 +35,7 @@ def _search(args: argparse.Namespace) -> int:
         mps=not args.no_mps, precision=args.precision,
         engine=args.engine, strategy=args.strategy, sampler=args.sampler, pruner=args.pruner,
         lr_finder=args.lr_finder, epoch_budget=args.epoch_budget, tensorboard=args.tensorboard,
-        warm_start=not args.no_warm_start,
+        warm_start=not args.no_warm_start, reference=not args.no_reference,
     )
     opened: dict[str, Any] = {}
     # A bar where stdout is a terminal, plain lines where it is a log or a pipe, nothing extra with --quiet.
@@ -126,23 +126,26 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     select_backend(args.backend)
     study = load_study(args.study, args.storage)
-    _run_evaluation(study, args.seeds, quiet=False, max_epochs=args.max_epochs)
+    _run_evaluation(study, args.seeds, quiet=False, max_epochs=args.max_epochs,
+                    reference=False if args.no_reference else None)
     return 0
 
 
-def _run_evaluation(study: Any, seeds: int, *, quiet: bool, max_epochs: int | None = None) -> None:
+def _run_evaluation(study: Any, seeds: int, *, quiet: bool, max_epochs: int | None = None,
+                    reference: bool | None = None) -> None:
     from autodnn.evaluate import evaluate
 
     def progress(entry: dict, run: dict) -> None:
         # A finalist (small validation: the best is chosen among the top few) is judged on validation only.
         metric = "val_accuracy" if entry["name"] != "best" and entry["kind"] == "best" else "test_accuracy"
+        unit = "trees" if entry["kind"] == "reference" else "epochs"
         if not quiet:
             print(f"  {entry['name']:<10} seed {run['seed']}: {metric} {run[metric]:.4f} "
-                  f"({run['epochs']} epochs, {run['seconds']:.1f} s)", flush=True)
+                  f"({run['epochs']} {unit}, {run['seconds']:.1f} s)", flush=True)
 
     print(f"\nFinal evaluation: retraining the best configuration and the baselines with {seeds} seed(s), "
           "each tested once.", flush=True)
-    evaluation = evaluate(study, seeds=seeds, max_epochs=max_epochs, on_run=progress)
+    evaluation = evaluate(study, seeds=seeds, max_epochs=max_epochs, on_run=progress, reference=reference)
     print(evaluation_table(evaluation))
     if evaluation["selection"]["finalists"]:
         print(f"The best configuration is {evaluation['selection']['rule']}.")
@@ -283,6 +286,10 @@ def _show(args: argparse.Namespace) -> int:
           f"{dataset.get('fingerprint', '?')}), space {attrs.get('space', {}).get('name', '?')}, "
           f"backend {env.get('backend', '?')}{precision}, engine {engine_label(options) or '?'}")
     print_best(study, best)
+    evaluation = attrs.get("evaluation")
+    if evaluation and evaluation.get("entries"):
+        print(f"\nFinal evaluation ({len(evaluation.get('seeds', []))} seed(s), test split):")
+        print(evaluation_table(evaluation))
     frame = trials_frame(study, summaries)
     if frame.empty:
         return 0

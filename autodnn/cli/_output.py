@@ -12,14 +12,20 @@ from autodnn.study.trial_record import CONFIG, RESULT
 
 
 def evaluation_table(evaluation: dict) -> str:
+    """One row a configuration (and the trees' reference on tables), then what the evaluation says plainly."""
+    from autodnn.evaluate import plain_lines
+
     rows = []
     best = evaluation["entries"][0]
-    for entry in evaluation["entries"]:
+    reference = [evaluation["reference"]] if evaluation.get("reference") else []
+    for entry in [*evaluation["entries"], *reference]:
         diff = "" if entry is best else f"{100 * (best['test_accuracy_mean'] - entry['test_accuracy_mean']):+.1f}"
+        epochs = "trees" if entry.get("kind") == "reference" else "epochs"
         rows.append(f"  {entry['name']:<10} test_accuracy {100 * entry['test_accuracy_mean']:5.1f}% "
-                    f"± {100 * entry['test_accuracy_std']:.1f}  epochs {entry['epochs_mean']:5.1f}  "
-                    f"time {entry['seconds_mean']:6.1f} s" + (f"  best is {diff} points" if diff else ""))
-    return "\n".join(rows)
+                    f"± {100 * entry['test_accuracy_std']:.1f}  {epochs} {entry['epochs_mean']:5.1f}  "
+                    f"time {entry['seconds_mean']:6.1f} s" + (f"  best is {diff} points" if diff else "")
+                    + (f"  ({entry['title']})" if entry.get("kind") == "reference" else ""))
+    return "\n".join([*rows, *plain_lines(evaluation)])
 
 
 def print_best(study: Any, best: Any = None) -> None:

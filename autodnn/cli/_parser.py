@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="skip the final evaluation (retraining with --seeds seeds and testing)")
     search.add_argument("--seeds", type=int, default=3,
                         help="seeds of the final evaluation (default: 3)")
+    search.add_argument("--no-reference", action="store_true",
+                        help="on a table, leave gradient-boosted trees out of the final evaluation")
     search.add_argument("--quiet", action="store_true", help="print only the final summary")
     search.add_argument("--workers", type=int, default=1,
                         help="worker processes on this machine sharing the study (default: 1 = this process)")
@@ -112,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     _study_args(evaluate, required=True)
     evaluate.add_argument("--seeds", type=int, default=3, help="trainings per configuration (default: 3)")
     evaluate.add_argument("--max-epochs", type=int, default=None, help="epoch budget (default: the study's)")
+    evaluate.add_argument("--no-reference", action="store_true",
+                          help="on a table, leave gradient-boosted trees out (default: as the search said)")
     evaluate.add_argument("--backend", default="auto", choices=["auto", "jax", "tensorflow", "torch"])
 
     export = sub.add_parser("export", help="write the best model that the final evaluation kept to a .keras file",

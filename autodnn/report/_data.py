@@ -18,7 +18,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autodnn.defaults import PUBLISHED_CIFAR10
 from autodnn.errors import UsageError
-from autodnn.report._scores import BASELINE_TITLES, Comparison, Headline, Score, headline
+from autodnn.evaluate import plain_lines
+from autodnn.report._scores import BASELINE_TITLES, Comparison, Headline, Score, entry_score, headline
 from autodnn.report._search import ParamColumn, SearchData, gather_search, trial_value
 from autodnn.study.options import stored_options
 from autodnn.study.trial_record import (
@@ -125,6 +126,9 @@ class ReportData:
     environment: dict[str, Any]
     options: dict[str, Any]
     headline: Headline
+    reference: Score | None
+    reference_gap: float | None
+    plain: list[str]
     best_config: dict[str, Any] | None
     best_learning_rate: float | None
     best_label: str
@@ -214,6 +218,9 @@ def gather(study: optuna.Study) -> ReportData:
     entries = [e for e in evaluation.get("entries") or () if isinstance(e, dict)]
 
     top = headline(entries, evaluation.get("seeds") or [], best, baselines)
+    reference = entry_score(evaluation["reference"]) if isinstance(evaluation.get("reference"), dict) else None
+    gap = (100 * (top.best.mean - reference.mean) if reference is not None and reference.mean is not None
+           and top.best is not None and top.best.mean is not None else None)
     source_trial = best
     if top.best is not None and top.best.trial_number in by_number:
         source_trial = by_number[top.best.trial_number]
@@ -232,6 +239,9 @@ def gather(study: optuna.Study) -> ReportData:
         environment=_dict(attrs.get("environment")),
         options=options,
         headline=top,
+        reference=reference,
+        reference_gap=gap,
+        plain=plain_lines(evaluation) if entries else [],
         best_config=best_config or None,
         best_learning_rate=used_lr if isinstance(used_lr, (int, float)) else None,
         best_label=top.best.title if top.best else "",

@@ -141,7 +141,7 @@ def headline(
     """
     evaluated = bool(entries)
     if evaluated:
-        scores = [_entry_score(e) for e in entries]
+        scores = [entry_score(e) for e in entries]
         scores = [s for s in scores if s.accuracy]
         best_score = next((s for s in scores if s.kind == "best" or s.name == "best"), None)
     else:
@@ -172,7 +172,8 @@ def _numbers(runs: Sequence[Mapping[str, Any]], key: str) -> list[float]:
     return [float(r[key]) for r in runs if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
 
 
-def _entry_score(entry: Mapping[str, Any]) -> Score:
+def entry_score(entry: Mapping[str, Any]) -> Score:
+    """The score of one entry of a final evaluation (a configuration, or the trees' reference)."""
     runs = [r for r in entry.get("runs") or () if isinstance(r, Mapping)
             and isinstance(r.get("test_accuracy"), (int, float)) and math.isfinite(r["test_accuracy"])]
     config = entry.get("config")

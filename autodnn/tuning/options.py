@@ -67,6 +67,8 @@ class SearchOptions:
         epoch_budget: Stop starting searched trials once they have trained this many epochs in all.
         warm_start: Enqueue :mod:`autodnn.tuning.warm_start`'s designed configurations (at most a quarter of
             ``n_trials``) before TPE's own draws; only with the optuna engine and the ``tpe`` sampler.
+        reference: On a table, the final evaluation also trains gradient-boosted trees with the same seeds
+            (:mod:`autodnn.training.reference`); ``--no-reference`` leaves them out.
         tensorboard: Folder of TensorBoard logs, one subfolder per trial, and the HParams experiment at its
             top (:mod:`autodnn.training.tensorboard`). Recorded in the study as given: a relative path is relative to
             the working directory of each process that runs trials (``autodnn worker`` included).
@@ -100,6 +102,7 @@ class SearchOptions:
     lr_finder: bool = False
     epoch_budget: int | None = None
     warm_start: bool = True
+    reference: bool = True
     tensorboard: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -221,6 +224,7 @@ def options_record(options: SearchOptions) -> dict[str, Any]:
         "lr_finder": options.lr_finder,
         "epoch_budget": options.epoch_budget,
         "warm_start": options.warm_start,
+        "reference": options.reference,
         "precision": options.precision,
         "tensorboard": options.tensorboard,
         "first_step": FIRST_STEP,
