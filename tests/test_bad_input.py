@@ -32,8 +32,13 @@ def write_inputs(folder: Path) -> None:
     (folder / "no_target.csv").write_text("a,b,y\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n")
     (folder / "empty.csv").write_text("")
     (folder / "header_only.csv").write_text("a,b,y\n")
-    # A text feature with one value per row (an identifier): too many categories to one-hot encode.
+    # Two identifiers (a row number and a text with one value a row) and nothing else: no feature is left.
     (folder / "text.csv").write_text("a,id,y\n" + "".join(f"{i},row-{i:05d},{i % 2}\n" for i in range(1100)))
+    (folder / "dates.csv").write_text("x,d,y\n" + "".join(f"{i % 7},2020-01-{i % 28 + 1:02d},{i % 2}\n"
+                                                         for i in range(60)))
+    # Class 'c' has two rows: too few to be in the training, validation and test parts alike.
+    (folder / "small_class.csv").write_text("x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(40))
+                                            + "1,c\n2,c\n")
     (folder / "folder.csv").mkdir(exist_ok=True)
     (folder / "unreadable.csv").write_text("a,y\n1,0\n2,1\n")
     os.chmod(folder / "unreadable.csv", 0)
@@ -90,8 +95,18 @@ CASES = [
      ["is a folder, not a file"]),
     ("csv-without-target", (*SEARCH, "--dataset", "csv:no_target.csv", "--target", "label", "--storage", EXISTING),
      ["no column 'label'", "Columns are: a, b, y"]),
-    ("csv-text-not-encodable", (*SEARCH, "--dataset", "csv:text.csv", "--target", "y", "--storage", EXISTING),
-     ["text column 'id' has 1100 distinct values", "too many to one-hot encode"]),
+    ("csv-every-column-dropped", (*SEARCH, "--dataset", "csv:text.csv", "--target", "y", "--storage", EXISTING),
+     ["no feature column is left", "'a': an identifier", "'id': an identifier"]),
+    ("csv-date-column", (*SEARCH, "--dataset", "csv:dates.csv", "--target", "y", "--storage", EXISTING),
+     ["column 'd' holds dates or times", "--drop d"]),
+    ("drop-unknown-column", (*SEARCH, "--dataset", "csv:no_target.csv", "--target", "y", "--drop", "zz",
+                             "--storage", EXISTING), ["--drop names no column 'zz'", "columns are: a, b, y"]),
+    ("drop-the-target", (*SEARCH, "--dataset", "csv:no_target.csv", "--target", "y", "--drop", "y",
+                         "--storage", EXISTING), ["--drop names the target column 'y'"]),
+    ("drop-for-builtin", (*SEARCH, "--dataset", "iris", "--drop", "a", "--storage", EXISTING),
+     ["--drop a only applies to csv: and parquet: tables"]),
+    ("csv-class-too-small", (*SEARCH, "--dataset", "csv:small_class.csv", "--target", "y", "--storage", EXISTING),
+     ["class 'c' has 2 examples", "at least 3 needed", "add examples of it, or drop or merge that class"]),
     ("csv-empty", (*SEARCH, "--dataset", "csv:empty.csv", "--target", "y", "--storage", EXISTING), ["is empty"]),
     ("csv-header-only", (*SEARCH, "--dataset", "csv:header_only.csv", "--target", "y", "--storage", EXISTING),
      ["has a header but no rows"]),

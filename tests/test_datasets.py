@@ -277,7 +277,7 @@ def test_parquet_column_of_lists_is_refused(tmp_path: Path) -> None:
     ("", "kind", r"is empty"),
     ("a,b,kind\n", "kind", r"header but no rows"),
     ("a,kind\n1,x\n2,\n3,y\n4,\n5,x\n", "kind", r"2 of 5 rows have no value in target column 'kind'"),
-    ("a,b,kind\n1,,x\n2,3,y\n", "kind", r"missing values: 'b' \(1 rows\); impute"),
+    ("a,d,kind\n1,2020-01-01,x\n2,2020-01-02,y\n", "kind", r"column 'd' holds dates .* --drop d"),
     ("a,kind\n1.5,0.5\n2.5,1.5\n", "kind", r"continuous numbers"),
 ])
 def test_bad_csv_is_refused_with_a_reason(tmp_path: Path, text: str, target: str | None, message: str) -> None:
@@ -578,7 +578,7 @@ def test_describe_and_repr_are_short_and_json_able() -> None:
         "name": "iris", "fingerprint": ds.fingerprint, "sizes": {"train": 108, "valid": 12, "test": 30},
         "n_features": 4, "n_classes": 3, "class_names": ["setosa", "versicolor", "virginica"],
         "source": "scikit-learn bundled (load_iris)", "scaling": "standard", "valid_fraction": 0.1, "seed": 0,
-        "image_shape": None,
+        "image_shape": None, "notes": [],
     }
     assert len(repr(ds)) < 200 and "iris" in repr(ds)
     assert set(dataset_names()) == {"digits", "iris", "wine", "breast_cancer", "mnist", "fashion_mnist", "cifar10"}

@@ -30,7 +30,8 @@ def _search(args: argparse.Namespace) -> int:
         dataset=args.dataset, space=args.space, study=args.study, storage=args.storage, n_trials=args.n_trials,
         timeout=args.timeout, final_seeds=0 if args.no_final else args.seeds, max_epochs=args.max_epochs,
         seed=args.seed, data_dir=args.data_dir,
-        target=args.target, valid_fraction=args.valid_fraction, force=args.force, mc_samples=args.mc_samples,
+        target=args.target, drop=args.drop, valid_fraction=args.valid_fraction, force=args.force,
+        mc_samples=args.mc_samples,
         baselines=not args.no_baselines, workers=args.workers, gpus=args.gpus, trials_per_gpu=args.trials_per_gpu,
         mps=not args.no_mps, precision=args.precision,
         engine=args.engine, strategy=args.strategy, sampler=args.sampler, pruner=args.pruner,
@@ -44,6 +45,8 @@ def _search(args: argparse.Namespace) -> int:
 
     def started(study: Any, dataset: Any, space: Any, url: str) -> None:
         opened.update(study=study, url=url)
+        for note in dataset.notes:  # what became of a table's columns, before the study line
+            print(note[:1].upper() + note[1:], flush=True)
         progress.on_start(study, dataset, space, url)
 
     try:
@@ -196,7 +199,7 @@ def _lr_find(args: argparse.Namespace) -> int:
     config = _config_for(args)
     if args.batch_size is not None:
         config = config.replace(batch_size=args.batch_size)
-    dataset = load_dataset(args.dataset, data_dir=args.data_dir, target=args.target,
+    dataset = load_dataset(args.dataset, data_dir=args.data_dir, target=args.target, drop=args.drop,
                            valid_fraction=args.valid_fraction, seed=args.seed)
 
     from autodnn.training.lr_finder import plot_lr_finder

@@ -191,8 +191,18 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
                              "parquet:PATH, npz:PATH or images:PATH (default: digits)")
     parser.add_argument("--data-dir", default=None, help="folder holding dataset files (e.g. cifar-10-python.tar.gz)")
     parser.add_argument("--target", default=None, help="target column of a csv/parquet dataset")
+    parser.add_argument("--drop", type=_columns, default=(), metavar="COL[,COL]",
+                        help="columns of a csv/parquet dataset to leave out")
     parser.add_argument("--valid-fraction", type=float, default=0.1,
                         help="share of the training data held out for validation (default: 0.1)")
+
+
+def _columns(text: str) -> tuple[str, ...]:
+    """``"a, b"`` -> ``("a", "b")``: the column names of ``--drop``."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names no column; write e.g. --drop id,date")
+    return names
 
 
 def _study_args(parser: argparse.ArgumentParser, *, required: bool) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,9 @@ class Dataset:
         valid_fraction: Fraction of the training part that became ``x_valid``.
         seed: Seed of the shuffles and splits.
         image_shape: ``(height, width, channels)`` of image datasets before flattening, else ``None``.
+        notes: What was done to a table's columns, one line each (columns left out, and why).
+        preprocessor: For a table, the fitted ``ColumnTransformer`` that turns its raw rows into the features
+            before scaling (:mod:`autodnn.datasets._columns`); else ``None``.
     """
 
     name: str
@@ -46,6 +49,8 @@ class Dataset:
     valid_fraction: float = 0.1
     seed: int = 0
     image_shape: tuple[int, ...] | None = None
+    notes: tuple[str, ...] = ()
+    preprocessor: Any = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         n_features = None
@@ -94,6 +99,7 @@ class Dataset:
             "valid_fraction": self.valid_fraction,
             "seed": self.seed,
             "image_shape": list(self.image_shape) if self.image_shape is not None else None,
+            "notes": list(self.notes),
         }
 
     def __repr__(self) -> str:
@@ -113,6 +119,9 @@ class RawData:
         y_test: Class indices of ``x_test``, or ``None``.
         class_names: Name of each class index.
         source: Where the data came from, for people.
+        table: A table's feature columns as read (every row; ``x_train`` is then an empty placeholder): they are
+            encoded after the split, fitted on the training rows only.
+        drop: Columns of ``table`` the user left out (``--drop``).
     """
 
     x_train: np.ndarray
@@ -121,6 +130,8 @@ class RawData:
     y_test: np.ndarray | None
     class_names: tuple[str, ...]
     source: str
+    table: Any = None
+    drop: tuple[str, ...] = ()
 
     @property
     def is_image(self) -> bool:

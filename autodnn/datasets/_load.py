@@ -37,6 +37,7 @@ def load_dataset(
     valid_fraction: float = 0.1,
     seed: int = 0,
     scaling: str = "standard",
+    drop: str | tuple[str, ...] | list[str] | None = None,
 ) -> Dataset:
     """Loads a dataset, splits it into train, valid and test parts, and scales its features.
 
@@ -52,6 +53,7 @@ def load_dataset(
         scaling: ``"standard"``: per-feature mean 0 and standard deviation 1 on ``x_train`` (constant features
             are only centered); ``"unit"``: images divided by 255, other data min-max scaled to [0, 1] on
             ``x_train``; ``"none"``: the raw values as float32. Statistics always come from ``x_train`` alone.
+        drop: Feature columns of a ``csv:`` or ``parquet:`` table to leave out (a name, or several).
 
     Returns:
         The dataset, with a fingerprint of its raw data and of these settings.
@@ -60,11 +62,13 @@ def load_dataset(
         DatasetError: The spec is unknown, the data cannot be found or read, or the options are out of range.
     """
     check_options(valid_fraction, seed, scaling)
-    name, raw = _read(spec, data_dir=data_dir, target=target)
+    columns = (drop,) if isinstance(drop, str) else tuple(drop or ())
+    name, raw = _read(spec, data_dir=data_dir, target=target, drop=columns)
     return build_dataset(name, raw, valid_fraction=valid_fraction, seed=seed, scaling=scaling)
 
 
-def _read(spec: str, *, data_dir: str | Path | None, target: str | None) -> tuple[str, RawData]:
+def _read(spec: str, *, data_dir: str | Path | None, target: str | None, drop: tuple[str, ...]
+          ) -> tuple[str, RawData]:
     if not isinstance(spec, str) or not spec.strip():
         raise DatasetError(f"dataset spec must be a name or PREFIX:PATH, but got {spec!r}; {_known()}")
     spec = spec.strip()
@@ -74,12 +78,15 @@ def _read(spec: str, *, data_dir: str | Path | None, target: str | None) -> tupl
         if target is not None and not FILE_PREFIXES[prefix]:
             raise DatasetError(f"--target {target} only applies to csv: and parquet: datasets, not {prefix}:; "
                                "drop --target")
+        if drop and not FILE_PREFIXES[prefix]:
+            raise DatasetError(f"--drop {','.join(drop)} only applies to csv: and parquet: tables, not {prefix}:; "
+                               "leave out --drop")
         path = _existing_path(prefix, rest)
         name = f"{prefix}:{path}"
         if prefix == "csv":
-            return name, load_csv(path, target)
+            return name, load_csv(path, target, drop)
         if prefix == "parquet":
-            return name, load_parquet(path, target)
+            return name, load_parquet(path, target, drop)
         if prefix == "npz":
             return name, load_npz(path)
         return name, load_images(path)
@@ -88,6 +95,9 @@ def _read(spec: str, *, data_dir: str | Path | None, target: str | None) -> tupl
         if target is not None:
             raise DatasetError(f"--target {target} only applies to csv: and parquet: datasets, not {builtin}; "
                                "drop --target")
+        if drop:
+            raise DatasetError(f"--drop {','.join(drop)} only applies to csv: and parquet: tables, not {builtin}; "
+                               "leave out --drop")
         if builtin in SKLEARN_LOADERS:
             return builtin, load_sklearn(builtin)
         return builtin, _VISION_LOADERS[builtin](data_dir)

@@ -10,6 +10,7 @@ from numbers import Integral, Real
 import numpy as np
 import numpy.typing as npt
 
+from autodnn.datasets import _columns
 from autodnn.datasets._dataset import Dataset, RawData
 from autodnn.errors import DatasetError
 
@@ -42,8 +43,10 @@ def build_dataset(name: str, raw: RawData, *, valid_fraction: float, seed: int, 
     """Splits, shuffles and scales what a loader read.
 
     Without a test part of its own, a stratified :data:`TEST_FRACTION` of the examples becomes the test part.
-    ``valid_fraction`` of the remaining training part becomes the validation part, stratified too. Every
-    part comes out in a shuffled order, so that files sorted by class cannot end up as a one-class split.
+    ``valid_fraction`` of the remaining training part becomes the validation part, stratified too, so that
+    every class is in every part. Every part comes out in a shuffled order, so that files sorted by class
+    cannot end up as a one-class split. A table's feature columns are then encoded by a transformer fitted on
+    the training rows only (:mod:`autodnn.datasets._columns`).
 
     Args:
         name: Canonical spec of the dataset.
@@ -59,6 +62,7 @@ def build_dataset(name: str, raw: RawData, *, valid_fraction: float, seed: int, 
         DatasetError: The data cannot be used for classification or is too small to split.
     """
     _check_raw(name, raw)
+    _check_class_sizes(name, raw)
     digest = fingerprint(name, raw, valid_fraction=valid_fraction, seed=seed, scaling=scaling)
     rng = np.random.default_rng(seed)
     if raw.x_test is None or raw.y_test is None:
@@ -74,7 +78,16 @@ def build_dataset(name: str, raw: RawData, *, valid_fraction: float, seed: int, 
     if min(sizes.values()) == 0:
         raise DatasetError(f"dataset {name} has too few examples to split into train, valid and test parts "
                            f"(got {sizes} with valid_fraction {valid_fraction}); give more examples per class")
-    xs = _scale([raw.x_train[train], raw.x_train[valid], x_test], scaling, raw.is_image)
+    notes: tuple[str, ...] = ()
+    preprocessor = None
+    if raw.table is not None:
+        plan = _columns.plan_columns(raw.table, train, raw.drop, name)
+        preprocessor = _columns.fit_encoder(raw.table, train, plan)
+        notes = plan.notes
+        parts = [_columns.encode(preprocessor, raw.table, rows) for rows in (train, valid, test)]
+    else:
+        parts = [raw.x_train[train], raw.x_train[valid], x_test]
+    xs = _scale(parts, scaling, raw.is_image)
     return Dataset(
         name=name,
         x_train=xs[0],
@@ -90,6 +103,8 @@ def build_dataset(name: str, raw: RawData, *, valid_fraction: float, seed: int, 
         valid_fraction=float(valid_fraction),
         seed=int(seed),
         image_shape=tuple(int(d) for d in raw.x_train.shape[1:]) if raw.is_image else None,
+        notes=notes,
+        preprocessor=preprocessor,
     )
 
 
@@ -99,6 +114,13 @@ def fingerprint(name: str, raw: RawData, *, valid_fraction: float, seed: int, sc
     header = {"version": _FINGERPRINT_VERSION, "name": name, "valid_fraction": float(valid_fraction),
               "seed": int(seed), "scaling": scaling, "class_names": list(raw.class_names)}
     h.update(json.dumps(header, sort_keys=True).encode())
+    if raw.table is not None:
+        import pandas as pd
+
+        columns = {"columns": [str(c) for c in raw.table.columns], "drop": sorted(raw.drop)}
+        h.update(json.dumps(columns).encode())
+        kept = raw.table.drop(columns=list(raw.drop))
+        h.update(pd.util.hash_pandas_object(kept, index=False).to_numpy().view(np.uint8).data)
     for label in ("x_train", "y_train", "x_test", "y_test"):
         array = getattr(raw, label)
         if array is None:
@@ -114,7 +136,9 @@ def stratified_split(y: np.ndarray, fraction: float, rng: np.random.Generator) -
     """Splits indices of ``y`` in two, keeping the class proportions, both parts in a shuffled order.
 
     The second part gets ``ceil(fraction * len(y))`` indices, spread over the classes in proportion to their
-    sizes; every class keeps at least one example in the first part, so a tiny class may give fewer.
+    sizes. Every class keeps at least one example in the first part, and every class with at least two
+    examples gives at least one to the second part (taken from the largest classes' shares, so the sizes stay
+    as asked unless there are more small classes than the second part has room for).
 
     Args:
         y: Class labels, shape ``(n,)``.
@@ -130,7 +154,12 @@ def stratified_split(y: np.ndarray, fraction: float, rng: np.random.Generator) -
     n_take = min(math.ceil(fraction * n - 1e-9), n)
     ideal = counts * (n_take / n)
     take = np.minimum(np.floor(ideal).astype(np.int64), counts - 1)
+    take = np.maximum(take, (counts >= 2).astype(np.int64))
     short = n_take - int(take.sum())
+    while short < 0 and (take > 1).any():
+        spare = np.flatnonzero(take > 1)
+        take[spare[np.argmax((take - ideal)[spare])]] -= 1
+        short += 1
     if short > 0:
         eligible = np.flatnonzero(take < counts - 1)
         priority = (ideal - take)[eligible]
@@ -164,6 +193,19 @@ def _check_raw(name: str, raw: RawData) -> None:
         only = raw.class_names[int(present[0])] if len(present) else "none"
         raise DatasetError(f"dataset {name} has examples of one class only ({only}); "
                            "a classifier needs at least two classes")
+
+
+def _check_class_sizes(name: str, raw: RawData) -> None:
+    """Refuses a class too small to appear in the training, validation and (carved) test parts alike."""
+    carve_test = raw.x_test is None or raw.y_test is None
+    needed = 3 if carve_test else 2
+    parts = "training, validation and test parts" if carve_test else "training and validation parts"
+    counts = np.bincount(raw.y_train, minlength=len(raw.class_names))
+    for index in np.flatnonzero((counts > 0) & (counts < needed)):
+        count = int(counts[index])
+        raise DatasetError(f"dataset {name}: class '{raw.class_names[index]}' has {count} example"
+                           f"{'' if count == 1 else 's'}, too few to appear in the {parts} (at least {needed} "
+                           "needed); add examples of it, or drop or merge that class")
 
 
 def _scale(parts: list[np.ndarray], scaling: str, is_image: bool) -> list[np.ndarray]:

@@ -1,9 +1,7 @@
 """Tabular datasets: scikit-learn's bundled sets, CSV and Parquet tables, and NumPy ``.npz`` files.
 
-Tables are turned into numbers here: numeric columns stay as they are, text, category and boolean columns are
-one-hot encoded with :func:`pandas.get_dummies` (so the categories are those of the whole file, test rows
-included; a missing value in such a column is a row of zeros), and the target's distinct values, sorted,
-become the classes.
+A table's target column is read here (its distinct values, sorted, become the classes); its feature columns
+are kept as read and encoded after the split, fitted on the training rows only (:mod:`autodnn.datasets._columns`).
 """
 
 from __future__ import annotations
@@ -16,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from autodnn.datasets._columns import check_drop, check_kinds
 from autodnn.datasets._dataset import RawData, encode_labels, one_line
 from autodnn.errors import DatasetError
 
@@ -28,9 +27,6 @@ SKLEARN_LOADERS = {
     "wine": "load_wine",
     "breast_cancer": "load_breast_cancer",
 }
-
-#: More distinct values than this in a text column is an identifier or a typo in a numeric column, not a category.
-MAX_CATEGORIES = 1000
 
 _NPZ_KEYS = {
     "x_train": ("x_train", "X_train"),
@@ -57,7 +53,7 @@ def load_sklearn(name: str) -> RawData:
     )
 
 
-def load_csv(path: Path, target: str | None) -> RawData:
+def load_csv(path: Path, target: str | None, drop: tuple[str, ...] = ()) -> RawData:
     """Reads a CSV table whose ``target`` column holds the classes.
 
     Raises:
@@ -72,10 +68,10 @@ def load_csv(path: Path, target: str | None) -> RawData:
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
         raise DatasetError(f"csv:{path} cannot be parsed ({one_line(exc)}); save it as comma-separated UTF-8 "
                            "text with a header line") from None
-    return table_to_raw(frame, target, f"csv:{path}")
+    return table_to_raw(frame, target, f"csv:{path}", drop)
 
 
-def load_parquet(path: Path, target: str | None) -> RawData:
+def load_parquet(path: Path, target: str | None, drop: tuple[str, ...] = ()) -> RawData:
     """Reads a Parquet table whose ``target`` column holds the classes.
 
     Raises:
@@ -91,23 +87,24 @@ def load_parquet(path: Path, target: str | None) -> RawData:
     except (ValueError, OSError, TypeError) as exc:
         raise DatasetError(f"parquet:{path} cannot be read ({one_line(exc)}); "
                            "check that it is a Parquet file") from None
-    return table_to_raw(frame, target, f"parquet:{path}")
+    return table_to_raw(frame, target, f"parquet:{path}", drop)
 
 
-def table_to_raw(frame: pd.DataFrame, target: str | None, label: str) -> RawData:
-    """Encodes a table: one-hot categorical features, numeric features as they are, the target as classes.
+def table_to_raw(frame: pd.DataFrame, target: str | None, label: str, drop: tuple[str, ...] = ()) -> RawData:
+    """Reads a table's target as classes and keeps its feature columns to be encoded after the split.
 
     Args:
         frame: The table as read.
         target: Name of the column that holds the classes.
         label: The dataset spec, for messages (``"csv:/data/x.csv"``).
+        drop: Feature columns to leave out (``--drop``).
 
     Returns:
-        float64 features and class indices; no test part (one is carved later).
+        Class indices and the feature columns (``table``); no test part (one is carved later).
 
     Raises:
         DatasetError: The table is empty, ``target`` is missing or not a column, the target has missing values,
-            a numeric feature has missing values, or a feature cannot be encoded.
+            ``drop`` names a column the table lacks (or the target), or no feature column is left.
     """
     columns = [str(c) for c in frame.columns]
     if target is None or target not in columns:
@@ -121,12 +118,17 @@ def table_to_raw(frame: pd.DataFrame, target: str | None, label: str) -> RawData
         rows = ", ".join(str(i) for i in np.flatnonzero(labels.isna().to_numpy())[:5])
         raise DatasetError(f"{label}: {missing} of {len(frame)} rows have no value in target column '{target}' "
                            f"(first rows, counting from 0: {rows}); drop or label them")
+    check_drop(columns, drop, label)
+    if target in drop:
+        raise DatasetError(f"{label}: --drop names the target column '{target}'; leave it out of --drop")
     features = frame.drop(columns=[target])
     if features.shape[1] == 0:
         raise DatasetError(f"{label} has no feature columns besides the target '{target}'")
-    x = _encode_features(features, label)
+    check_kinds(features, tuple(drop), label)
     y, _, class_names = encode_labels(_label_array(labels), None, f"{label}: target column '{target}'")
-    return RawData(x, y, None, None, class_names, source=f"{label.split(':', 1)[1]} (target '{target}')")
+    placeholder = np.empty((len(frame), 0), dtype=np.float64)
+    return RawData(placeholder, y, None, None, class_names, source=f"{label.split(':', 1)[1]} (target '{target}')",
+                   table=features.reset_index(drop=True), drop=tuple(drop))
 
 
 def _target_message(label: str, target: str | None, columns: list[str]) -> str:
@@ -149,48 +151,6 @@ def _label_array(labels: pd.Series) -> np.ndarray:
     if pd.api.types.is_float_dtype(dtype):
         return labels.to_numpy(dtype=np.float64)
     return np.array([str(v) for v in labels.tolist()])
-
-
-def _encode_features(features: pd.DataFrame, label: str) -> np.ndarray:
-    import pandas as pd
-
-    categorical, holes = [], []
-    for name in features.columns:
-        column = features[name]
-        dtype = column.dtype
-        if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
-            categorical.append(name)
-        elif pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
-            n_missing = int(column.isna().sum())
-            if n_missing:
-                holes.append(f"'{name}' ({n_missing} rows)")
-            elif not np.isfinite(column.to_numpy(dtype=np.float64)).all():
-                raise DatasetError(f"{label}: feature column '{name}' holds infinite values; replace or drop them")
-        elif pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
-            _check_text_column(column, name, label)
-            categorical.append(name)
-        else:
-            raise DatasetError(f"{label}: feature column '{name}' is {dtype}, which cannot be encoded as numbers; "
-                               "convert it (e.g. dates to days) or drop it")
-    if holes:
-        raise DatasetError(f"{label}: numeric feature columns have missing values: {', '.join(holes)}; "
-                           "impute them (e.g. with the column median) or drop those rows or columns first")
-    encoded = pd.get_dummies(features, columns=categorical, dtype=np.float64) if categorical else features
-    return encoded.to_numpy(dtype=np.float64)
-
-
-def _check_text_column(column: pd.Series, name: str, label: str) -> None:
-    for value in column.dropna().tolist():
-        if not isinstance(value, (str, bool)):
-            raise DatasetError(f"{label}: feature column '{name}' holds {type(value).__name__} values "
-                               f"(e.g. {value!r:.40}); only numbers, booleans and text can be encoded, so "
-                               "convert or drop that column")
-    distinct = column.nunique(dropna=True)
-    if distinct > MAX_CATEGORIES:
-        examples = ", ".join(repr(v) for v in column.dropna().unique()[:3].tolist())
-        raise DatasetError(f"{label}: text column '{name}' has {distinct} distinct values (e.g. {examples}), too "
-                           f"many to one-hot encode (at most {MAX_CATEGORIES}); drop it if it is an identifier, "
-                           "or fix its non-numeric entries if it should be numeric")
 
 
 def load_npz(path: Path) -> RawData:

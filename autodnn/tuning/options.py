@@ -46,6 +46,7 @@ class SearchOptions:
         seed: Seeds the sampler, the data split and every trial's training.
         data_dir: Where to look for dataset files.
         target: Target column of a CSV or parquet dataset.
+        drop: Columns of a CSV or parquet dataset to leave out (``--drop``).
         valid_fraction: Share of the training data held out for validation.
         force: Continue a study made for another dataset or space.
         mc_samples: MC-dropout passes at evaluation, for nets with dropout.
@@ -85,6 +86,7 @@ class SearchOptions:
     seed: int = 0
     data_dir: str | None = None
     target: str | None = None
+    drop: tuple[str, ...] = ()
     valid_fraction: float = 0.1
     force: bool = False
     mc_samples: int = 0
@@ -217,6 +219,7 @@ def options_record(options: SearchOptions) -> dict[str, Any]:
         "dataset_spec": options.dataset,
         "data_dir": options.data_dir,
         "target": options.target,
+        "drop": list(options.drop),
         "engine": options.engine,
         "strategy": options.strategy if options.engine == "keras-tuner" else None,
         "sampler": options.sampler,

@@ -45,6 +45,7 @@ def prepare(options: SearchOptions) -> tuple[Any, Any, str, str]:
         options.dataset,
         data_dir=options.data_dir,
         target=options.target,
+        drop=options.drop,
         valid_fraction=options.valid_fraction,
         seed=options.seed,
     )
