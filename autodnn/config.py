@@ -35,6 +35,7 @@ DROPOUT_PLACEMENTS = ("all", "top", "last")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamax", "nadam", "adamw")
 SCHEDULES = ("constant", "power", "exponential", "piecewise", "performance", "1cycle", "cosine")
 RESTORES = ("auto", "val_loss", "val_accuracy")
+OUTPUT_BIASES = ("priors", "zeros")
 
 #: Validation splits under this many rows are small: one row moves the accuracy by more than 0.1 points, so
 #: a run keeps its best-loss epoch there (``restore_best: auto``) and the final evaluation picks among finalists.
@@ -56,6 +57,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": OPTIMIZERS,
     "schedule": SCHEDULES,
     "restore_best": RESTORES,
+    "output_bias": OUTPUT_BIASES,
 }
 
 # (low, high, low_inclusive, high_inclusive); None means unbounded on that side.
@@ -153,6 +155,10 @@ class TrialConfig:
             lower loss), or ``auto``: the accuracy where validation has at least :data:`SMALL_VALIDATION` rows,
             the steadier loss where it has fewer.
         mc_samples: Number of stochastic passes of MC dropout at evaluation (0 disables it).
+        output_bias: The output layer's initial bias: ``priors``, the log of the training class shares, so that
+            an untrained net answers the class shares and its loss starts at theirs (on imbalanced classes it
+            then learns the rare class instead of first the shares); ``zeros``, Keras' default (the book's
+            configurations). On balanced classes the two are the same net.
     """
 
     n_hidden: int = 2
@@ -203,6 +209,7 @@ class TrialConfig:
     patience: int = 10
     restore_best: str = "val_loss"
     mc_samples: int = 0
+    output_bias: str = "priors"
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

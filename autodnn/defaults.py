@@ -89,7 +89,7 @@ def book_baselines(n_hidden: int = 20, n_units: int = 100) -> tuple[Baseline, ..
     """
     deep = n_hidden > DEEP_LAYERS
     common = {"n_hidden": n_hidden, "n_units": n_units, "lr_finder": True, "batch_size": 32, "patience": 10,
-              "init_distribution": "normal", "bn_momentum": 0.99}
+              "init_distribution": "normal", "bn_momentum": 0.99, "output_bias": "zeros"}
     normalization = "batch_norm_before" if deep else "none"
     second = TrialConfig(
         **common, initializer="he", activation="elu", elu_alpha=1.0, normalization=normalization,

@@ -249,6 +249,8 @@ def plain_lines(evaluation: dict[str, Any]) -> list[str]:
         if gap > spread:
             lines.append(f"Gradient-boosted trees beat the best net by {gap:.1f} points of test accuracy, more than "
                          f"the seeds' spread (± {spread:.1f}): on this table a neural net was not worth it.")
+        elif abs(gap) < 0.05:
+            lines.append("The best net and gradient-boosted trees score the same test accuracy.")
         elif gap > 0:
             lines.append(f"Gradient-boosted trees score {gap:.1f} points of test accuracy above the best net, within "
                          f"the seeds' spread (± {spread:.1f}): the net did no better than trees here.")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import optuna
+from optuna.trial import TrialState
 
 from autodnn.config import TrialConfig
 from autodnn.errors import TrialFailed
@@ -22,6 +23,7 @@ from autodnn.study.trial_record import (
     NOT_STARTED,
     PREDICTED,
     REASON,
+    RESULT,
     SEED,
     TEST_RUN,
     WARM_START,
@@ -93,9 +95,10 @@ class TrialReporter:
     Epoch ``e`` (0-based) is reported at step ``e + first_step``: studies since 1-based steps report epoch 1 at
     step 1, where Hyperband's first rung is; older ones (``first_step`` 0) go on as they began.
 
-    A searched trial that has not beaten ``chance`` (:meth:`Chance.learned`: neither its validation loss below the
-    class priors' nor its accuracy above the most frequent class beyond the split's noise) by its
-    :data:`CHANCE_EPOCHS`-th epoch is stopped whatever the pruner says: a pruner compares it only with the trials
+    Once a trial of the study has shown the data learnable, a searched trial that has not beaten ``chance``
+    (:meth:`Chance.learned`: neither its validation loss below the class priors' nor its accuracy above the most
+    frequent class beyond the split's noise) by its :data:`CHANCE_EPOCHS`-th epoch is stopped whatever the
+    pruner says: a pruner compares it only with the trials
     of its bracket, and the first of a bracket it never stops. No fixed margin: with 97% of one class a trial at
     97.9% whose loss fell below the priors' goes on.
 
@@ -223,7 +226,7 @@ class Objective:
                 reporter=TrialReporter(trial, prune=not baseline, max_epochs=config.trained_epochs(self.max_epochs),
                                        deadline=self.deadline, on_epoch=self.on_epoch,
                                        first_step=first_step_of(stored_options(trial.study)),
-                                       chance=self.chance),
+                                       chance=self._chance_rule(trial.study)),
                 seed=seed,
                 mc_samples=self.evaluation_mc_samples(config) if baseline else self.mc_samples,
                 evaluate_test=baseline,
@@ -240,6 +243,20 @@ class Objective:
         if baseline:
             trial.set_user_attr(TEST_RUN, result.evaluation_run(seed, time.perf_counter() - start))
         return result.val_accuracy
+
+    def _chance_rule(self, study: optuna.Study) -> Chance | None:
+        """The chance level a trial must beat, once some trial of the study has beaten it (the data is
+        learnable); None before, so that where nothing learns every trial still finishes and the final
+        evaluation can say so, instead of a search of trials all stopped at chance."""
+        chance = self.chance
+        if chance is None:
+            return None
+        for past in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+            result = past.user_attrs.get(RESULT) or {}
+            loss, accuracy = result.get("val_loss"), result.get("val_accuracy")
+            if isinstance(loss, float) and isinstance(accuracy, float) and chance.learned(accuracy, loss):
+                return chance
+        return None
 
     def evaluation_mc_samples(self, config: TrialConfig) -> int:
         """MC-dropout passes of the final evaluation for ``config``: ``mc_samples`` or 30, none without dropout."""

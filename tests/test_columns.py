@@ -162,3 +162,17 @@ def test_search_refuses_a_bad_drop_in_one_line_and_writes_no_study(run_cli, tmp_
                      "--storage", f"sqlite:///{database}", "--n-trials", "1")
     assert_user_error(result, *fragments)
     assert not database.exists()
+
+
+def test_search_prints_what_became_of_the_columns_before_the_study_line(run_cli, workdir: Path) -> None:
+    path = _csv(workdir)
+    (workdir / "tiny.yaml").write_text("params:\n  n_hidden: 1\n  n_units: 8\n  batch_size: 64\n"
+                                       "  learning_rate: {low: 1.0e-3, high: 1.0e-1, log: true}\n")
+    result = run_cli("search", "--dataset", f"csv:{path}", "--target", "y", "--drop", "colour", "--space",
+                     "tiny.yaml", "--study", "cols", "--n-trials", "1", "--max-epochs", "1", "--no-baselines",
+                     "--no-final", "--no-warm-start")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    identifier = "Left out column 'id': an identifier (an integer numbering the rows); a network cannot learn from it"
+    assert lines[:2] == [identifier, "Left out column 'colour' (--drop)"], lines[:3]
+    assert "cols" in lines[2], "the study line follows the notes"

@@ -349,7 +349,7 @@ def test_image_folder_round_trips_pixels_and_labels(tmp_path: Path) -> None:
     root = _write_tree(tmp_path / "pets", _image_files())
     ds = load_dataset(f"images:{root}", scaling="none")
     _check_images(ds)
-    assert ds.sizes == {"train": 16, "valid": 2, "test": 6}
+    assert ds.sizes == {"train": 15, "valid": 3, "test": 6}, "every one of the 3 classes is in the validation part"
     assert ds.name == f"images:{root}"
 
 
@@ -503,7 +503,8 @@ def test_fashion_mnist_idx_files_in_keras_cache(isolated_caches: Path) -> None:
     for name, array in parts.items():
         (folder / name).write_bytes(_idx(array))
     ds = load_dataset("fashion_mnist", scaling="none")
-    assert ds.class_names[0] == "T-shirt/top" and ds.sizes == {"train": 27, "valid": 3, "test": 10}
+    assert ds.class_names[0] == "T-shirt/top" and ds.sizes == {"train": 20, "valid": 10, "test": 10}
+    assert set(ds.y_valid.tolist()) == set(range(10)), "every class is in the validation part"
     np.testing.assert_array_equal(_sorted_rows(ds.x_test), _sorted_rows(x[30:].reshape(10, -1).astype(np.float32)))
 
 

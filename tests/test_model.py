@@ -346,3 +346,20 @@ def test_build_model_rejects_impossible_shapes() -> None:
         build_model(TrialConfig(), 4, 1)
     with pytest.raises(ValueError, match="n_features must be >= 1"):
         build_model(TrialConfig(), 0, 3)
+
+
+def test_the_output_bias_starts_at_the_log_class_shares_unless_zeros_is_asked() -> None:
+    priors = [0.9, 0.07, 0.03]
+    model = build_model(TrialConfig(n_hidden=1, n_units=8), 4, 3, seed=0, priors=priors)
+    assert np.allclose(model.get_layer("output").bias.numpy(), np.log(priors), atol=1e-6)
+    untrained = keras.ops.convert_to_numpy(model(np.zeros((1, 4), dtype="float32"), training=False))[0]
+    assert untrained.argmax() == 0
+    zeros = build_model(TrialConfig(n_hidden=1, n_units=8, output_bias="zeros"), 4, 3, seed=0, priors=priors)
+    assert not zeros.get_layer("output").bias.numpy().any()
+    assert not build_model(TrialConfig(n_hidden=1, n_units=8), 4, 3, seed=0).get_layer("output").bias.numpy().any()
+
+
+def test_the_books_configurations_keep_kerass_zero_output_bias() -> None:
+    from autodnn.defaults import book_baselines
+
+    assert {b.config.output_bias for b in book_baselines()} == {"zeros"}

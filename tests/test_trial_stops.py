@@ -166,3 +166,19 @@ def test_the_first_runs_seed_would_draw_the_first_runs_configurations_again(samp
     first = draws(0, study, 3)
     assert draws(0, study, 3) == first
     assert not set(draws(resumed_seed(0, 6), study, 3)) & set(first)
+
+
+def test_the_chance_rule_waits_until_some_trial_has_shown_the_data_learnable() -> None:
+    from autodnn.datasets import load_dataset
+    from autodnn.objective import Objective
+    from autodnn.space import load_space
+
+    objective = Objective(load_space("quick"), load_dataset("iris"), 5)
+    chance = objective.chance
+    study = optuna.create_study(direction="maximize")
+    at_chance = {"val_accuracy": chance.accuracy, "val_loss": chance.log_loss + 0.1}
+    study.add_trial(optuna.trial.create_trial(value=chance.accuracy, user_attrs={"result": at_chance}))
+    assert objective._chance_rule(study) is None, "where nothing learned yet, no trial is stopped at chance"
+    learned = {"val_accuracy": 0.9, "val_loss": chance.log_loss / 2}
+    study.add_trial(optuna.trial.create_trial(value=0.9, user_attrs={"result": learned}))
+    assert objective._chance_rule(study) == chance

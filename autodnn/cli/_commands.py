@@ -45,7 +45,7 @@ def _search(args: argparse.Namespace) -> int:
 
     def started(study: Any, dataset: Any, space: Any, url: str) -> None:
         opened.update(study=study, url=url)
-        for note in dataset.notes:  # what became of a table's columns, before the study line
+        for note in () if args.quiet else dataset.notes:  # what became of a table's columns, before the study line
             print(note[:1].upper() + note[1:], flush=True)
         progress.on_start(study, dataset, space, url)
 

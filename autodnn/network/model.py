@@ -14,6 +14,9 @@ Then ``alpha_dropout`` (when ``alpha_dropout > 0``) and ``output``, the softmax 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 import numpy as np
 
@@ -160,7 +163,8 @@ def _activation_layer(config: TrialConfig, index: int, seed: int | None) -> kera
     return keras.layers.Activation(activation, name=name)
 
 
-def build_model(config: TrialConfig, n_features: int, n_classes: int, *, seed: int | None = None) -> keras.Model:
+def build_model(config: TrialConfig, n_features: int, n_classes: int, *, seed: int | None = None,
+                priors: Sequence[float] | None = None) -> keras.Model:
     """Builds the (uncompiled) classifier a trial configuration describes.
 
     Args:
@@ -169,6 +173,8 @@ def build_model(config: TrialConfig, n_features: int, n_classes: int, *, seed: i
         n_classes: Number of classes of the softmax output; must be >= 2.
         seed: Makes the initial weights and the dropout and RReLU random streams repeatable (on one backend
             and device); None draws fresh ones.
+        priors: The training class shares, for ``config.output_bias == "priors"`` (the output bias starts at
+            their logarithms); None starts it at zero.
 
     Returns:
         A ``keras.Sequential`` model with the layer names listed in this module's docstring.
@@ -215,7 +221,18 @@ def build_model(config: TrialConfig, n_features: int, n_classes: int, *, seed: i
             n_classes,
             activation="softmax",
             kernel_initializer=keras.initializers.GlorotUniform(seed=_derived_seed(seed, _OUTPUT)),
+            bias_initializer=_output_bias(config, priors, n_classes),
             name="output",
         )
     )
     return keras.Sequential(layers, name="autodnn_mlp")
+
+
+def _output_bias(config: TrialConfig, priors: Sequence[float] | None, n_classes: int) -> Any:
+    """Log class shares (clipped away from zero) where the configuration asks for them and they are known."""
+    if config.output_bias != "priors" or priors is None:
+        return "zeros"
+    shares = np.clip(np.asarray(priors, dtype=np.float64), 1e-6, None)
+    if shares.shape != (n_classes,):
+        raise ValueError(f"priors must hold one share a class ({n_classes}), but got shape {shares.shape}.")
+    return keras.initializers.Constant(np.log(shares / shares.sum()).tolist())

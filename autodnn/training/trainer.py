@@ -212,7 +212,7 @@ def prepare(
     seed_everything(seed)
     epochs = config.trained_epochs(max_epochs)
     steps_per_epoch = loops.steps_per_epoch(len(dataset.x_train), config.batch_size)
-    model = build_model(config, dataset.n_features, dataset.n_classes, seed=seed)
+    model = build_model(config, dataset.n_features, dataset.n_classes, seed=seed, priors=class_shares(dataset))
     learning_rate = config.learning_rate
     finder_result = None
     if config.lr_finder:
@@ -284,6 +284,11 @@ def finish(
     return result
 
 
+def class_shares(dataset: Dataset) -> np.ndarray:
+    """Each class's share of the training rows."""
+    return np.bincount(dataset.y_train, minlength=dataset.n_classes) / max(len(dataset.y_train), 1)
+
+
 def sweep_learning_rate(
     model: keras.Model, config: TrialConfig, dataset: Dataset, *, seed: int = 0, iterations: int | None = None
 ) -> LRFinderResult:
@@ -318,7 +323,7 @@ def find_learning_rate(
     """Builds the network of ``config`` and sweeps the learning rate on it (``autodnn lr-find``)."""
     keras.backend.clear_session(free_memory=True)
     seed_everything(seed)
-    model = build_model(config, dataset.n_features, dataset.n_classes, seed=seed)
+    model = build_model(config, dataset.n_features, dataset.n_classes, seed=seed, priors=class_shares(dataset))
     return sweep_learning_rate(model, config, dataset, seed=seed, iterations=iterations)
 
 

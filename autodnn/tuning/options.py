@@ -219,7 +219,7 @@ def options_record(options: SearchOptions) -> dict[str, Any]:
         "dataset_spec": options.dataset,
         "data_dir": options.data_dir,
         "target": options.target,
-        "drop": list(options.drop),
+        "drop": [options.drop] if isinstance(options.drop, str) else list(options.drop),
         "engine": options.engine,
         "strategy": options.strategy if options.engine == "keras-tuner" else None,
         "sampler": options.sampler,
