@@ -74,8 +74,8 @@ def test_the_plain_lines_say_who_won_and_whether_anything_beat_the_most_frequent
     assert within.startswith("Gradient-boosted trees score 1.2 points") and "within the seeds' spread" in within
     assert plain_lines(_evaluation(0.85, 0.81))[0].startswith("The best net beats gradient-boosted trees by 4.0")
     assert plain_lines(_evaluation(0.85, None)) == []
-    assert plain_lines(_evaluation(0.85, 0.85)) == ["The best net and gradient-boosted trees score the same test "
-                                                    "accuracy."]
+    tie = "The best net and gradient-boosted trees score the same test accuracy."
+    assert plain_lines(_evaluation(0.85, 0.85)) == [tie]
     nothing = plain_lines(_evaluation(0.50, None, beats=False))
     assert nothing == [nothing[0]] and "most frequent class (52.5% of validation rows)" in nothing[0]
 

@@ -114,8 +114,8 @@ def test_the_resume_hint_after_ctrl_c_hides_the_password(run_cli, workdir: Path,
     argv = ["search", "--dataset", "iris", "--storage", url, "--no-final"]
 
     def interrupted(options, *, on_start, **_):
-        on_start(optuna.create_study(), type("D", (), {"name": "iris", "sizes": {"train": 1, "valid": 1, "test": 1}}),
-                 type("S", (), {"name": "quick"}), url)
+        dataset = type("D", (), {"name": "iris", "notes": (), "sizes": {"train": 1, "valid": 1, "test": 1}})
+        on_start(optuna.create_study(), dataset, type("S", (), {"name": "quick"}), url)
         raise KeyboardInterrupt
 
     monkeypatch.setattr("autodnn.tuning.run.search", interrupted)
