@@ -169,13 +169,14 @@ def command(dataset: SuiteDataset, cache: Path, study_dir: Path, extra: list[str
 
 
 def figures(storage: str, name: str) -> dict[str, Any]:
-    """The final evaluation's test accuracy of every entry of a finished study, by entry name."""
+    """The final evaluation's test accuracy of every entry of a finished study (and of the trees), by name."""
     import optuna
 
     evaluation = optuna.load_study(study_name=name, storage=storage).user_attrs.get("evaluation") or {}
+    reference = [evaluation["reference"]] if evaluation.get("reference") else []
     return {entry["name"]: {"kind": entry.get("kind"), "mean": entry.get("test_accuracy_mean"),
                             "std": entry.get("test_accuracy_std")}
-            for entry in evaluation.get("entries", [])}
+            for entry in [*evaluation.get("entries", []), *reference]}
 
 
 def _cell(entry: dict[str, Any] | None) -> str:
