@@ -57,7 +57,7 @@ def _search(args: argparse.Namespace) -> int:
                            on_worker_line=progress.on_worker_line, on_budget=progress.display.write)
         print_best(study)
         if not args.no_final:
-            _run_evaluation(study, args.seeds, quiet=args.quiet)
+            _run_evaluation(study, args.seeds, quiet=args.quiet, reference=options.reference)
     except KeyboardInterrupt:
         if "study" not in opened:
             raise
@@ -141,7 +141,7 @@ def _run_evaluation(study: Any, seeds: int, *, quiet: bool, max_epochs: int | No
     def progress(entry: dict, run: dict) -> None:
         # A finalist (small validation: the best is chosen among the top few) is judged on validation only.
         metric = "val_accuracy" if entry["name"] != "best" and entry["kind"] == "best" else "test_accuracy"
-        unit = "trees" if entry["kind"] == "reference" else "epochs"
+        unit = "boosting rounds" if entry["kind"] == "reference" else "epochs"
         if not quiet:
             print(f"  {entry['name']:<10} seed {run['seed']}: {metric} {run[metric]:.4f} "
                   f"({run['epochs']} {unit}, {run['seconds']:.1f} s)", flush=True)

@@ -20,7 +20,7 @@ def evaluation_table(evaluation: dict) -> str:
     reference = [evaluation["reference"]] if evaluation.get("reference") else []
     for entry in [*evaluation["entries"], *reference]:
         diff = "" if entry is best else f"{100 * (best['test_accuracy_mean'] - entry['test_accuracy_mean']):+.1f}"
-        epochs = "trees" if entry.get("kind") == "reference" else "epochs"
+        epochs = "rounds" if entry.get("kind") == "reference" else "epochs"  # boosting rounds: trees per class
         rows.append(f"  {entry['name']:<10} test_accuracy {100 * entry['test_accuracy_mean']:5.1f}% "
                     f"± {100 * entry['test_accuracy_std']:.1f}  {epochs} {entry['epochs_mean']:5.1f}  "
                     f"time {entry['seconds_mean']:6.1f} s" + (f"  best is {diff} points" if diff else "")

@@ -5,7 +5,8 @@
 and each book baseline with every seed but one (its search run was tested and counts as one). Each training
 costs about what the same configuration took in the search; one the search has not trained yet costs its
 predicted epoch time (:mod:`autodnn.study.cost`) times the epochs the study's trials train before early
-stopping (all of the budget, until one has). The search's deadline is the
+stopping (all of the budget, until one has). On a table, gradient-boosted trees with every seed add
+:func:`autodnn.training.reference.estimated_seconds` each. The search's deadline is the
 command's end less that estimate, and moves after every trial as measurements replace predictions: a cheap
 best leaves more time to search, an expensive one less.
 """
@@ -25,6 +26,7 @@ from autodnn.study import cost
 from autodnn.study.deadline import Deadline
 from autodnn.study.records import best_trial, is_baseline
 from autodnn.study.trial_record import BASELINE, CONFIG, MEASURED, RESULT, TEST_RUN
+from autodnn.training import reference as trees
 
 if TYPE_CHECKING:
     import optuna
@@ -48,6 +50,7 @@ class TimeBudget:
         max_epochs: Epoch budget of every training.
         start: ``time.monotonic()`` when the command's clock started.
         mc_samples: MC-dropout passes of the evaluation for nets with dropout.
+        reference: Whether the evaluation trains gradient-boosted trees beside the nets (on a table).
     """
 
     total: float
@@ -55,6 +58,7 @@ class TimeBudget:
     max_epochs: int
     start: float = field(default_factory=time.monotonic)
     mc_samples: int = DEFAULT_MC_SAMPLES
+    reference: bool = False
 
     @property
     def end(self) -> float:
@@ -103,7 +107,10 @@ class TimeBudget:
             pending = [predicted(t.user_attrs[CONFIG]) for t in trials
                        if is_baseline(t) and CONFIG in t.user_attrs]
             per_run = max(pending, default=fixed)
-        return sum(baselines.values()) + n_best * self.seeds * per_run + EVALUATION_OVERHEAD
+        tree_seconds = 0.0
+        if self.reference and getattr(dataset, "image_shape", None) is None:
+            tree_seconds = self.seeds * trees.estimated_seconds(rows, dataset.n_features, dataset.n_classes)
+        return sum(baselines.values()) + n_best * self.seeds * per_run + tree_seconds + EVALUATION_OVERHEAD
 
     def deadline(self, study: optuna.Study, dataset: Any) -> BudgetDeadline:
         """The search's deadline, moved after every trial as measurements replace predictions."""

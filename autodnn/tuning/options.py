@@ -235,12 +235,13 @@ def options_record(options: SearchOptions) -> dict[str, Any]:
 
 
 def update_options(study: optuna.Study, options: SearchOptions) -> None:
-    """A resumed search may ask for more (or fewer) trials, epochs or MC-dropout passes: the study stores what
-    this command asks, and this process and the workers that join later train by it
+    """A resumed search may ask for more (or fewer) trials, epochs or MC-dropout passes, or no trees: the study
+    stores what this command asks, and this process and the workers that join later train by it
     (:func:`autodnn.objective.build_objective`)."""
     stored = stored_options(study)
     changed = {"n_trials": options.n_trials, "max_failures": options.max_failures,
                "epoch_budget": options.epoch_budget, "tensorboard": options.tensorboard,
-               "max_epochs": options.max_epochs, "mc_samples": options.mc_samples, "lr_finder": options.lr_finder}
+               "max_epochs": options.max_epochs, "mc_samples": options.mc_samples, "lr_finder": options.lr_finder,
+               "reference": options.reference}
     if stored and any(stored.get(k) != v for k, v in changed.items()):
         study.set_user_attr(OPTIONS, {**stored, **changed})

@@ -205,7 +205,8 @@ def search(
     from autodnn.objective import build_objective
 
     budget = None if options.timeout is None else TimeBudget(
-        options.timeout, options.final_seeds, options.max_epochs, mc_samples=options.mc_samples or DEFAULT_MC_SAMPLES)
+        options.timeout, options.final_seeds, options.max_epochs, mc_samples=options.mc_samples or DEFAULT_MC_SAMPLES,
+        reference=options.reference)
     parallel = options.workers > 1 or options.gpus is not None
     if parallel:
         share_gpu_memory()  # before this process loads a framework: the workers need the GPU memory
