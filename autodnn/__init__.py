@@ -73,7 +73,14 @@ def search(options: SearchOptions | None = None, *, progress: bool | None = None
         return run(options)
     with StudyProgress(mode, n_trials=options.n_trials, max_epochs=options.max_epochs, timeout=options.timeout,
                        baselines=options.baselines, file=stream, notebook=notebook) as shown:
-        return run(options, **shown.callbacks())
+        callbacks = shown.callbacks()
+        on_start = callbacks["on_start"]
+
+        def started(study: optuna.Study, dataset: Any, space: Any, url: str) -> None:
+            shown.timeout = options.timeout  # timeout="auto" is sized once the data is read
+            on_start(study, dataset, space, url)
+
+        return run(options, **{**callbacks, "on_start": started})
 
 
 def load_dataset(spec: str, **kwargs: Any) -> Dataset:

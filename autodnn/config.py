@@ -36,6 +36,8 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adam
 SCHEDULES = ("constant", "power", "exponential", "piecewise", "performance", "1cycle", "cosine")
 RESTORES = ("auto", "val_loss", "val_accuracy")
 OUTPUT_BIASES = ("priors", "zeros")
+REGRESSION_LOSSES = ("mse", "huber")
+CLASS_WEIGHTINGS = ("none", "balanced")
 
 #: Validation splits under this many rows are small: one row moves the accuracy by more than 0.1 points, so
 #: a run keeps its best-loss epoch there (``restore_best: auto``) and the final evaluation picks among finalists.
@@ -58,6 +60,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "schedule": SCHEDULES,
     "restore_best": RESTORES,
     "output_bias": OUTPUT_BIASES,
+    "regression_loss": REGRESSION_LOSSES,
+    "class_weight": CLASS_WEIGHTINGS,
 }
 
 # (low, high, low_inclusive, high_inclusive); None means unbounded on that side.
@@ -78,6 +82,7 @@ _RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "l2": (0.0, None, True, True),
     "weight_decay": (0.0, None, True, True),
     "learning_rate": (0.0, None, False, True),
+    "huber_delta": (0.0, None, False, True),
     "momentum": (0.0, 1.0, True, False),
     "rho": (0.0, 1.0, False, False),
     "beta_1": (0.0, 1.0, True, False),
@@ -158,7 +163,15 @@ class TrialConfig:
         output_bias: The output layer's initial bias: ``priors``, the log of the training class shares, so that
             an untrained net answers the class shares and its loss starts at theirs (on imbalanced classes it
             then learns the rare class instead of first the shares); ``zeros``, Keras' default (the book's
-            configurations). On balanced classes the two are the same net.
+            configurations). On balanced classes the two are the same net. A regression's output starts at zero,
+            the standardized target's training mean.
+        regression_loss: A regression's loss on the standardized target: ``mse`` (the book's), or ``huber``
+            (quadratic within ``huber_delta`` standard deviations of the target, linear beyond: outliers pull
+            less). Classification ignores it.
+        huber_delta: Where the Huber loss turns linear, in standard deviations of the target.
+        class_weight: ``balanced`` weighs each training row's loss by ``n / (classes x its class's rows)``
+            (scikit-learn's rule), so that every class weighs the same in all; ``none`` weighs rows alike. A
+            regression ignores it.
     """
 
     n_hidden: int = 2
@@ -210,6 +223,9 @@ class TrialConfig:
     restore_best: str = "val_loss"
     mc_samples: int = 0
     output_bias: str = "priors"
+    regression_loss: str = "mse"
+    huber_delta: float = 1.0
+    class_weight: str = "none"
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

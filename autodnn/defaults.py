@@ -80,12 +80,24 @@ class Baseline:
     config: TrialConfig
 
 
-def book_baselines(n_hidden: int = 20, n_units: int = 100) -> tuple[Baseline, ...]:
-    """The three book defaults, concrete, for a net of ``n_hidden`` x ``n_units``.
+#: Chapter 10's regression baseline (2nd edition): ``build_model(n_hidden=1, n_neurons=30, learning_rate=3e-3)``,
+#: ``Dense(n_neurons, activation="relu")`` (Keras' Glorot uniform), ``SGD(learning_rate)``, MSE, trained with
+#: ``EarlyStopping(patience=10)``; the kept weights are the best validation loss's, as in every autodnn run.
+CHAPTER_10 = Baseline(
+    "book-ch10", "Chapter 10's build_model defaults (2nd edition)", "Chapter 10, 2nd edition (build_model)",
+    TrialConfig(n_hidden=1, n_units=30, activation="relu", initializer="glorot", init_distribution="uniform",
+                optimizer="sgd", learning_rate=3e-3, batch_size=32, patience=10, output_bias="zeros"),
+)
+
+
+def book_baselines(n_hidden: int = 20, n_units: int = 100, *, regression: bool = False) -> tuple[Baseline, ...]:
+    """The three book defaults, concrete, for a net of ``n_hidden`` x ``n_units`` (a regression's output is one
+    linear unit, :func:`autodnn.network.model.build_model`), and for a regression chapter 10's :data:`CHAPTER_10`.
 
     Args:
         n_hidden: Hidden layers (exercise 8's 20 unless a study fixes depth).
         n_units: Units per hidden layer (exercise 8's 100 unless a study fixes width).
+        regression: Whether the study is a regression.
     """
     deep = n_hidden > DEEP_LAYERS
     common = {"n_hidden": n_hidden, "n_units": n_units, "lr_finder": True, "batch_size": 32, "patience": 10,
@@ -107,6 +119,7 @@ def book_baselines(n_hidden: int = 20, n_units: int = 100) -> tuple[Baseline, ..
         Baseline("book-2e", "Book defaults, 2nd edition (Table 11-3)", "Table 11-3, 2nd edition", second),
         Baseline("book-3e", "Book defaults, 3rd edition (Table 11-3)", "Table 11-3, 3rd edition", third),
         Baseline("book-selu", "Self-normalizing net (Table 11-4, 3rd edition)", "Table 11-4, 3rd edition", selu),
+        *((CHAPTER_10,) if regression else ()),
     )
 
 

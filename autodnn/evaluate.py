@@ -1,6 +1,7 @@
 """Final evaluation: retrain the best configuration and the book's defaults with several seeds, test once.
 
-The search picks configurations by validation accuracy and never reads the test split to choose. Each
+The search picks configurations by their validation score (the study's metric, :mod:`autodnn.metrics`) and
+never reads the test split to choose. Each
 retrained network is tested once; mean and spread go into the study (``evaluation`` attribute) for the
 report. A book baseline's own search run was tested at its end and counts as its first seed here: it is a
 fixed configuration that nobody chose by its score, so its test accuracy is as unbiased as a retrained one's,
@@ -24,6 +25,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autodnn.config import DEFAULT_MC_SAMPLES, SMALL_VALIDATION, TrialConfig
 from autodnn.errors import SearchFailed, UsageError
+from autodnn.metrics import searched_of
+from autodnn.study.chance import Chance
 from autodnn.study.options import dataset_of, stored_options
 from autodnn.study.records import baseline_trials, best_trial, is_baseline
 from autodnn.study.trial_record import BASELINE, CONFIG, TEST_RUN, TITLE
@@ -114,7 +117,7 @@ def evaluate(
         StudyError: Nothing to evaluate, the dataset no longer matches the study's fingerprint, or the
             database refused the kept model (the evaluation is stored all the same).
     """
-    from autodnn.export import keep_model, model_bytes
+    from autodnn.export import columns_bytes, keep_model, model_bytes
     from autodnn.training import reference as reference_module
     from autodnn.training.trainer import train
 
@@ -133,51 +136,74 @@ def evaluate(
         ``reused``, a run the search already tested, counts as the first seed (for a baseline, never kept).
         """
         config = TrialConfig.from_dict(entry["config"])
+        if options.get("class_weight") and entry["kind"] == "baseline":
+            config = config.replace(class_weight=options["class_weight"])
         entry["runs"], files = ([reused] if reused else []), []
+        entry_predictions: list[list[float]] = []
         if reused and on_run is not None:
             on_run(entry, reused)
         for i in range(len(entry["runs"]), seeds):
             start = time.perf_counter()
             result = train(config, dataset, max_epochs=budget, seed=base_seed + i, evaluate_test=True,
-                           mc_samples=mc_samples if config.has_dropout else 0, keep_model=keep)
+                           mc_samples=mc_samples if config.has_dropout else 0, keep_model=keep,
+                           metric=options.get("metric"))
             if keep:
                 # Saved at once: the next training clears Keras' session, and with it this network's state.
-                files.append(model_bytes(result.model))
+                files.append(model_bytes(result.model, dataset))
+                if dataset.is_regression:
+                    entry_predictions.append(test_predictions(result.model, dataset))
                 result.model = None
             run = result.evaluation_run(base_seed + i, time.perf_counter() - start)
             entry["runs"].append(run)
             if on_run is not None:
                 on_run(entry, run)
         entry.update(summarize(entry["runs"]))
+        if entry_predictions:
+            entry[PREDICTIONS] = entry_predictions  # taken out below, once the kept seed is known
         return files
 
-    files, selection = _choose_best(study, entries, dataset.sizes["valid"], retrain)
+    metric = options.get("metric") or ("rmse" if dataset.is_regression else "accuracy")
+    score = f"val_{searched_of(dataset.task, metric)}"
+    files, selection = _choose_best(study, entries, dataset.sizes["valid"], retrain, score)
     reusable = budget == int(options.get("max_epochs", 50))
     for entry in entries[1:]:
         retrain(entry, keep=False, reused=entry.pop("search_run", None) if reusable else None)
-    majority = reference_module.majority_share(dataset)
+    chance = Chance.of_dataset(dataset, metric)
+    majority = chance.score if chance is not None else reference_module.majority_share(dataset)
     evaluation = {"seeds": [base_seed + i for i in range(seeds)], "max_epochs": budget, "entries": entries,
                   "mc_samples": mc_samples, "model": None, "selection": selection, "majority": majority,
-                  "majority_spread": reference_module.seed_spread(entries[0]["runs"]),
-                  "beats_majority": reference_module.beats_majority(entries, majority)}
+                  "majority_spread": reference_module.seed_spread(entries[0]["runs"], score),
+                  "beats_majority": reference_module.beats_majority(entries, majority, score),
+                  "task": dataset.task, "metric": metric}
+    if dataset.is_regression:
+        evaluation["target"] = {"name": dataset.target_name, "mean": dataset.target_mean, "std": dataset.target_std}
     wanted = options.get("reference", True) if reference is None else reference
     if wanted and reference_module.applies(dataset):
         trees: dict[str, Any] = {"name": reference_module.NAME, "title": reference_module.TITLE,
                                  "kind": "reference", "runs": []}
         for i in range(seeds):
-            trees["runs"].append(reference_module.train_trees(dataset, base_seed + i))
+            trees["runs"].append(reference_module.train_trees(dataset, base_seed + i,
+                                                              balanced=options.get("class_weight") == "balanced"))
             if on_run is not None:
                 on_run(trees, trees["runs"][-1])
         trees.update(summarize(trees["runs"]))
         evaluation["reference"] = trees
     best = entries[0]
-    kept = median_run([run["val_accuracy"] for run in best["runs"]])
+    kept = median_run([run[score] for run in best["runs"]])
+    headline = headline_metric(evaluation)
     try:
+        predicted = best.pop(PREDICTIONS, None)
+        if kept is not None and predicted:
+            evaluation["predictions"] = {
+                "trial_number": best["trial_number"], "seed": best["runs"][kept]["seed"],
+                "actual": sample(dataset.in_target_units(dataset.y_test).tolist()),
+                "predicted": sample(predicted[kept]), "n_rows": len(dataset.y_test)}
         if kept is not None:
             run = best["runs"][kept]
             evaluation["model"] = keep_model(study, files[kept], {
-                "trial_number": best["trial_number"], "seed": run["seed"], "test_accuracy": run["test_accuracy"],
-                "test_accuracy_mean": best.get("test_accuracy_mean"), "n_seeds": len(best["runs"])})
+                "trial_number": best["trial_number"], "seed": run["seed"], "metric": headline,
+                headline: run[headline], f"{headline}_mean": best.get(f"{headline}_mean"),
+                "n_seeds": len(best["runs"])}, columns=columns_bytes(dataset))
     finally:
         # The trainings took minutes: store their results even when the database refused the model.
         study.set_user_attr("evaluation", evaluation)
@@ -185,35 +211,78 @@ def evaluate(
 
 
 def _choose_best(study: optuna.Study, entries: list[dict[str, Any]], n_valid: int,
-                 retrain: Callable[..., list[bytes]]) -> tuple[list[bytes], dict[str, Any]]:
+                 retrain: Callable[..., list[bytes]], score: str = "val_accuracy") -> tuple[list[bytes], dict[str, Any]]:
     """Trains the best entry (``entries[0]``), or picks it among the finalists where validation is small.
 
     Returns:
         The kept networks of the chosen entry's seeds, and how it was chosen (stored as ``selection``).
     """
     candidates = finalists(study) if n_valid < SMALL_VALIDATION else []
+    what = f"validation {score[4:].replace('_', ' ')}"
     if len(candidates) < 2:
         return retrain(entries[0], keep=True), {
-            "rule": "the search's trial of best validation accuracy", "n_valid": n_valid, "finalists": []}
+            "rule": f"the search's trial of best {what}", "n_valid": n_valid, "finalists": []}
     results = []
     for trial in candidates:
         entry = {**_entry(trial), "name": f"trial {trial.number}"}  # named as a finalist until chosen
         results.append((entry, retrain(entry, keep=True)))
     summary = [{"trial_number": entry["trial_number"],
-                "val_accuracy_mean": statistics.fmean(r["val_accuracy"] for r in entry["runs"]),
-                "val_loss_mean": statistics.fmean(r["val_loss"] for r in entry["runs"])} for entry, _ in results]
+                f"{score}_mean": _finite_mean(r[score] for r in entry["runs"]),
+                "val_loss_mean": _finite_mean(r["val_loss"] for r in entry["runs"])} for entry, _ in results]
 
     def key(i: int) -> tuple[float, float]:
-        loss = summary[i]["val_loss_mean"]
-        return (-summary[i]["val_accuracy_mean"], loss if math.isfinite(loss) else math.inf)
+        loss, value = summary[i]["val_loss_mean"], summary[i][f"{score}_mean"]
+        return (-value if math.isfinite(value) else math.inf, loss if math.isfinite(loss) else math.inf)
 
     chosen = min(range(len(results)), key=key)
     entries[0] = {**results[chosen][0], "name": "best"}
-    rule = (f"the one of best mean validation accuracy over the seeds among the search's top {len(results)} (trial "
+    rule = (f"the one of best mean {what} over the seeds among the search's top {len(results)} (trial "
             f"{entries[0]['trial_number']}): validation has {n_valid} rows, under {SMALL_VALIDATION}, too few for "
             "one run each to tell them apart; the test split was not used to choose")
     return results[chosen][1], {"rule": rule, "n_valid": n_valid, "finalists": summary,
                                 "chosen": entries[0]["trial_number"]}
+
+
+#: Where a regression's kept entry holds its seeds' test predictions until the kept seed is known.
+PREDICTIONS = "test_predictions"
+#: Most test rows of a regression whose predictions the evaluation stores for the report's plots (an even sample).
+MAX_POINTS = 5_000
+
+
+def test_predictions(model: Any, dataset: Any) -> list[float]:
+    """A regression network's test predictions in the target's units (NaN stays NaN)."""
+    from autodnn.training.scoring import predict
+
+    return [float(v) for v in predict(model, dataset, "test")]
+
+
+def sample(values: list[float]) -> list[float]:
+    """At most :data:`MAX_POINTS` of ``values``, evenly spread, in order."""
+    n = len(values)
+    if n <= MAX_POINTS:
+        return list(values)
+    return [values[i] for i in sorted({int(i * n / MAX_POINTS) for i in range(MAX_POINTS)})]
+
+
+def _finite_mean(values: Any) -> float:
+    finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return statistics.fmean(finite) if finite else math.nan
+
+
+def headline_metric(evaluation: dict[str, Any]) -> str:
+    """The test figure an evaluation is told by: ``test_`` + the study's metric (accuracy where none is stored)."""
+    metric = evaluation.get("metric") or ("rmse" if evaluation.get("task") == "regression" else "accuracy")
+    return f"test_{metric}"
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller ``metric`` is the better one (errors and losses)."""
+    return metric.endswith(("_rmse", "_mae", "_loss"))
+
+
+def in_points(metric: str) -> bool:
+    """Whether ``metric`` is a share told in percentage points (accuracies, F1, ROC AUC)."""
+    return metric.endswith(("accuracy", "f1_macro", "roc_auc"))
 
 
 def median_run(values: list[float | None]) -> int | None:
@@ -232,8 +301,9 @@ def median_run(values: list[float | None]) -> int | None:
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and sample standard deviation of each metric over runs (spread 0 for a single run)."""
     out: dict[str, Any] = {}
-    for key in ("test_accuracy", "test_loss", "mc_test_accuracy", "epochs", "seconds"):
-        values = [r[key] for r in runs if r.get(key) is not None]
+    keys = dict.fromkeys(k for run in runs for k in run if k.startswith(("test_", "mc_test_")))
+    for key in (*keys, "epochs", "seconds"):
+        values = [r[key] for r in runs if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
         if not values:
             continue
         out[f"{key}_mean"] = statistics.fmean(values)
@@ -244,41 +314,66 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def plain_lines(evaluation: dict[str, Any]) -> list[str]:
     """What the evaluation says plainly, the same in the command's output and the report.
 
-    First, where trees were trained, how they compare with the best net on mean test accuracy: "beat" only
-    where their lead exceeds the spread of the best's test accuracy across its seeds. Then, where the
-    evaluation found that no configuration beat always answering the most frequent class (``majority``, its
-    share of validation rows) by more than the seeds' spread, a line that says so.
+    First, where trees were trained, how they compare with the best net on the mean of the headline test
+    figure (:func:`headline_metric`): "beat" only where their lead exceeds the spread of the best's figure
+    across its seeds. Then, where the evaluation found that no configuration beat the constant answer (always
+    the most frequent class, ``majority`` its share of validation rows; for a regression the training mean, R²
+    0) by more than the seeds' spread, a line that says so.
     """
     lines = []
+    metric = headline_metric(evaluation)
     best, trees = evaluation["entries"][0], evaluation.get("reference")
-    best_mean, best_std = _mean_std(best)
-    trees_mean = _mean_std(trees)[0] if trees else None
+    best_mean, best_std = _mean_std(best, metric)
+    trees_mean = _mean_std(trees, metric)[0] if trees else None
     if trees_mean is not None and best_mean is not None:
-        gap = 100 * (trees_mean - best_mean)
-        spread = 100 * (best_std or 0.0)
-        if gap > spread:
-            lines.append(f"Gradient-boosted trees beat the best net by {gap:.1f} points of test accuracy, more than "
-                         f"the seeds' spread (± {spread:.1f}): on this table a neural net was not worth it.")
-        elif abs(gap) < 0.05:
-            lines.append("The best net and gradient-boosted trees score the same test accuracy.")
-        elif gap > 0:
-            lines.append(f"Gradient-boosted trees score {gap:.1f} points of test accuracy above the best net, within "
-                         f"the seeds' spread (± {spread:.1f}): the net did no better than trees here.")
-        else:
-            lines.append(f"The best net beats gradient-boosted trees by {-gap:.1f} points of test accuracy.")
+        lines.append(_trees_line(metric, best_mean, best_std or 0.0, trees_mean))
     majority = evaluation.get("majority")
     if majority is not None and not evaluation.get("beats_majority", True):
-        lines.append(f"No network beat always answering the most frequent class ({100 * majority:.1f}% of "
-                     "validation rows) beyond the seeds' spread: nothing here learned more than the class shares.")
+        searched = searched_of(evaluation.get("task", "classification"), evaluation.get("metric"))
+        if evaluation.get("task") == "regression":
+            lines.append("No network beat always answering the training median on validation beyond the seeds' "
+                         "spread: nothing here learned more than the target's average.")
+        elif searched != "accuracy":
+            lines.append(f"No network beat always answering the most frequent class (validation "
+                         f"{searched.replace('_', ' ')} {majority:.3f}) beyond the seeds' spread: nothing here "
+                         "learned more than the class shares.")
+        else:
+            lines.append(f"No network beat always answering the most frequent class ({100 * majority:.1f}% of "
+                         "validation rows) beyond the seeds' spread: nothing here learned more than the class "
+                         "shares.")
     return lines
 
 
-def _mean_std(entry: dict[str, Any]) -> tuple[float | None, float | None]:
-    """Mean and spread of an entry's test accuracy: its summary, or its runs' where it has none."""
-    if entry.get("test_accuracy_mean") is not None:
-        return entry["test_accuracy_mean"], entry.get("test_accuracy_std")
-    values = [r["test_accuracy"] for r in entry.get("runs") or () if isinstance(r.get("test_accuracy"), (int, float))
-              and math.isfinite(r["test_accuracy"])]
+def _trees_line(metric: str, best: float, spread: float, trees: float) -> str:
+    """How the trees' mean headline figure compares with the best net's."""
+    from autodnn.metrics import METRICS
+
+    title = f"test {METRICS[metric[5:]].title}" if metric[5:] in METRICS else metric
+    gap = (best - trees) if lower_is_better(metric) else (trees - best)  # > 0 where trees do better
+    if in_points(metric):
+        gap, spread = 100 * gap, 100 * spread
+        margin, shown, tie = f"{abs(gap):.1f} points of {title}", f"{spread:.1f}", 0.05
+    else:
+        share = f" ({100 * abs(gap) / abs(best):.1f}% of the net's)" if best else ""
+        margin, shown, tie = f"{abs(gap):.3g} of {title}{share}", f"{spread:.3g}", 1e-12
+    if gap > spread:
+        return (f"Gradient-boosted trees beat the best net by {margin}, more than the seeds' spread (± {shown}): "
+                "on this table a neural net was not worth it.")
+    if abs(gap) < tie:
+        return f"The best net and gradient-boosted trees score the same {title}."
+    if gap > 0:
+        ahead = f"score {margin} above" if not lower_is_better(metric) else f"err {margin} less than"
+        return (f"Gradient-boosted trees {ahead} the best net, within the seeds' spread (± {shown}): the net did "
+                "no better than trees here.")
+    return f"The best net beats gradient-boosted trees by {margin}."
+
+
+def _mean_std(entry: dict[str, Any], metric: str = "test_accuracy") -> tuple[float | None, float | None]:
+    """Mean and spread of an entry's test figure: its summary, or its runs' where it has none."""
+    if entry.get(f"{metric}_mean") is not None:
+        return entry[f"{metric}_mean"], entry.get(f"{metric}_std")
+    values = [r[metric] for r in entry.get("runs") or () if isinstance(r.get(metric), (int, float))
+              and math.isfinite(r[metric])]
     if not values:
         return None, None
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0

@@ -14,6 +14,16 @@ predicting. So ``keras.saving.load_model(path)`` loads the file in any Python wi
 of autodnn's activation layers (Mish, generalized Swish, RReLU) needs ``import autodnn.network.layers`` first, which
 registers them under the package name ``autodnn`` (Keras imports no module outside its own to find a class).
 The record says which imports a file needs (``imports``), and ``autodnn export`` prints the line to load it.
+
+The kept network takes the data as it comes and answers in the data's own terms: its first layer scales the
+features with the training statistics (a ``Normalization`` layer, as the book advises), and a regression's last
+layer turns the standardized prediction back into the target's units (``Rescaling``). A table's columns are
+encoded before that by the study's fitted ``ColumnTransformer`` (:mod:`autodnn.datasets._columns`: imputation,
+one-hot codes), which no Keras layer rebuilds: it is kept beside the network and written next to the ``.keras``
+file as ``NAME.columns.pkl`` (a pickle; loading it needs scikit-learn and autodnn). So in a fresh process::
+
+    columns = pickle.load(open("best.columns.pkl", "rb"))
+    model.predict(columns.transform(frame))   # frame: the raw feature columns, as read from the file
 """
 
 from __future__ import annotations
@@ -34,8 +44,12 @@ if TYPE_CHECKING:
     import keras
     import optuna
 
+    from autodnn.datasets import Dataset
+
 #: Name of the best model among the study's artifacts.
 ARTIFACT = "best-model"
+#: Name of a table's fitted column encoder among the study's artifacts.
+COLUMNS_ARTIFACT = "best-model-columns"
 
 
 def default_path(study_name: str) -> Path:
@@ -43,17 +57,46 @@ def default_path(study_name: str) -> Path:
     return Path(f"{study_name}-best.keras")
 
 
-def model_bytes(model: keras.Model) -> bytes:
+def model_bytes(model: keras.Model, dataset: Dataset | None = None) -> bytes:
     """The bytes of a ``.keras`` file holding an uncompiled copy of ``model`` with its current weights.
 
     The copy is rebuilt from the model's configuration, so the file holds no optimizer, loss or schedule.
+    With ``dataset`` it is wrapped to take unscaled features and answer in the target's units (module docstring).
     """
+
     copy = type(model).from_config(model.get_config())
     copy.set_weights(model.get_weights())
+    if dataset is not None:
+        copy = _in_data_units(copy, dataset)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.keras"
         copy.save(path)
         return path.read_bytes()
+
+
+def _in_data_units(network: keras.Model, dataset: Dataset) -> keras.Model:
+    """``network`` behind the dataset's feature scaling and, for a regression, before its target's units."""
+    import keras
+    import numpy as np
+
+    inputs = keras.Input(shape=(dataset.n_features,), name="raw_features")
+    x = inputs
+    if dataset.feature_scale is not None:
+        mean = np.zeros(dataset.n_features) if dataset.feature_mean is None else dataset.feature_mean
+        x = keras.layers.Normalization(mean=mean.astype(np.float32).tolist(),
+                                       variance=np.square(dataset.feature_scale).astype(np.float32).tolist(),
+                                       name="scaling")(x)
+    x = network(x)
+    if dataset.is_regression:
+        x = keras.layers.Rescaling(scale=dataset.target_std, offset=dataset.target_mean, name="target_units")(x)
+    return keras.Model(inputs, x, name=f"{network.name}_in_data_units")
+
+
+def columns_bytes(dataset: Dataset) -> bytes | None:
+    """A table's fitted column encoder, pickled (None for data without one)."""
+    import pickle
+
+    return None if dataset.preprocessor is None else pickle.dumps(dataset.preprocessor)
 
 
 def needed_imports(data: bytes) -> list[str]:
@@ -80,13 +123,15 @@ def needed_imports(data: bytes) -> list[str]:
     return sorted(found)
 
 
-def keep_model(study: optuna.Study, data: bytes, record: dict[str, Any]) -> dict[str, Any]:
-    """Stores a ``.keras`` file's bytes as the study's best model.
+def keep_model(study: optuna.Study, data: bytes, record: dict[str, Any], columns: bytes | None = None
+               ) -> dict[str, Any]:
+    """Stores a ``.keras`` file's bytes as the study's best model (and a table's column encoder beside it).
 
     Args:
         study: The study, in a SQL storage.
         data: The file, from :func:`model_bytes`.
         record: What to record of the model (trial number, seed, test accuracy, ...).
+        columns: The table's fitted column encoder, from :func:`columns_bytes`.
 
     Returns:
         ``record`` with the artifact's name, size, SHA-256 and the imports loading it needs: the value of the
@@ -96,8 +141,11 @@ def keep_model(study: optuna.Study, data: bytes, record: dict[str, Any]) -> dict
         StudyError: The study is not in a SQL storage, or the database refused the file.
     """
     digest = save_artifact(study, ARTIFACT, data)
-    return {**record, "artifact": ARTIFACT, "format": "keras", "bytes": len(data), "sha256": digest,
-            "imports": needed_imports(data)}
+    kept = {**record, "artifact": ARTIFACT, "format": "keras", "bytes": len(data), "sha256": digest,
+            "imports": needed_imports(data), "inputs": "unscaled"}
+    if columns is not None:
+        kept["columns"] = {"artifact": COLUMNS_ARTIFACT, "sha256": save_artifact(study, COLUMNS_ARTIFACT, columns)}
+    return kept
 
 
 def kept_model(study: optuna.Study, storage: str | None = None) -> dict[str, Any]:
@@ -165,11 +213,35 @@ def export_best(study_name: str, path: str | Path, storage: str | None = None) -
     _check_target(target)
     study = load_study(study_name, storage)
     record, data = best_model_bytes(study, storage)
+    written = {**record, "path": str(target)}
+    columns = _columns_file(study, record)
     try:
         target.write_bytes(data)
+        if columns is not None:
+            written["columns_path"] = str(columns_path(target))
+            columns_path(target).write_bytes(columns)
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror}; choose another output path") from None
-    return {**record, "path": str(target)}
+    return written
+
+
+def columns_path(model_path: str | Path) -> Path:
+    """Where the column encoder of a table's model is written: ``NAME.columns.pkl`` beside ``NAME.keras``."""
+    path = Path(model_path)
+    return path.with_name(f"{path.stem}.columns.pkl")
+
+
+def _columns_file(study: optuna.Study, record: dict[str, Any]) -> bytes | None:
+    import hashlib
+
+    columns = record.get("columns")
+    if not columns:
+        return None
+    data = load_artifact(study, columns["artifact"])
+    if data is None or hashlib.sha256(data).hexdigest() != columns.get("sha256"):
+        raise StudyError(f"the column encoder kept with the model of study '{study.study_name}' is missing or "
+                         f"changed in its database; run '{_evaluate_command(study.study_name, None)}' again")
+    return data
 
 
 def load_best(study_name: str, storage: str | None = None) -> keras.Model:
@@ -208,7 +280,11 @@ def load_hint(record: dict[str, Any], path: str | Path) -> str:
     """The Python line that loads an exported file in a fresh process, e.g.
     ``import keras; model = keras.saving.load_model('best.keras')``."""
     modules = ", ".join(["keras", *record.get("imports", [])])
-    return f"import {modules}; model = keras.saving.load_model({str(path)!r})"
+    line = f"import {modules}; model = keras.saving.load_model({str(path)!r})"
+    if record.get("columns"):
+        line += (f"; import pickle; columns = pickle.load(open({str(columns_path(path))!r}, 'rb'))"
+                 "; model.predict(columns.transform(frame))")
+    return line
 
 
 def _check_target(target: Path) -> None:

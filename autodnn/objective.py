@@ -13,7 +13,9 @@ from optuna.trial import TrialState
 
 from autodnn.config import TrialConfig
 from autodnn.errors import TrialFailed
+from autodnn.metrics import searched_of
 from autodnn.study import cost
+from autodnn.study.chance import Chance
 from autodnn.study.deadline import Deadline
 from autodnn.study.options import stored_options
 from autodnn.study.strategy import first_step_of, may_prune_at
@@ -45,43 +47,6 @@ COST_GROWTH = 2.0
 FRONTIER_REFUSALS = 10
 #: A searched trial still at chance after this many epochs is stopped (:class:`TrialReporter`).
 CHANCE_EPOCHS = 3
-#: Standard errors of the constant answer's validation accuracy within which a trial's accuracy is still chance.
-CHANCE_ERRORS = 2.0
-
-
-@dataclass(frozen=True)
-class Chance:
-    """What a network that learned nothing scores on validation: it answers the class priors.
-
-    Attributes:
-        accuracy: Validation accuracy of always answering the most frequent class of training.
-        log_loss: Validation log loss of answering the training class shares as probabilities.
-        noise: How far above ``accuracy`` a trial's accuracy may lie by the luck of a validation split this size
-            (:data:`CHANCE_ERRORS` standard errors of ``accuracy``).
-    """
-
-    accuracy: float
-    log_loss: float
-    noise: float
-
-    @classmethod
-    def of(cls, y_train: Any, y_valid: Any, n_classes: int) -> Chance | None:
-        """The chance level of a classification split; None without validation rows."""
-        import numpy as np
-
-        train, valid = np.asarray(y_train), np.asarray(y_valid)
-        if not valid.size or not train.size:
-            return None
-        shares = np.bincount(train, minlength=n_classes) / train.size
-        accuracy = float(np.mean(valid == int(np.argmax(shares))))
-        log_loss = float(-np.mean(np.log(np.clip(shares[valid], 1e-12, None))))
-        noise = CHANCE_ERRORS * math.sqrt(accuracy * (1 - accuracy) / valid.size)
-        return cls(accuracy, log_loss, noise)
-
-    def learned(self, best_accuracy: float, best_loss: float) -> bool:
-        """Whether a trial beat chance: a validation loss below the priors', or an accuracy above the constant
-        answer's beyond the split's noise. Either shows learning; on imbalanced classes the loss moves first."""
-        return best_loss < self.log_loss or best_accuracy > self.accuracy + self.noise
 
 
 class TrialReporter:
@@ -110,12 +75,14 @@ class TrialReporter:
         on_epoch: Called with (trial, 0-based epoch, that epoch's metrics) after each epoch is reported.
         first_step: The step of the first epoch (:func:`autodnn.study.strategy.first_step_of`).
         chance: What answering the class priors scores on validation, or None not to check.
+        metric: The reported score: ``val_accuracy``, or a regression's ``val_r2``.
     """
 
     def __init__(self, trial: optuna.Trial, *, prune: bool = True, max_epochs: int | None = None,
                  deadline: Deadline | None = None,
                  on_epoch: Callable[[optuna.Trial, int, dict[str, float]], None] | None = None,
-                 first_step: int = 1, chance: Chance | None = None) -> None:
+                 first_step: int = 1, chance: Chance | None = None, metric: str = METRIC) -> None:
+        self.metric = metric
         self.trial = trial
         self.prune = prune
         self.max_epochs = max_epochs
@@ -129,8 +96,8 @@ class TrialReporter:
         self._best_loss = float("inf")
 
     def report(self, epoch: int, metrics: dict[str, float]) -> None:
-        """Stores the epoch's validation accuracy as the trial's intermediate value, then tells ``on_epoch``."""
-        self._epoch, self._value = epoch, metrics[METRIC]
+        """Stores the epoch's validation score as the trial's intermediate value, then tells ``on_epoch``."""
+        self._epoch, self._value = epoch, metrics[self.metric]
         if not math.isnan(self._value):
             self._best = max(self._best, self._value)
         loss = metrics.get("val_loss", float("nan"))
@@ -145,19 +112,22 @@ class TrialReporter:
         last = self.max_epochs is not None and self._epoch + 1 >= self.max_epochs
         if self.deadline is not None and self.deadline.left() <= 0 and not last:
             return (f"stopped at the search's time limit (--timeout) after epoch {self._epoch + 1}: "
-                    f"{METRIC} {self._value:.4f}")
+                    f"{self.metric} {self._value:.4f}")
         if not self.prune or last:
             return None
         chance = self.chance
         if chance is not None and self._epoch + 1 == CHANCE_EPOCHS and not chance.learned(self._best, self._best_loss):
-            return (f"pruned at epoch {self._epoch + 1}: never beat chance: {METRIC} best {self._best:.4f} against "
-                    f"{chance.accuracy:.4f} (the most frequent class, +/- {chance.noise:.4f}), val_loss best "
-                    f"{self._best_loss:.4f} against {chance.log_loss:.4f} (the class priors')")
+            said = (f"pruned at epoch {self._epoch + 1}: never beat chance: {self.metric} best {self._best:.4f} "
+                    f"against {chance.score:.4f} ({chance.answer}")
+            if chance.loss == -math.inf:
+                return said + ")"
+            return (f"{said}, +/- {chance.noise:.4f}), val_loss best {self._best_loss:.4f} against "
+                    f"{chance.loss:.4f} (the class priors')")
         if not may_prune_at(self.trial.study.pruner, self._epoch + self.first_step):
             return None
         if not self.trial.should_prune():
             return None
-        return f"pruned at epoch {self._epoch + 1}: {METRIC} {self._value:.4f} was below the pruner's threshold"
+        return f"pruned at epoch {self._epoch + 1}: {self.metric} {self._value:.4f} was below the pruner's threshold"
 
 
 @dataclass
@@ -193,13 +163,17 @@ class Objective:
     deadline: Deadline = field(default_factory=Deadline)
     on_trial_start: Callable[[optuna.Study, optuna.Trial], None] | None = None
     on_epoch: Callable[[optuna.Trial, int, dict[str, float]], None] | None = None
+    metric_name: str | None = None
+    class_weight: str | None = None
     chance: Chance | None = field(default=None, init=False)
+    metric: str = field(default=METRIC, init=False)
     _refused: int = field(default=0, init=False, repr=False)
     _growth: float = field(default=COST_GROWTH, init=False, repr=False)
     _over: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.chance = Chance.of(self.dataset.y_train, self.dataset.y_valid, self.dataset.n_classes)
+        self.chance = Chance.of_dataset(self.dataset, self.metric_name)
+        self.metric = f"val_{searched_of(self.dataset.task, self.metric_name)}"
 
     def __call__(self, trial: optuna.Trial) -> float:
         from autodnn.training.trainer import train
@@ -208,6 +182,8 @@ class Objective:
         config = TrialConfig.from_dict(stored) if stored else self.space.sample(trial)
         if self.lr_finder and not stored:
             config = config.replace(lr_finder=True)
+        if self.class_weight and "class_weight" not in self.space.searched:
+            config = config.replace(class_weight=self.class_weight)
         trial.set_user_attr(CONFIG, config.to_dict())
         seed = int(trial.user_attrs.get(SEED, self.seed + trial.number))
         trial.set_user_attr(SEED, seed)
@@ -226,10 +202,11 @@ class Objective:
                 reporter=TrialReporter(trial, prune=not baseline, max_epochs=config.trained_epochs(self.max_epochs),
                                        deadline=self.deadline, on_epoch=self.on_epoch,
                                        first_step=first_step_of(stored_options(trial.study)),
-                                       chance=self._chance_rule(trial.study)),
+                                       chance=self._chance_rule(trial.study), metric=self.metric),
                 seed=seed,
                 mc_samples=self.evaluation_mc_samples(config) if baseline else self.mc_samples,
                 evaluate_test=baseline,
+                metric=self.metric_name,
                 **logs,
             )
         except optuna.TrialPruned:
@@ -242,7 +219,7 @@ class Objective:
             raise optuna.TrialPruned(stopped)
         if baseline:
             trial.set_user_attr(TEST_RUN, result.evaluation_run(seed, time.perf_counter() - start))
-        return result.val_accuracy
+        return result.score
 
     def _chance_rule(self, study: optuna.Study) -> Chance | None:
         """The chance level a trial must beat, once some trial of the study has beaten it (the data is
@@ -253,8 +230,8 @@ class Objective:
             return None
         for past in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
             result = past.user_attrs.get(RESULT) or {}
-            loss, accuracy = result.get("val_loss"), result.get("val_accuracy")
-            if isinstance(loss, float) and isinstance(accuracy, float) and chance.learned(accuracy, loss):
+            loss, score = result.get("val_loss"), result.get(self.metric)
+            if isinstance(loss, float) and isinstance(score, float) and chance.learned(score, loss):
                 return chance
         return None
 
@@ -283,8 +260,8 @@ class Objective:
         data = self.dataset
         rows = len(data.x_train)
         trials = trial.study.get_trials(deepcopy=False)  # read once for the three estimates below
-        rates = cost.calibrate(trials, data.n_features, data.n_classes, rows)
-        predicted = cost.predict_epoch_seconds(config, data.n_features, data.n_classes, rows, rates)
+        rates = cost.calibrate(trials, data.n_features, data.n_outputs, rows)
+        predicted = cost.predict_epoch_seconds(config, data.n_features, data.n_outputs, rows, rates)
         trial.set_user_attr(PREDICTED, predicted)
         if not self.deadline.bounded:
             return predicted
@@ -297,7 +274,7 @@ class Objective:
             self._refuse(trial, f"not started: its first epoch would take about {first:.1f} s (predicted, building "
                                 f"and compiling included) and the search has {max(left, 0.0):.1f} s left")
         self._refused = 0
-        frontier = cost.frontier(trials, data.n_features, data.n_classes, rows, rates) if sampled else None
+        frontier = cost.frontier(trials, data.n_features, data.n_outputs, rows, rates) if sampled else None
         if frontier is not None and predicted > self._growth * frontier:
             reason = (f"not started: its epochs would take about {predicted:.2g} s, more than {self._growth:g} x "
                       f"those of the priciest configuration the search has trained ({frontier:.2g} s); the search "
@@ -360,4 +337,5 @@ def build_objective(
     return Objective(space, dataset, int(options["max_epochs"]), seed=int(options["seed"]),
                      mc_samples=int(options.get("mc_samples") or 0), lr_finder=bool(options.get("lr_finder")),
                      tensorboard=options.get("tensorboard"), deadline=deadline or Deadline(),
-                     on_trial_start=on_trial_start, on_epoch=on_epoch)
+                     on_trial_start=on_trial_start, on_epoch=on_epoch, metric_name=options.get("metric"),
+                     class_weight=options.get("class_weight"))

@@ -3,10 +3,11 @@
 Every dataset is read from a package that ships it (scikit-learn, palmerpenguins, vega_datasets, statsmodels)
 or from ``../shared/data`` (CIFAR-10), written once as a CSV under ``--cache`` where it is a table, and searched
 with the command a new user types: ``autodnn search --dataset csv:PATH --target COL`` and no other flag (the
-default budget), plus ``--drop`` where the table holds a column no model should see (a date). The table
-printed at the end has one row a dataset: task, metric, the best net's test figure (mean over the final
-seeds), each book baseline's, gradient-boosted trees' (the non-neural reference, on tables), and the wall time;
-``--json`` writes it.
+default budget, ``--timeout auto``: sized by the data), plus ``--drop`` where the table holds a column no model
+should see (a date), and ``--task regression`` where the target is a quantity in whole units (grams, a disease
+score): there the command asks which task is meant, as it should. The table printed at the end has one row a dataset: task, the study's metric (``--metric
+auto``), the best net's test figure (mean ± spread over the final seeds), each book baseline's, gradient-boosted
+trees' (the non-neural reference, on tables), and the wall time; ``--json`` writes it.
 
 Usage::
 
@@ -14,8 +15,7 @@ Usage::
     python benchmarks/suite.py --only penguins,seattle-drizzle --timeout 10m --json benchmarks/out/suite.json
 
 ``--timeout`` and ``--seeds`` shorten the runs for a quick look; without them each dataset gets the headline
-command as is. A regression dataset runs once ``autodnn search`` takes ``--task regression``; until then its
-row says it was skipped and why.
+command as is.
 
 Sources and licences (the datasets' own, as their packages state them):
 
@@ -52,8 +52,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-#: Tasks the headline command takes today.
-SUPPORTED_TASKS = ("classification", "images")
 
 
 @dataclass(frozen=True)
@@ -68,6 +66,7 @@ class SuiteDataset:
             dataset (``spec`` names it).
         spec: The ``--dataset`` of a built-in (``digits``, ``cifar10``); None for a table written by ``write``.
         drop: Columns left out with ``--drop``.
+        flags: Further flags of its command (``--task regression`` where ``auto`` asks).
     """
 
     name: str
@@ -76,6 +75,7 @@ class SuiteDataset:
     write: Callable[[Path], str] | None = None
     spec: str | None = None
     drop: tuple[str, ...] = field(default=())
+    flags: tuple[str, ...] = field(default=())
 
 
 def _sklearn_table(loader: str, path: Path, *, positive: int | None = None) -> str:
@@ -137,9 +137,10 @@ DATASETS = (
     SuiteDataset("cars-origin", "classification", "406 cars, text name, missing values",
                  lambda p: _cars(p, "Origin"), drop=("Year",)),
     SuiteDataset("anes96", "classification", "944 voters, 2 classes", _anes96),
-    SuiteDataset("penguins-mass", "regression", "body mass (g), 342 rows", lambda p: _penguins(p, "body_mass_g")),
+    SuiteDataset("penguins-mass", "regression", "body mass (g), 342 rows", lambda p: _penguins(p, "body_mass_g"),
+                 flags=("--task", "regression")),
     SuiteDataset("diabetes", "regression", "disease progression, 442 rows",
-                 lambda p: _sklearn_table("load_diabetes", p)),
+                 lambda p: _sklearn_table("load_diabetes", p), flags=("--task", "regression")),
     SuiteDataset("cars-mpg", "regression", "miles per gallon, 398 cars",
                  lambda p: _cars(p, "Miles_per_Gallon"), drop=("Year",)),
     SuiteDataset("cifar10", "images", "60,000 32x32 colour images, 10 classes", spec="cifar10"),
@@ -148,8 +149,6 @@ DATASETS = (
 
 def command(dataset: SuiteDataset, cache: Path, study_dir: Path, extra: list[str]) -> list[str] | str:
     """The ``autodnn search`` command line of ``dataset``, or why it cannot run here."""
-    if dataset.task not in SUPPORTED_TASKS:
-        return f"skipped: {dataset.task} is not a task 'autodnn search' takes yet"
     storage = f"sqlite:///{study_dir / (dataset.name + '.db')}"
     argv = [sys.executable, "-m", "autodnn", "search", "--study", dataset.name, "--storage", storage]
     if dataset.spec == "cifar10":
@@ -165,24 +164,33 @@ def command(dataset: SuiteDataset, cache: Path, study_dir: Path, extra: list[str
         argv += ["--dataset", f"csv:{path}", "--target", target]
         if dataset.drop:
             argv += ["--drop", ",".join(dataset.drop)]
-    return argv + extra
+    return argv + list(dataset.flags) + extra
 
 
-def figures(storage: str, name: str) -> dict[str, Any]:
-    """The final evaluation's test accuracy of every entry of a finished study (and of the trees), by name."""
+def figures(storage: str, name: str) -> tuple[str, dict[str, Any], list[str]]:
+    """The study's headline test metric, each entry's mean and spread of it (and the trees'), by name, and the
+    evaluation's plain lines."""
     import optuna
 
+    from autodnn.evaluate import headline_metric, plain_lines
+
     evaluation = optuna.load_study(study_name=name, storage=storage).user_attrs.get("evaluation") or {}
+    metric = headline_metric(evaluation)
     reference = [evaluation["reference"]] if evaluation.get("reference") else []
-    return {entry["name"]: {"kind": entry.get("kind"), "mean": entry.get("test_accuracy_mean"),
-                            "std": entry.get("test_accuracy_std")}
-            for entry in [*evaluation.get("entries", []), *reference]}
+    entries = {entry["name"]: {"kind": entry.get("kind"), "mean": entry.get(f"{metric}_mean"),
+                               "std": entry.get(f"{metric}_std")}
+               for entry in [*evaluation.get("entries", []), *reference]}
+    return metric, entries, plain_lines(evaluation) if evaluation else []
 
 
-def _cell(entry: dict[str, Any] | None) -> str:
+def _cell(entry: dict[str, Any] | None, metric: str) -> str:
+    from autodnn.evaluate import in_points
+
     if not entry or entry.get("mean") is None:
         return "-"
-    return f"{100 * entry['mean']:.1f} ± {100 * (entry.get('std') or 0.0):.1f}"
+    if in_points(metric):
+        return f"{100 * entry['mean']:.1f} ± {100 * (entry.get('std') or 0.0):.1f}"
+    return f"{entry['mean']:.4g} ± {entry.get('std') or 0.0:.2g}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         for old in args.cache.glob(f"{dataset.name}.db*"):
             old.unlink()
         line = command(dataset, args.cache, args.cache, extra)
-        row: dict[str, Any] = {"dataset": dataset.name, "task": dataset.task, "metric": "test accuracy"}
+        row: dict[str, Any] = {"dataset": dataset.name, "task": dataset.task}
         if isinstance(line, str):
             row["status"] = line
         else:
@@ -217,7 +225,10 @@ def main(argv: list[str] | None = None) -> int:
             row.update(status="ok" if done.returncode == 0 else f"exit {done.returncode}: {done.stderr.strip()[-300:]}",
                        seconds=round(time.monotonic() - began, 1), command=" ".join(line[2:]))
             if done.returncode == 0:
-                row["entries"] = figures(f"sqlite:///{args.cache / (dataset.name + '.db')}", dataset.name)
+                row["metric"], row["entries"], row["said"] = figures(
+                    f"sqlite:///{args.cache / (dataset.name + '.db')}", dataset.name)
+                row["budget"] = next((line for line in done.stdout.splitlines() if line.startswith("Time budget")),
+                                     "")
         rows.append(row)
         print(_format(row), flush=True)
     if args.json is not None:
@@ -231,10 +242,11 @@ def _format(row: dict[str, Any]) -> str:
     entries = row.get("entries") or {}
     if row["status"] != "ok":
         return f"{row['dataset']:<15} {row['task']:<15} {row['status']}"
-    baselines = "  ".join(f"{name} {_cell(e)}" for name, e in entries.items() if e["kind"] == "baseline")
+    metric = row["metric"]
+    baselines = "  ".join(f"{name} {_cell(e, metric)}" for name, e in entries.items() if e["kind"] == "baseline")
     trees = next((e for e in entries.values() if e["kind"] == "reference"), None)
-    return (f"{row['dataset']:<15} {row['task']:<15} best {_cell(entries.get('best'))}  {baselines}  "
-            f"trees {_cell(trees)}  {row['seconds']:.0f} s")
+    return (f"{row['dataset']:<15} {row['task']:<15} {metric[5:]:<18} best {_cell(entries.get('best'), metric)}  "
+            f"{baselines}  trees {_cell(trees, metric)}  {row['seconds']:.0f} s")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,12 @@ def write_inputs(folder: Path) -> None:
     # Class 'c' has two rows: too few to be in the training, validation and test parts alike.
     (folder / "small_class.csv").write_text("x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(40))
                                             + "1,c\n2,c\n")
+    # An integer target with many distinct values (ages, counts): classes or a quantity? The command asks.
+    (folder / "counts.csv").write_text("x,n\n" + "".join(f"{i % 13},{(i * 37) % 400}\n" for i in range(300)))
+    (folder / "missing_target.csv").write_text("x,y\n1,2.5\n2,\n3,4.5\n4,1.5\n")
+    (folder / "constant_target.csv").write_text("x,y\n" + "".join(f"{i},7.25\n" for i in range(40)))
+    (folder / "text_target.csv").write_text("x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(40)))
+    (folder / "price.csv").write_text("x,z,y\n" + "".join(f"{i},{i % 5},{i * 1.5 + 0.25}\n" for i in range(60)))
     (folder / "folder.csv").mkdir(exist_ok=True)
     (folder / "unreadable.csv").write_text("a,y\n1,0\n2,1\n")
     os.chmod(folder / "unreadable.csv", 0)
@@ -107,6 +113,25 @@ CASES = [
      ["--drop a only applies to csv: and parquet: tables"]),
     ("csv-class-too-small", (*SEARCH, "--dataset", "csv:small_class.csv", "--target", "y", "--storage", EXISTING),
      ["class 'c' has 2 examples", "at least 3 needed", "add examples of it, or drop or merge that class"]),
+    ("integer-target-looks-like-a-quantity", (*SEARCH, "--dataset", "csv:counts.csv", "--target", "n",
+                                              "--storage", EXISTING),
+     ["target column 'n' holds", "distinct whole numbers in 300 rows", "--task regression or --task classification"]),
+    ("target-with-missing-values", (*SEARCH, "--dataset", "csv:missing_target.csv", "--target", "y", "--storage",
+                                    EXISTING), ["1 of 4 rows have no value in target column 'y'"]),
+    ("constant-regression-target", (*SEARCH, "--dataset", "csv:constant_target.csv", "--target", "y", "--storage",
+                                    EXISTING), ["holds the same value (7.25) in every row", "nothing to predict"]),
+    ("regression-on-text-labels", (*SEARCH, "--dataset", "csv:text_target.csv", "--target", "y", "--task",
+                                   "regression", "--storage", EXISTING),
+     ["holds text or booleans", "cannot be regressed", "--task classification"]),
+    ("roc-auc-on-a-regression", (*SEARCH, "--dataset", "csv:price.csv", "--target", "y", "--metric", "roc_auc",
+                                 "--storage", EXISTING), ["--metric roc_auc measures a classification",
+                                                          "this target is a regression", "rmse, mae, r2"]),
+    ("class-weights-on-a-regression", (*SEARCH, "--dataset", "diabetes", "--class-weight", "balanced",
+                                       "--storage", EXISTING), ["--class-weight balanced weighs classes"]),
+    ("builtin-regression-as-classes", (*SEARCH, "--dataset", "diabetes", "--task", "classification",
+                                       "--storage", EXISTING), ["diabetes is a regression dataset"]),
+    ("other-metric-on-resume", (*SEARCH, "--dataset", "iris", "--space", "tiny.yaml", "--metric", "f1_macro",
+                                "--storage", EXISTING), ["searches with --metric accuracy, not f1_macro"]),
     ("csv-empty", (*SEARCH, "--dataset", "csv:empty.csv", "--target", "y", "--storage", EXISTING), ["is empty"]),
     ("csv-header-only", (*SEARCH, "--dataset", "csv:header_only.csv", "--target", "y", "--storage", EXISTING),
      ["has a header but no rows"]),

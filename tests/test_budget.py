@@ -22,7 +22,7 @@ class _Data:
         self.x_train = np.zeros((n_train, 64), dtype=np.float32)
         self.y_valid = np.zeros(n_valid, dtype=np.int32)
         self.x_test = np.zeros((n_valid, 64), dtype=np.float32)
-        self.n_features, self.n_classes = 64, 10
+        self.n_features, self.n_classes, self.n_outputs = 64, 10, 10
 
 
 def _trial(seconds: float, value: float, epochs: int = 10, **attrs) -> optuna.trial.FrozenTrial:

@@ -278,13 +278,21 @@ def test_parquet_column_of_lists_is_refused(tmp_path: Path) -> None:
     ("a,b,kind\n", "kind", r"header but no rows"),
     ("a,kind\n1,x\n2,\n3,y\n4,\n5,x\n", "kind", r"2 of 5 rows have no value in target column 'kind'"),
     ("a,d,kind\n1,2020-01-01,x\n2,2020-01-02,y\n", "kind", r"column 'd' holds dates .* --drop d"),
-    ("a,kind\n1.5,0.5\n2.5,1.5\n", "kind", r"continuous numbers"),
+    ("a,kind\n1.5,0.5\n2.5,1.5\n", "kind", r"too few examples to split"),
 ])
 def test_bad_csv_is_refused_with_a_reason(tmp_path: Path, text: str, target: str | None, message: str) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(text)
     with pytest.raises(DatasetError, match=message):
         load_dataset(f"csv:{path}", target=target)
+
+
+def test_continuous_labels_asked_as_classes_point_to_regression(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text("a,kind\n" + "".join(f"{i % 7},{i / 7:.3f}\n" for i in range(40)))
+    with pytest.raises(DatasetError, match=r"continuous numbers \(e.g. 0.143\).*--task regression"):
+        load_dataset(f"csv:{path}", target="kind", task="classification")
+    assert load_dataset(f"csv:{path}", target="kind").is_regression
 
 
 # ------------------------------------------------------------------------------------------------------- npz
@@ -579,10 +587,12 @@ def test_describe_and_repr_are_short_and_json_able() -> None:
         "name": "iris", "fingerprint": ds.fingerprint, "sizes": {"train": 108, "valid": 12, "test": 30},
         "n_features": 4, "n_classes": 3, "class_names": ["setosa", "versicolor", "virginica"],
         "source": "scikit-learn bundled (load_iris)", "scaling": "standard", "valid_fraction": 0.1, "seed": 0,
-        "image_shape": None, "notes": [],
+        "image_shape": None, "notes": [], "task": "classification", "target_name": "", "target_mean": 0.0,
+        "target_std": 1.0,
     }
     assert len(repr(ds)) < 200 and "iris" in repr(ds)
-    assert set(dataset_names()) == {"digits", "iris", "wine", "breast_cancer", "mnist", "fashion_mnist", "cifar10"}
+    assert set(dataset_names()) == {"digits", "iris", "wine", "breast_cancer", "diabetes", "mnist", "fashion_mnist",
+                                    "cifar10"}
 
 
 def test_dataset_checks_its_arrays() -> None:

@@ -55,7 +55,8 @@ def test_the_exported_model_reproduces_the_recorded_test_accuracy_in_a_fresh_pro
     correct = fresh_python(
         f"{load_hint(record, path)}\nimport autodnn\n"
         f"data = autodnn.load_dataset('digits', seed={settings['seed']}, valid_fraction={settings['valid_fraction']})\n"
-        "print(int((model.predict(data.x_test, verbose=0).argmax(axis=1) == data.y_test).sum()), len(data.y_test))",
+        "raw = data.x_test * data.feature_scale + data.feature_mean\n"
+        "print(int((model.predict(raw, verbose=0).argmax(axis=1) == data.y_test).sum()), len(data.y_test))",
         tmp_path)
     n_correct, n_test = map(int, correct.split())
     assert n_correct == round(record["test_accuracy"] * n_test)
@@ -63,7 +64,8 @@ def test_the_exported_model_reproduces_the_recorded_test_accuracy_in_a_fresh_pro
 
     model = autodnn.load_best("e", storage=url)
     data = autodnn.load_dataset("digits", seed=settings["seed"], valid_fraction=settings["valid_fraction"])
-    predicted = np.asarray(model.predict(data.x_test, verbose=0)).argmax(axis=1)
+    raw = data.x_test * data.feature_scale + data.feature_mean
+    predicted = np.asarray(model.predict(raw, verbose=0)).argmax(axis=1)
     assert int((predicted == data.y_test).sum()) == n_correct
     assert not model.compiled, "an inference copy: no optimizer of autodnn's to rebuild"
 
@@ -169,3 +171,66 @@ def test_a_changed_artifact_is_refused(tmp_path: Path) -> None:
     save_artifact(study, ARTIFACT, b"another")
     with pytest.raises(StudyError, match="changed in its database"):
         best_model_bytes(study)
+
+
+def _messy_table(path: Path) -> None:
+    """A table as people bring them: text categories, missing numbers and categories, a row id."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    n = 240
+    size = rng.normal(10, 3, n)
+    colour = rng.choice(["red", "green", "blue"], n)
+    frame = pd.DataFrame({"id": np.arange(n), "size": size, "colour": colour,
+                          "weight": size * 2 + rng.normal(0, 1, n)})
+    frame["label"] = np.where((size > 10) ^ (colour == "red"), "yes", "no")
+    frame["price"] = 3 * size + 5 * (colour == "blue") + rng.normal(0, 1, n)
+    frame.loc[rng.choice(n, 20, replace=False), "weight"] = np.nan
+    frame.loc[rng.choice(n, 15, replace=False), "colour"] = None
+    frame.to_csv(path, index=False)
+
+
+@pytest.mark.parametrize(("target", "drop", "metric"), [("label", "price", "test_accuracy"),
+                                                         ("price", "label", "test_rmse")])
+def test_a_tables_exported_model_reproduces_its_test_figure_on_the_raw_rows_in_a_fresh_process(
+        run_cli, tmp_path: Path, target: str, drop: str, metric: str) -> None:
+    import numpy as np
+
+    import autodnn
+    from autodnn.export import columns_path, load_hint
+
+    table = tmp_path / "messy.csv"
+    _messy_table(table)
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    searched = run_cli("search", "--dataset", f"csv:{table}", "--target", target, "--drop", drop, "--space", "quick",
+                       "--max-epochs", "3", "--n-trials", "2", "--no-baselines", "--no-reference", "--seeds", "2",
+                       "--storage", url, "--study", "t")
+    assert searched.code == 0, searched.err
+    study = optuna.load_study(study_name="t", storage=url)
+    record = study.user_attrs["evaluation"]["model"]
+    assert record["metric"] == metric and record["columns"]
+    path = tmp_path / "best.keras"
+    exported = run_cli("export", "t", "--storage", url, "-o", path)
+    assert exported.code == 0, exported.err
+    assert columns_path(path).is_file() and load_hint(record, path) in exported.out
+
+    settings = study.user_attrs["settings"]
+    data = autodnn.load_dataset(f"csv:{table}", target=target, drop=drop, seed=settings["seed"],
+                                valid_fraction=settings["valid_fraction"])
+    np.save(tmp_path / "rows.npy", data.test_rows)
+    # The raw rows of the test split, read from the file as a user would, through the exported files alone.
+    answer = fresh_python(
+        f"{load_hint(record, path).replace('; model.predict(columns.transform(frame))', '')}\n"
+        "import json, numpy as np, pandas as pd\n"
+        f"frame = pd.read_csv({str(table)!r}).iloc[np.load({str(tmp_path / 'rows.npy')!r})]\n"
+        f"truth = frame.pop({target!r}).tolist()\n"
+        f"print(json.dumps([truth, model.predict(columns.transform(frame.drop(columns=[{drop!r}])), "
+        "verbose=0).tolist()]))", tmp_path)
+    truth, predicted = json.loads(answer)
+    predicted = np.asarray(predicted)
+    if metric == "test_accuracy":
+        figure = np.mean(np.asarray(data.class_names)[predicted.argmax(axis=1)] == np.asarray(truth))
+    else:
+        figure = float(np.sqrt(np.mean((predicted[:, 0] - np.asarray(truth)) ** 2)))
+    assert figure == pytest.approx(record[metric], rel=1e-4, abs=1e-6)

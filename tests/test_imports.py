@@ -50,6 +50,7 @@ def test_training_modules_never_load_optuna(module: str) -> None:
 LAYERS = [
     ("autodnn.errors",),
     ("autodnn.config",),
+    ("autodnn.metrics",),
     ("autodnn.space", "autodnn.datasets", "autodnn.backend", "autodnn.defaults"),
     ("autodnn.network", "autodnn.optim"),
     ("autodnn.training",),
@@ -67,7 +68,8 @@ LAYERS = [
     ("autodnn.cli",),
 ]
 #: What the package root holds: the public entry points only; everything else lives in a floor's package.
-ROOT_MODULES = {"__init__", "__main__", "objective", "evaluate", "export", "config", "errors", "defaults", "backend"}
+ROOT_MODULES = {"__init__", "__main__", "objective", "evaluate", "export", "config", "errors", "defaults", "backend",
+                "metrics"}
 MAX_LINES = 400
 
 

@@ -127,8 +127,8 @@ def test_the_compiled_sweep_measures_what_train_on_batch_measures(dataset):
 
     from autodnn.network.model import build_model
     from autodnn.optim import build_optimizer
+    from autodnn.training.losses import LOSS
     from autodnn.training.lr_finder import LRFinder
-    from autodnn.training.trainer import LOSS
 
     config = BASE.replace(optimizer="nadam", normalization="batch_norm_before", dropout=0.2)
     results = []

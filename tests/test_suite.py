@@ -44,10 +44,17 @@ def test_two_tables_have_a_minority_class_under_ten_percent(tmp_path: Path) -> N
     assert sum(share < 0.10 for share in minorities.values()) >= 2, minorities
 
 
-def test_a_task_the_command_does_not_take_is_skipped_with_its_reason(tmp_path: Path) -> None:
-    regression = next(d for d in suite.DATASETS if d.task == "regression")
-    line = suite.command(regression, tmp_path, tmp_path, [])
-    assert isinstance(line, str) and line.startswith("skipped: regression")
+def test_a_whole_number_quantity_is_searched_as_the_regression_it_is(tmp_path: Path) -> None:
+    import autodnn
+    from autodnn.errors import DatasetError
+
+    mass = next(d for d in suite.DATASETS if d.name == "penguins-mass")
+    argv = suite.command(mass, tmp_path, tmp_path, ["--timeout", "1m"])
+    path = argv[argv.index("--dataset") + 1]
+    with pytest.raises(DatasetError, match="--task regression or --task classification"):
+        autodnn.load_dataset(path, target="body_mass_g")
+    assert argv[argv.index("--task") + 1] == "regression" and argv[-2:] == ["--timeout", "1m"]
+    assert autodnn.load_dataset(path, target="body_mass_g", task="regression").is_regression
     table = next(d for d in suite.DATASETS if d.name == "penguins")
-    argv = suite.command(table, tmp_path, tmp_path, ["--timeout", "1m"])
-    assert argv[argv.index("--target") + 1] == "species" and argv[-2:] == ["--timeout", "1m"]
+    argv = suite.command(table, tmp_path, tmp_path, [])
+    assert argv[argv.index("--target") + 1] == "species" and "--task" not in argv

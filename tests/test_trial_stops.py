@@ -68,7 +68,7 @@ def test_hyperbands_first_rung_is_after_epoch_one() -> None:
 
 def test_a_searched_trial_still_at_chance_after_three_epochs_is_stopped_but_a_baseline_is_not() -> None:
     study = optuna.create_study(direction="maximize", pruner=make_pruner("none"))
-    chance = Chance(accuracy=0.1, log_loss=2.30, noise=0.025)
+    chance = Chance(score=0.1, loss=2.30, noise=0.025)
     stuck = TrialReporter(study.ask(), max_epochs=50, chance=chance)
     learning = TrialReporter(study.ask(), max_epochs=50, chance=chance)
     baseline = TrialReporter(study.ask(), prune=False, max_epochs=50, chance=chance)
@@ -87,8 +87,8 @@ def test_on_imbalanced_classes_a_trial_that_learned_goes_on_whatever_its_accurac
     y_train = np.array([0] * 970 + [1] * 30)
     y_valid = np.array([0] * 291 + [1] * 9)
     chance = Chance.of(y_train, y_valid, n_classes=2)
-    assert chance.accuracy == pytest.approx(0.97)
-    assert chance.log_loss == pytest.approx(-(0.97 * np.log(0.97) + 0.03 * np.log(0.03)), rel=1e-6)
+    assert chance.score == pytest.approx(0.97)
+    assert chance.loss == pytest.approx(-(0.97 * np.log(0.97) + 0.03 * np.log(0.03)), rel=1e-6)
     study = optuna.create_study(direction="maximize", pruner=make_pruner("none"))
     learned = TrialReporter(study.ask(), max_epochs=50, chance=chance)  # 97.9%, loss below the priors'
     constant = TrialReporter(study.ask(), max_epochs=50, chance=chance)  # the majority class, loss at priors
@@ -176,9 +176,9 @@ def test_the_chance_rule_waits_until_some_trial_has_shown_the_data_learnable() -
     objective = Objective(load_space("quick"), load_dataset("iris"), 5)
     chance = objective.chance
     study = optuna.create_study(direction="maximize")
-    at_chance = {"val_accuracy": chance.accuracy, "val_loss": chance.log_loss + 0.1}
-    study.add_trial(optuna.trial.create_trial(value=chance.accuracy, user_attrs={"result": at_chance}))
+    at_chance = {"val_accuracy": chance.score, "val_loss": chance.loss + 0.1}
+    study.add_trial(optuna.trial.create_trial(value=chance.score, user_attrs={"result": at_chance}))
     assert objective._chance_rule(study) is None, "where nothing learned yet, no trial is stopped at chance"
-    learned = {"val_accuracy": 0.9, "val_loss": chance.log_loss / 2}
+    learned = {"val_accuracy": 0.9, "val_loss": chance.loss / 2}
     study.add_trial(optuna.trial.create_trial(value=0.9, user_attrs={"result": learned}))
     assert objective._chance_rule(study) == chance

@@ -30,7 +30,8 @@ def _search(args: argparse.Namespace) -> int:
         dataset=args.dataset, space=args.space, study=args.study, storage=args.storage, n_trials=args.n_trials,
         timeout=args.timeout, final_seeds=0 if args.no_final else args.seeds, max_epochs=args.max_epochs,
         seed=args.seed, data_dir=args.data_dir,
-        target=args.target, drop=args.drop, valid_fraction=args.valid_fraction, force=args.force,
+        target=args.target, drop=args.drop, task=args.task, metric=args.metric, class_weight=args.class_weight,
+        valid_fraction=args.valid_fraction, force=args.force,
         mc_samples=args.mc_samples,
         baselines=not args.no_baselines, workers=args.workers, gpus=args.gpus, trials_per_gpu=args.trials_per_gpu,
         mps=not args.no_mps, precision=args.precision,
@@ -45,6 +46,7 @@ def _search(args: argparse.Namespace) -> int:
 
     def started(study: Any, dataset: Any, space: Any, url: str) -> None:
         opened.update(study=study, url=url)
+        progress.timeout = options.timeout  # --timeout auto is sized once the data is read
         for note in () if args.quiet else dataset.notes:  # what became of a table's columns, before the study line
             print(note[:1].upper() + note[1:], flush=True)
         progress.on_start(study, dataset, space, url)
@@ -140,12 +142,17 @@ def _run_evaluation(study: Any, seeds: int, *, quiet: bool, max_epochs: int | No
 
     def progress(entry: dict, run: dict) -> None:
         # A finalist (small validation: the best is chosen among the top few) is judged on validation only.
-        metric = "val_accuracy" if entry["name"] != "best" and entry["kind"] == "best" else "test_accuracy"
+        checked = score_name(study)
+        metric = checked if entry["name"] != "best" and entry["kind"] == "best" else f"test_{metric_name}"
         unit = "boosting rounds" if entry["kind"] == "reference" else "epochs"
         if not quiet:
             print(f"  {entry['name']:<10} seed {run['seed']}: {metric} {run[metric]:.4f} "
                   f"({run['epochs']} {unit}, {run['seconds']:.1f} s)", flush=True)
 
+    from autodnn.progress import score_name
+    from autodnn.study.options import stored_options
+
+    metric_name = stored_options(study).get("metric") or "accuracy"
     print(f"\nFinal evaluation: retraining the best configuration and the baselines with {seeds} seed(s), "
           "each tested once.", flush=True)
     evaluation = evaluate(study, seeds=seeds, max_epochs=max_epochs, on_run=progress, reference=reference)
@@ -158,8 +165,9 @@ def _run_evaluation(study: Any, seeds: int, *, quiet: bool, max_epochs: int | No
 
         kept, url = evaluation["model"], study_storage(study).url
         where = "" if url == storage_url(study.study_name) else f" --storage {redact(url)}"
-        print(f"Kept the best configuration's network of seed {kept['seed']} (the median validation accuracy "
-              f"of the seeds; test_accuracy {kept['test_accuracy']:.4f}) in the study; "
+        metric = kept.get("metric", "test_accuracy")
+        print(f"Kept the best configuration's network of seed {kept['seed']} (the median validation score "
+              f"of the seeds; {metric} {kept[metric]:.4f}) in the study; "
               f"'autodnn export {study.study_name}{where}' writes it to a .keras file.")
 
 
@@ -168,11 +176,15 @@ def _export(args: argparse.Namespace) -> int:
 
     path = args.output or default_path(args.study)
     kept = export_best(args.study, path, storage=args.storage)
-    mean = kept.get("test_accuracy_mean")
+    metric = kept.get("metric", "test_accuracy")
+    mean = kept.get(f"{metric}_mean")
     print(f"Wrote {kept['path']} ({kept['bytes'] / 1e3:.0f} kB): the best configuration (trial "
-          f"{kept['trial_number']}) trained with seed {kept['seed']}, test_accuracy {kept['test_accuracy']:.4f}"
+          f"{kept['trial_number']}) trained with seed {kept['seed']}, {metric} {kept[metric]:.4f}"
           + (f" (mean of {kept['n_seeds']} seeds {mean:.4f})." if mean is not None else "."))
-    print("An inference copy, uncompiled and without its optimizer; load it in Python with:")
+    if kept.get("columns_path"):
+        print(f"Wrote {kept['columns_path']}: the table's column encoder, fitted on the training rows; the network "
+              "takes what it makes of the raw feature columns.")
+    print("An inference copy, uncompiled and without its optimizer, taking unscaled inputs; load it in Python with:")
     print(f"  {load_hint(kept, kept['path'])}")
     if kept.get("imports"):
         print(f"  ({', '.join(kept['imports'])} registers autodnn's layers that this network uses.)")
@@ -200,7 +212,7 @@ def _lr_find(args: argparse.Namespace) -> int:
     if args.batch_size is not None:
         config = config.replace(batch_size=args.batch_size)
     dataset = load_dataset(args.dataset, data_dir=args.data_dir, target=args.target, drop=args.drop,
-                           valid_fraction=args.valid_fraction, seed=args.seed)
+                           task=args.task, valid_fraction=args.valid_fraction, seed=args.seed)
 
     from autodnn.training.lr_finder import plot_lr_finder
     from autodnn.training.trainer import find_learning_rate

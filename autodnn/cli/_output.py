@@ -12,20 +12,47 @@ from autodnn.study.trial_record import CONFIG, RESULT
 
 
 def evaluation_table(evaluation: dict) -> str:
-    """One row a configuration (and the trees' reference on tables), then what the evaluation says plainly."""
-    from autodnn.evaluate import plain_lines
+    """One row a configuration (and the trees' reference on tables), then what the evaluation says plainly.
 
-    rows = []
+    Rows give the study's metric on the test split (mean ± spread over the seeds) and how far the best is from
+    each; a regression's rows add the MAE and R² beside the RMSE, in the target's units.
+    """
+    from autodnn.evaluate import headline_metric, plain_lines
+
+    metric = headline_metric(evaluation)
     best = evaluation["entries"][0]
     reference = [evaluation["reference"]] if evaluation.get("reference") else []
-    for entry in [*evaluation["entries"], *reference]:
-        diff = "" if entry is best else f"{100 * (best['test_accuracy_mean'] - entry['test_accuracy_mean']):+.1f}"
-        epochs = "rounds" if entry.get("kind") == "reference" else "epochs"  # boosting rounds: trees per class
-        rows.append(f"  {entry['name']:<10} test_accuracy {100 * entry['test_accuracy_mean']:5.1f}% "
-                    f"± {100 * entry['test_accuracy_std']:.1f}  {epochs} {entry['epochs_mean']:5.1f}  "
-                    f"time {entry['seconds_mean']:6.1f} s" + (f"  best is {diff} points" if diff else "")
-                    + (f"  ({entry['title']})" if entry.get("kind") == "reference" else ""))
+    rows = [_row(entry, best, metric, evaluation.get("task") == "regression")
+            for entry in [*evaluation["entries"], *reference]]
     return "\n".join([*rows, *plain_lines(evaluation)])
+
+
+def _row(entry: dict, best: dict, metric: str, regression: bool) -> str:
+    from autodnn.evaluate import in_points, lower_is_better
+
+    value, spread, base = entry.get(f"{metric}_mean"), entry.get(f"{metric}_std"), best.get(f"{metric}_mean")
+    if in_points(metric):
+        shown = (f"{metric} {_figure(None if value is None else 100 * value, '5.1f')}% "
+                 f"± {_figure(None if spread is None else 100 * spread, '.1f')}")
+        diff = "" if entry is best or value is None or base is None else f"  best is {100 * (base - value):+.1f} points"
+    else:
+        shown = f"{metric} {_figure(value)} ± {_figure(spread)}"
+        diff = ""
+        if entry is not best and value and base is not None:
+            change = 100 * (base - value) / abs(value)
+            word = ("lower" if change < 0 else "higher") if lower_is_better(metric) else ("higher" if change > 0 else
+                                                                                        "lower")
+            diff = f"  best's is {abs(change):.1f}% {word}"
+    if regression:
+        shown += "".join(f"  {name} {_figure(entry.get(f'test_{name}_mean'), spec)}"
+                         for name, spec in (("rmse", ".4g"), ("mae", ".4g"), ("r2", ".3f")) if f"test_{name}" != metric)
+    epochs = "rounds" if entry.get("kind") == "reference" else "epochs"  # boosting rounds: trees per class
+    return (f"  {entry['name']:<10} {shown}  {epochs} {entry['epochs_mean']:5.1f}  time {entry['seconds_mean']:6.1f} s"
+            + diff + (f"  ({entry['title']})" if entry.get("kind") == "reference" else ""))
+
+
+def _figure(value: float | None, spec: str = ".4g") -> str:
+    return "nan" if value is None else format(value, spec)
 
 
 def print_best(study: Any, best: Any = None) -> None:
@@ -36,7 +63,8 @@ def print_best(study: Any, best: Any = None) -> None:
         print("No trial completed yet.")
         return
     result = best.user_attrs.get(RESULT, {})
-    print(f"\nBest trial {best.number}: val_accuracy {best.value:.4f} "
+    metric = (study.metric_names or ["val_accuracy"])[0] if hasattr(study, "metric_names") else "val_accuracy"
+    print(f"\nBest trial {best.number}: {metric} {best.value:.4f} "
           f"(val_loss {result.get('val_loss', float('nan')):.4f}, {result.get('epochs')} epochs)")
     print("Configuration:")
     config = best.user_attrs.get(CONFIG, best.params)

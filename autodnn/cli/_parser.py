@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = sub.add_parser("search", help="run or resume a hyperparameter search", epilog=EPILOG)
     _data_args(search)
+    _metric_args(search)
     search.add_argument("--space", default="default", help="search space: a name in search_spaces/ or a YAML path "
                         "(default: default, everything chapter 11 teaches for dense nets)")
     _study_args(search, required=False)
@@ -39,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--timeout", type=duration, default=DEFAULT_TIMEOUT, metavar="TIME",
                         help="the whole command, final evaluation included, ends within TIME (seconds, or 90s, 30m, "
                              "2h, 1h30m): the search stops in time for the evaluation's estimated share, its running "
-                             "trial after its epoch (kept, pruned); 'none' for no limit (default: 30m)")
+                             "trial after its epoch (kept, pruned); 'none' for no limit (default: auto, by the data: 5m for "
+                             "a table under 100,000 training cells, 15m under a million, 30m above and for images)")
     search.add_argument("--max-epochs", type=int, default=50, help="epoch budget of a trial (default: 50)")
     search.add_argument("--seed", type=int, default=0, help="seeds sampling, the data split and training")
     search.add_argument("--backend", default="auto", choices=["auto", "jax", "tensorflow", "torch"],
@@ -159,14 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: ``autodnn search``'s budget when no ``--timeout`` is given: 30 minutes, final evaluation included.
-DEFAULT_TIMEOUT = 1800.0
+#: ``autodnn search``'s budget when no ``--timeout`` is given: sized by the data
+#: (:func:`autodnn.tuning.budget.default_seconds`), final evaluation included.
+DEFAULT_TIMEOUT = "auto"
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 
 
-def duration(text: str) -> float | None:
+def duration(text: str) -> float | str | None:
     """Seconds in ``text``: a number of seconds (``900``), or hours, minutes and seconds (``2h``, ``1h30m``, ``90s``);
-    None for ``none`` (no limit).
+    None for ``none`` (no limit); ``"auto"`` for ``auto`` (sized by the data).
 
     Raises:
         argparse.ArgumentTypeError: Anything else, with what is expected.
@@ -174,6 +177,8 @@ def duration(text: str) -> float | None:
     value = text.strip().lower()
     if value == "none":
         return None
+    if value == "auto":
+        return "auto"
     try:
         return float(value)
     except ValueError:
@@ -187,14 +192,28 @@ def duration(text: str) -> float | None:
 
 def _data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="digits",
-                        help="digits, iris, wine, breast_cancer, cifar10, mnist, fashion_mnist, csv:PATH, "
+                        help="digits, iris, wine, breast_cancer, diabetes (regression), cifar10, mnist, fashion_mnist, csv:PATH, "
                              "parquet:PATH, npz:PATH or images:PATH (default: digits)")
     parser.add_argument("--data-dir", default=None, help="folder holding dataset files (e.g. cifar-10-python.tar.gz)")
     parser.add_argument("--target", default=None, help="target column of a csv/parquet dataset")
     parser.add_argument("--drop", type=_columns, default=(), metavar="COL[,COL]",
                         help="columns of a csv/parquet dataset to leave out")
+    parser.add_argument("--task", choices=("auto", "classification", "regression"), default="auto",
+                        help="what the target is: auto (text, booleans and few whole numbers are classes, numbers "
+                             "with fractions a regression; many whole numbers ask), classification or regression")
     parser.add_argument("--valid-fraction", type=float, default=0.1,
                         help="share of the training data held out for validation (default: 0.1)")
+
+
+def _metric_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metric", default="auto",
+                        choices=("auto", "accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss", "rmse",
+                                 "mae", "r2"),
+                        help="what the search optimizes on validation (default auto: accuracy, balanced_accuracy "
+                             "where a class holds under 10%% of the rows, rmse for a regression)")
+    parser.add_argument("--class-weight", default="auto", choices=("auto", "none", "balanced"),
+                        help="weigh each class's rows alike in the loss (default auto: balanced where a class holds "
+                             "under 10%% of the rows)")
 
 
 def _columns(text: str) -> tuple[str, ...]:

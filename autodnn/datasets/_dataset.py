@@ -14,16 +14,21 @@ from autodnn.errors import DatasetError
 class Dataset:
     """Train, validation and test arrays ready for a dense network, with what identifies them.
 
+    A classification's targets are class indices; a regression's are the target standardized with the training
+    rows' mean and standard deviation (``target_mean``, ``target_std``): :meth:`in_target_units` turns a
+    prediction back.
+
     Attributes:
         name: Canonical spec: ``"digits"``, ``"cifar10"``, ``"csv:/abs/path.csv"``, ...
         x_train: Training features, float32, shape ``(n, n_features)``: flattened and scaled with statistics of
             ``x_train`` only.
-        y_train: Class indices ``0 .. n_classes - 1``, int32, shape ``(n,)``.
+        y_train: Class indices ``0 .. n_classes - 1``, int32, shape ``(n,)``; for a regression the standardized
+            target, float32.
         x_valid: Validation features, scaled like ``x_train``.
-        y_valid: Validation class indices.
+        y_valid: Validation targets, like ``y_train``.
         x_test: Test features, scaled like ``x_train``.
-        y_test: Test class indices.
-        class_names: Name of each class index.
+        y_test: Test targets, like ``y_train``.
+        class_names: Name of each class index (none for a regression).
         fingerprint: Hex digest of the raw arrays and of the split settings; equal fingerprints mean equal arrays.
         source: Where the data came from, for people (a file path, ``"scikit-learn bundled"``, ...).
         scaling: ``"standard"``, ``"unit"`` or ``"none"`` (see :func:`autodnn.datasets.load_dataset`).
@@ -33,6 +38,14 @@ class Dataset:
         notes: What was done to a table's columns, one line each (columns left out, and why).
         preprocessor: For a table, the fitted ``ColumnTransformer`` that turns its raw rows into the features
             before scaling (:mod:`autodnn.datasets._columns`); else ``None``.
+        task: ``"classification"`` or ``"regression"``.
+        target_name: The target column of a table, for people (``""`` elsewhere).
+        target_mean: A regression target's training mean (0 for a classification).
+        target_std: A regression target's training standard deviation (1 for a classification).
+        feature_mean: Per-feature mean subtracted by the scaling (``None`` where nothing was subtracted).
+        feature_scale: Per-feature divisor of the scaling (``None`` where nothing was divided).
+        test_rows: For a table, the rows of the file (counting from 0, header excluded) that make the test split,
+            in ``x_test``'s order; else ``None``.
     """
 
     name: str
@@ -51,6 +64,13 @@ class Dataset:
     image_shape: tuple[int, ...] | None = None
     notes: tuple[str, ...] = ()
     preprocessor: Any = field(default=None, compare=False)
+    task: str = "classification"
+    target_name: str = ""
+    target_mean: float = 0.0
+    target_std: float = 1.0
+    feature_mean: np.ndarray | None = field(default=None, compare=False)
+    feature_scale: np.ndarray | None = field(default=None, compare=False)
+    test_rows: np.ndarray | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         n_features = None
@@ -59,21 +79,37 @@ class Dataset:
             if x.dtype != np.float32 or x.ndim != 2:
                 raise DatasetError(f"dataset {self.name}: x_{part} is {x.dtype} with shape {x.shape}, "
                                    "expected a float32 array of shape (n, n_features)")
-            if y.dtype != np.int32 or y.shape != (len(x),):
+            expected = np.float32 if self.is_regression else np.int32
+            if y.dtype != expected or y.shape != (len(x),):
+                what = "float32 targets" if self.is_regression else "int32 class indices"
                 raise DatasetError(f"dataset {self.name}: y_{part} is {y.dtype} with shape {y.shape}, "
-                                   f"expected int32 class indices of shape ({len(x)},)")
+                                   f"expected {what} of shape ({len(x)},)")
             if n_features is not None and x.shape[1] != n_features:
                 raise DatasetError(f"dataset {self.name}: x_{part} has {x.shape[1]} features, "
                                    f"x_train has {n_features}; every part needs the same features")
             n_features = x.shape[1]
-            if len(y) and (y.min() < 0 or y.max() >= len(self.class_names)):
+            if not self.is_regression and len(y) and (y.min() < 0 or y.max() >= len(self.class_names)):
                 raise DatasetError(f"dataset {self.name}: y_{part} holds labels outside "
                                    f"0..{len(self.class_names) - 1}; there are {len(self.class_names)} class names")
 
     @property
+    def is_regression(self) -> bool:
+        """Whether the target is a number to predict rather than a class."""
+        return self.task == "regression"
+
+    @property
     def n_classes(self) -> int:
-        """Number of classes."""
+        """Number of classes (0 for a regression)."""
         return len(self.class_names)
+
+    @property
+    def n_outputs(self) -> int:
+        """Units of the network's output layer: one a class, or one for a regression."""
+        return 1 if self.is_regression else self.n_classes
+
+    def in_target_units(self, values: Any) -> np.ndarray:
+        """A regression's standardized targets or predictions in the target's own units, float64."""
+        return np.asarray(values, dtype=np.float64).reshape(-1) * self.target_std + self.target_mean
 
     @property
     def n_features(self) -> int:
@@ -94,6 +130,10 @@ class Dataset:
             "n_features": self.n_features,
             "n_classes": self.n_classes,
             "class_names": list(self.class_names),
+            "task": self.task,
+            "target_name": self.target_name,
+            "target_mean": self.target_mean,
+            "target_std": self.target_std,
             "source": self.source,
             "scaling": self.scaling,
             "valid_fraction": self.valid_fraction,
@@ -103,8 +143,9 @@ class Dataset:
         }
 
     def __repr__(self) -> str:
+        target = "regression" if self.is_regression else f"n_classes={self.n_classes}"
         return (f"Dataset(name={self.name!r}, sizes={self.sizes}, n_features={self.n_features}, "
-                f"n_classes={self.n_classes}, fingerprint={self.fingerprint!r})")
+                f"{target}, fingerprint={self.fingerprint!r})")
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,7 +155,7 @@ class RawData:
     Attributes:
         x_train: Examples of the training part, shape ``(n, ...)``: uint8 pixels ``(n, height, width, channels)``
             for images, numbers for tabular data.
-        y_train: Class indices into ``class_names``, shape ``(n,)``.
+        y_train: Class indices into ``class_names``, shape ``(n,)``; a regression's targets as float64.
         x_test: The official test examples, or ``None`` when the source has no test part.
         y_test: Class indices of ``x_test``, or ``None``.
         class_names: Name of each class index.
@@ -122,6 +163,8 @@ class RawData:
         table: A table's feature columns as read (every row; ``x_train`` is then an empty placeholder): they are
             encoded after the split, fitted on the training rows only.
         drop: Columns of ``table`` the user left out (``--drop``).
+        task: ``"classification"`` or ``"regression"``.
+        target_name: The target column of a table.
     """
 
     x_train: np.ndarray
@@ -132,6 +175,8 @@ class RawData:
     source: str
     table: Any = None
     drop: tuple[str, ...] = ()
+    task: str = "classification"
+    target_name: str = ""
 
     @property
     def is_image(self) -> bool:
@@ -191,8 +236,8 @@ def _label_values(y: np.ndarray, where: str) -> np.ndarray:
             raise DatasetError(f"{where}: labels contain NaN or infinite values; drop those rows or fill them")
         if (y != np.round(y)).any():
             example = y[y != np.round(y)][0]
-            raise DatasetError(f"{where}: labels are continuous numbers (e.g. {example}), not classes; autodnn "
-                               "classifies, so give class labels (integers or text)")
+            raise DatasetError(f"{where}: labels are continuous numbers (e.g. {example}), not classes; to predict "
+                               "the number, use --task regression")
         return y.astype(np.int64)
     if y.dtype.kind in "US":
         return y

@@ -10,7 +10,15 @@ from pathlib import Path
 from autodnn.datasets._dataset import Dataset, RawData
 from autodnn.datasets._images import is_tar, load_images
 from autodnn.datasets._prepare import build_dataset, check_options
-from autodnn.datasets._tabular import SKLEARN_LOADERS, load_csv, load_npz, load_parquet, load_sklearn
+from autodnn.datasets._tabular import (
+    SKLEARN_LOADERS,
+    SKLEARN_REGRESSIONS,
+    load_csv,
+    load_npz,
+    load_parquet,
+    load_sklearn,
+)
+from autodnn.datasets._targets import check_task
 from autodnn.datasets._vision import load_cifar10, load_fashion_mnist, load_mnist
 from autodnn.errors import DatasetError
 
@@ -38,6 +46,7 @@ def load_dataset(
     seed: int = 0,
     scaling: str = "standard",
     drop: str | tuple[str, ...] | list[str] | None = None,
+    task: str = "auto",
 ) -> Dataset:
     """Loads a dataset, splits it into train, valid and test parts, and scales its features.
 
@@ -54,6 +63,8 @@ def load_dataset(
             are only centered); ``"unit"``: images divided by 255, other data min-max scaled to [0, 1] on
             ``x_train``; ``"none"``: the raw values as float32. Statistics always come from ``x_train`` alone.
         drop: Feature columns of a ``csv:`` or ``parquet:`` table to leave out (a name, or several).
+        task: ``"auto"`` (:mod:`autodnn.datasets._targets` says how a target is read), ``"classification"`` or
+            ``"regression"``; for ``csv:``, ``parquet:`` and ``npz:`` data (a built-in dataset has its own).
 
     Returns:
         The dataset, with a fingerprint of its raw data and of these settings.
@@ -62,12 +73,13 @@ def load_dataset(
         DatasetError: The spec is unknown, the data cannot be found or read, or the options are out of range.
     """
     check_options(valid_fraction, seed, scaling)
+    check_task(task)
     columns = (drop,) if isinstance(drop, str) else tuple(drop or ())
-    name, raw = _read(spec, data_dir=data_dir, target=target, drop=columns)
+    name, raw = _read(spec, data_dir=data_dir, target=target, drop=columns, task=task)
     return build_dataset(name, raw, valid_fraction=valid_fraction, seed=seed, scaling=scaling)
 
 
-def _read(spec: str, *, data_dir: str | Path | None, target: str | None, drop: tuple[str, ...]
+def _read(spec: str, *, data_dir: str | Path | None, target: str | None, drop: tuple[str, ...], task: str
           ) -> tuple[str, RawData]:
     if not isinstance(spec, str) or not spec.strip():
         raise DatasetError(f"dataset spec must be a name or PREFIX:PATH, but got {spec!r}; {_known()}")
@@ -84,11 +96,14 @@ def _read(spec: str, *, data_dir: str | Path | None, target: str | None, drop: t
         path = _existing_path(prefix, rest)
         name = f"{prefix}:{path}"
         if prefix == "csv":
-            return name, load_csv(path, target, drop)
+            return name, load_csv(path, target, drop, task)
         if prefix == "parquet":
-            return name, load_parquet(path, target, drop)
+            return name, load_parquet(path, target, drop, task)
         if prefix == "npz":
-            return name, load_npz(path)
+            return name, load_npz(path, task)
+        if task == "regression":
+            raise DatasetError(f"images:{rest} holds classes (one folder each); --task regression does not apply, "
+                               "leave it out")
         return name, load_images(path)
     builtin = spec.lower().replace("-", "_")
     if builtin in SKLEARN_LOADERS or builtin in _VISION_LOADERS:
@@ -98,6 +113,9 @@ def _read(spec: str, *, data_dir: str | Path | None, target: str | None, drop: t
         if drop:
             raise DatasetError(f"--drop {','.join(drop)} only applies to csv: and parquet: tables, not {builtin}; "
                                "leave out --drop")
+        own = "regression" if builtin in SKLEARN_REGRESSIONS else "classification"
+        if task not in ("auto", own):
+            raise DatasetError(f"{builtin} is a {own} dataset; --task {task} does not apply, leave out --task")
         if builtin in SKLEARN_LOADERS:
             return builtin, load_sklearn(builtin)
         return builtin, _VISION_LOADERS[builtin](data_dir)

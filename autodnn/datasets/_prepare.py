@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from autodnn.datasets import _columns
 from autodnn.datasets._dataset import Dataset, RawData
+from autodnn.datasets._targets import target_bins
 from autodnn.errors import DatasetError
 
 SCALINGS = ("standard", "unit", "none")
@@ -62,22 +63,26 @@ def build_dataset(name: str, raw: RawData, *, valid_fraction: float, seed: int, 
         DatasetError: The data cannot be used for classification or is too small to split.
     """
     _check_raw(name, raw)
-    _check_class_sizes(name, raw)
+    regression = raw.task == "regression"
+    if not regression:
+        _check_class_sizes(name, raw)
     digest = fingerprint(name, raw, valid_fraction=valid_fraction, seed=seed, scaling=scaling)
     rng = np.random.default_rng(seed)
+    strata = target_bins(raw.y_train) if regression else raw.y_train
     if raw.x_test is None or raw.y_test is None:
-        pool, test = stratified_split(raw.y_train, TEST_FRACTION, rng)
+        pool, test = stratified_split(strata, TEST_FRACTION, rng)
         x_test, y_test = raw.x_train[test], raw.y_train[test]
     else:
         pool = np.arange(len(raw.y_train))
         test = rng.permutation(len(raw.y_test))
         x_test, y_test = raw.x_test[test], raw.y_test[test]
-    fit, valid = stratified_split(raw.y_train[pool], valid_fraction, rng)
+    fit, valid = stratified_split(strata[pool], valid_fraction, rng)
     train, valid = pool[fit], pool[valid]
     sizes = {"train": len(train), "valid": len(valid), "test": len(test)}
     if min(sizes.values()) == 0:
         raise DatasetError(f"dataset {name} has too few examples to split into train, valid and test parts "
-                           f"(got {sizes} with valid_fraction {valid_fraction}); give more examples per class")
+                           f"(got {sizes} with valid_fraction {valid_fraction}); give more "
+                           f"{'rows' if regression else 'examples per class'}")
     notes: tuple[str, ...] = ()
     preprocessor = None
     if raw.table is not None:
@@ -87,15 +92,25 @@ def build_dataset(name: str, raw: RawData, *, valid_fraction: float, seed: int, 
         parts = [_columns.encode(preprocessor, raw.table, rows) for rows in (train, valid, test)]
     else:
         parts = [raw.x_train[train], raw.x_train[valid], x_test]
-    xs = _scale(parts, scaling, raw.is_image)
+    xs, feature_mean, feature_scale = _scale(parts, scaling, raw.is_image)
+    ys = [raw.y_train[train], raw.y_train[valid], y_test]
+    target_mean, target_std = 0.0, 1.0
+    if regression:
+        target_mean, target_std = float(np.mean(ys[0])), float(np.std(ys[0]))
+        if target_std == 0:
+            raise DatasetError(f"dataset {name}: the regression target takes one value ({target_mean:g}) in every "
+                               "training row; there is nothing to learn, so choose another target")
+        ys = [((y - target_mean) / target_std).astype(np.float32) for y in ys]
+    else:
+        ys = [y.astype(np.int32) for y in ys]
     return Dataset(
         name=name,
         x_train=xs[0],
-        y_train=raw.y_train[train].astype(np.int32),
+        y_train=ys[0],
         x_valid=xs[1],
-        y_valid=raw.y_train[valid].astype(np.int32),
+        y_valid=ys[1],
         x_test=xs[2],
-        y_test=y_test.astype(np.int32),
+        y_test=ys[2],
         class_names=raw.class_names,
         fingerprint=digest,
         source=raw.source,
@@ -105,6 +120,13 @@ def build_dataset(name: str, raw: RawData, *, valid_fraction: float, seed: int, 
         image_shape=tuple(int(d) for d in raw.x_train.shape[1:]) if raw.is_image else None,
         notes=notes,
         preprocessor=preprocessor,
+        task=raw.task,
+        target_name=raw.target_name,
+        target_mean=target_mean,
+        target_std=target_std,
+        feature_mean=feature_mean,
+        feature_scale=feature_scale,
+        test_rows=test if raw.table is not None else None,
     )
 
 
@@ -113,6 +135,8 @@ def fingerprint(name: str, raw: RawData, *, valid_fraction: float, seed: int, sc
     h = hashlib.sha256()
     header = {"version": _FINGERPRINT_VERSION, "name": name, "valid_fraction": float(valid_fraction),
               "seed": int(seed), "scaling": scaling, "class_names": list(raw.class_names)}
+    if raw.task != "classification":
+        header["task"] = raw.task
     h.update(json.dumps(header, sort_keys=True).encode())
     if raw.table is not None:
         import pandas as pd
@@ -189,7 +213,7 @@ def _check_raw(name: str, raw: RawData) -> None:
         raise DatasetError(f"dataset {name}: examples of x_train have shape {raw.x_train.shape[1:]} but "
                            f"those of x_test have shape {raw.x_test.shape[1:]}; give both the same shape")
     present = np.unique(raw.y_train)
-    if len(present) < 2:
+    if raw.task != "regression" and len(present) < 2:
         only = raw.class_names[int(present[0])] if len(present) else "none"
         raise DatasetError(f"dataset {name} has examples of one class only ({only}); "
                            "a classifier needs at least two classes")
@@ -208,28 +232,32 @@ def _check_class_sizes(name: str, raw: RawData) -> None:
                            "needed); add examples of it, or drop or merge that class")
 
 
-def _scale(parts: list[np.ndarray], scaling: str, is_image: bool) -> list[np.ndarray]:
+def _scale(parts: list[np.ndarray], scaling: str, is_image: bool
+           ) -> tuple[list[np.ndarray], np.ndarray | None, np.ndarray | None]:
+    """The parts scaled with statistics of the first, and those statistics: ``(x - mean) / scale``."""
     work = np.float32 if is_image else np.float64
     xs: list[npt.NDArray[np.floating]] = [p.reshape(len(p), -1).astype(work) for p in parts]
+    mean = scale = None
     if scaling == "unit" and is_image:
+        scale = np.full(xs[0].shape[1], 255.0)
         for x in xs:
             x /= 255.0
     elif scaling == "unit":
-        low = xs[0].min(axis=0)
-        span = xs[0].max(axis=0) - low
-        span[span == 0] = 1.0
+        mean = xs[0].min(axis=0)
+        scale = xs[0].max(axis=0) - mean
+        scale[scale == 0] = 1.0
         for x in xs:
-            x -= low
-            x /= span
+            x -= mean
+            x /= scale
     elif scaling == "standard":
         mean = xs[0].sum(axis=0, dtype=np.float64) / len(xs[0])
         for x in xs:
             x -= mean.astype(work)
-        std = _root_mean_square(xs[0])
-        std[std == 0] = 1.0
+        scale = _root_mean_square(xs[0])
+        scale[scale == 0] = 1.0
         for x in xs:
-            x /= std.astype(work)
-    return [x.astype(np.float32, copy=False) for x in xs]
+            x /= scale.astype(work)
+    return [x.astype(np.float32, copy=False) for x in xs], mean, scale
 
 
 def _root_mean_square(x: np.ndarray) -> np.ndarray:

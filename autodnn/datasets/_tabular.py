@@ -16,6 +16,7 @@ import numpy as np
 
 from autodnn.datasets._columns import check_drop, check_kinds
 from autodnn.datasets._dataset import RawData, encode_labels, one_line
+from autodnn.datasets._targets import regression_target, resolve_task
 from autodnn.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -26,7 +27,11 @@ SKLEARN_LOADERS = {
     "iris": "load_iris",
     "wine": "load_wine",
     "breast_cancer": "load_breast_cancer",
+    "diabetes": "load_diabetes",
 }
+
+#: Built-in datasets whose target is a number to predict.
+SKLEARN_REGRESSIONS = ("diabetes",)
 
 _NPZ_KEYS = {
     "x_train": ("x_train", "X_train"),
@@ -43,18 +48,22 @@ def load_sklearn(name: str) -> RawData:
     import sklearn.datasets
 
     bunch = getattr(sklearn.datasets, SKLEARN_LOADERS[name])()
+    source = f"scikit-learn bundled ({SKLEARN_LOADERS[name]})"
+    if name in SKLEARN_REGRESSIONS:
+        return RawData(np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target, dtype=np.float64), None,
+                       None, (), source=source, task="regression", target_name="target")
     return RawData(
         x_train=np.asarray(bunch.data, dtype=np.float64),
         y_train=np.asarray(bunch.target, dtype=np.int64),
         x_test=None,
         y_test=None,
         class_names=tuple(str(c) for c in bunch.target_names),
-        source=f"scikit-learn bundled ({SKLEARN_LOADERS[name]})",
+        source=source,
     )
 
 
-def load_csv(path: Path, target: str | None, drop: tuple[str, ...] = ()) -> RawData:
-    """Reads a CSV table whose ``target`` column holds the classes.
+def load_csv(path: Path, target: str | None, drop: tuple[str, ...] = (), task: str = "auto") -> RawData:
+    """Reads a CSV table whose ``target`` column holds the classes or the number to predict.
 
     Raises:
         DatasetError: The file cannot be parsed, is empty, or its columns cannot be used (see :func:`table_to_raw`).
@@ -68,11 +77,11 @@ def load_csv(path: Path, target: str | None, drop: tuple[str, ...] = ()) -> RawD
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
         raise DatasetError(f"csv:{path} cannot be parsed ({one_line(exc)}); save it as comma-separated UTF-8 "
                            "text with a header line") from None
-    return table_to_raw(frame, target, f"csv:{path}", drop)
+    return table_to_raw(frame, target, f"csv:{path}", drop, task)
 
 
-def load_parquet(path: Path, target: str | None, drop: tuple[str, ...] = ()) -> RawData:
-    """Reads a Parquet table whose ``target`` column holds the classes.
+def load_parquet(path: Path, target: str | None, drop: tuple[str, ...] = (), task: str = "auto") -> RawData:
+    """Reads a Parquet table whose ``target`` column holds the classes or the number to predict.
 
     Raises:
         DatasetError: No Parquet engine is installed, the file cannot be read, or its columns cannot be used.
@@ -87,23 +96,27 @@ def load_parquet(path: Path, target: str | None, drop: tuple[str, ...] = ()) -> 
     except (ValueError, OSError, TypeError) as exc:
         raise DatasetError(f"parquet:{path} cannot be read ({one_line(exc)}); "
                            "check that it is a Parquet file") from None
-    return table_to_raw(frame, target, f"parquet:{path}", drop)
+    return table_to_raw(frame, target, f"parquet:{path}", drop, task)
 
 
-def table_to_raw(frame: pd.DataFrame, target: str | None, label: str, drop: tuple[str, ...] = ()) -> RawData:
-    """Reads a table's target as classes and keeps its feature columns to be encoded after the split.
+def table_to_raw(frame: pd.DataFrame, target: str | None, label: str, drop: tuple[str, ...] = (),
+                 task: str = "auto") -> RawData:
+    """Reads a table's target and keeps its feature columns to be encoded after the split.
 
     Args:
         frame: The table as read.
         target: Name of the column that holds the classes.
         label: The dataset spec, for messages (``"csv:/data/x.csv"``).
         drop: Feature columns to leave out (``--drop``).
+        task: ``auto``, ``classification`` or ``regression`` (:func:`autodnn.datasets._targets.resolve_task`).
 
     Returns:
-        Class indices and the feature columns (``table``); no test part (one is carved later).
+        Class indices (or a regression's numbers) and the feature columns (``table``); no test part (one is
+        carved later).
 
     Raises:
-        DatasetError: The table is empty, ``target`` is missing or not a column, the target has missing values,
+        DatasetError: The table is empty, ``target`` is missing or not a column, the target has missing values or
+            does not fit ``task``,
             ``drop`` names a column the table lacks (or the target), or no feature column is left.
     """
     columns = [str(c) for c in frame.columns]
@@ -125,10 +138,16 @@ def table_to_raw(frame: pd.DataFrame, target: str | None, label: str, drop: tupl
     if features.shape[1] == 0:
         raise DatasetError(f"{label} has no feature columns besides the target '{target}'")
     check_kinds(features, tuple(drop), label)
-    y, _, class_names = encode_labels(_label_array(labels), None, f"{label}: target column '{target}'")
+    where = f"{label}: target column '{target}'"
+    values = _label_array(labels)
+    resolved = resolve_task(values, task, where)
+    if resolved == "regression":
+        y, class_names = regression_target(values, where), ()
+    else:
+        y, _, class_names = encode_labels(values, None, where)
     placeholder = np.empty((len(frame), 0), dtype=np.float64)
     return RawData(placeholder, y, None, None, class_names, source=f"{label.split(':', 1)[1]} (target '{target}')",
-                   table=features.reset_index(drop=True), drop=tuple(drop))
+                   table=features.reset_index(drop=True), drop=tuple(drop), task=resolved, target_name=target)
 
 
 def _target_message(label: str, target: str | None, columns: list[str]) -> str:
@@ -153,7 +172,7 @@ def _label_array(labels: pd.Series) -> np.ndarray:
     return np.array([str(v) for v in labels.tolist()])
 
 
-def load_npz(path: Path) -> RawData:
+def load_npz(path: Path, task: str = "auto") -> RawData:
     """Reads ``x_train``/``y_train`` (or ``x``/``y``) and optionally ``x_test``/``y_test`` from an ``.npz`` file.
 
     Raises:
@@ -184,6 +203,11 @@ def load_npz(path: Path) -> RawData:
     y_train = _npz_labels(y_train, x_train, f"npz:{path}: {keys[train[1]]}")
     if y_test is not None and x_test is not None:
         y_test = _npz_labels(y_test, x_test, f"npz:{path}: {keys['y_test']}")
+    if resolve_task(y_train, task, f"npz:{path}: {keys[train[1]]}") == "regression":
+        y_train = regression_target(y_train, f"npz:{path}: {keys[train[1]]}")
+        if y_test is not None:
+            y_test = regression_target(y_test, f"npz:{path}: {keys['y_test']}")
+        return RawData(x_train, y_train, x_test, y_test, (), source=str(path), task="regression", target_name="y")
     y_train, y_test, class_names = encode_labels(y_train, y_test, f"npz:{path}")
     return RawData(x_train, y_train, x_test, y_test, class_names, source=str(path))
 

@@ -227,8 +227,8 @@ class _TrialRunner:
         seed = self.seed + number
         data = self.dataset
         rows = len(data.x_train)
-        rates = cost.calibrate(trials, data.n_features, data.n_classes, rows)
-        predicted = cost.predict_epoch_seconds(config, data.n_features, data.n_classes, rows, rates)
+        rates = cost.calibrate(trials, data.n_features, data.n_outputs, rows)
+        predicted = cost.predict_epoch_seconds(config, data.n_features, data.n_outputs, rows, rates)
         attrs: dict[str, Any] = {
             CONFIG: config.to_dict(),
             SEED: seed,
@@ -242,19 +242,21 @@ class _TrialRunner:
             self.on_trial_start(self.study, running)
         relay = None if self.on_epoch is None else _EpochRelay(running, self.on_epoch)
         try:
-            result = train(config, self.dataset, max_epochs=epochs, seed=seed, reporter=relay)
+            result = train(config, self.dataset, max_epochs=epochs, seed=seed, reporter=relay,
+                           metric=stored_options(self.study).get("metric"))
         except Exception as exc:  # a trial's failure is recorded, the search goes on
             self.last_reason = write_training(attrs.__setitem__, config, seed=seed, predicted=predicted, error=exc)
             self._record(TrialState.FAIL, None, params, distributions, attrs, {}, started)
             raise kt.errors.FailedTrialError(self.last_reason) from exc
         stopped = write_training(attrs.__setitem__, config, seed=seed, predicted=predicted, result=result)
         first = first_step_of(stored_options(self.study))
-        curve = {i + first: v for i, v in enumerate(result.history.get("val_accuracy", [])) if math.isfinite(v)}
+        curve = {i + first: v for i, v in enumerate(result.history.get(f"val_{result.searched}", []))
+                 if math.isfinite(v)}
         if stopped is not None:
             self._record(TrialState.PRUNED, None, params, distributions, attrs, curve, started)
             return {METRIC: 0.0}
-        self._record(TrialState.COMPLETE, result.val_accuracy, params, distributions, attrs, curve, started)
-        return {METRIC: result.val_accuracy}
+        self._record(TrialState.COMPLETE, result.score, params, distributions, attrs, curve, started)
+        return {METRIC: result.score}
 
     def _record(self, state: TrialState, value: float | None, params: dict[str, Any],
                 distributions: dict[str, BaseDistribution], attrs: dict[str, Any], curve: dict[int, float],

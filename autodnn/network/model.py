@@ -9,7 +9,8 @@ and reports can find them. For hidden layer ``i`` (1-based):
   whatever the activation or the normalization;
 - ``dropout_i``: dropout after the hidden layer, where ``dropout_placement`` puts it.
 
-Then ``alpha_dropout`` (when ``alpha_dropout > 0``) and ``output``, the softmax Dense layer.
+Then ``alpha_dropout`` (when ``alpha_dropout > 0``) and ``output``, the softmax Dense layer (one linear unit for a
+regression).
 """
 
 from __future__ import annotations
@@ -164,17 +165,18 @@ def _activation_layer(config: TrialConfig, index: int, seed: int | None) -> kera
 
 
 def build_model(config: TrialConfig, n_features: int, n_classes: int, *, seed: int | None = None,
-                priors: Sequence[float] | None = None) -> keras.Model:
-    """Builds the (uncompiled) classifier a trial configuration describes.
+                priors: Sequence[float] | None = None, regression: bool = False) -> keras.Model:
+    """Builds the (uncompiled) classifier or regressor a trial configuration describes.
 
     Args:
         config: The trial configuration.
         n_features: Width of the input rows.
-        n_classes: Number of classes of the softmax output; must be >= 2.
+        n_classes: Number of classes of the softmax output; must be >= 2. Ignored for a regression.
         seed: Makes the initial weights and the dropout and RReLU random streams repeatable (on one backend
             and device); None draws fresh ones.
         priors: The training class shares, for ``config.output_bias == "priors"`` (the output bias starts at
             their logarithms); None starts it at zero.
+        regression: One linear output unit (bias at zero, the standardized target's mean) instead of a softmax.
 
     Returns:
         A ``keras.Sequential`` model with the layer names listed in this module's docstring.
@@ -184,7 +186,7 @@ def build_model(config: TrialConfig, n_features: int, n_classes: int, *, seed: i
     """
     if n_features < 1:
         raise ValueError(f"n_features must be >= 1, but got {n_features}.")
-    if n_classes < 2:
+    if n_classes < 2 and not regression:
         raise ValueError(f"n_classes must be >= 2 for a softmax classifier, but got {n_classes}.")
     regularize = config.l1 > 0 or config.l2 > 0
     dropout_after = set(dropout_layer_indices(config))
@@ -218,10 +220,10 @@ def build_model(config: TrialConfig, n_features: int, n_classes: int, *, seed: i
         )
     layers.append(
         keras.layers.Dense(
-            n_classes,
-            activation="softmax",
+            1 if regression else n_classes,
+            activation=None if regression else "softmax",
             kernel_initializer=keras.initializers.GlorotUniform(seed=_derived_seed(seed, _OUTPUT)),
-            bias_initializer=_output_bias(config, priors, n_classes),
+            bias_initializer="zeros" if regression else _output_bias(config, priors, n_classes),
             name="output",
         )
     )

@@ -18,7 +18,7 @@ from autodnn.progress._display import (
     progress_interval,
     progress_mode,
 )
-from autodnn.progress._lines import describe_config, study_line, trial_label, trial_line, wait_line
+from autodnn.progress._lines import describe_config, score_name, study_line, trial_label, trial_line, wait_line
 
 __all__ = [
     "DEFAULT_INTERVAL",
@@ -30,6 +30,7 @@ __all__ = [
     "in_notebook",
     "progress_interval",
     "progress_mode",
+    "score_name",
     "study_line",
     "trial_label",
     "trial_line",

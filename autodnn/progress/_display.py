@@ -13,6 +13,7 @@ from tqdm.std import tqdm as text_tqdm
 from autodnn.progress._lines import (
     FINISHED_LINE,
     describe_config,
+    score_name,
     study_line,
     tally,
     trial_label,
@@ -165,8 +166,10 @@ class SearchProgress:
             self.write(f"Trial {label:<9} {'started':<8}  {description}")
             self._show()
 
-    def epoch(self, label: str, epoch: int, max_epochs: int, val_accuracy: float | None) -> None:
-        """A running trial finished epoch ``epoch`` (1-based) of at most ``max_epochs``."""
+    def epoch(self, label: str, epoch: int, max_epochs: int, val_accuracy: float | None,
+              metric: str = "val_accuracy") -> None:
+        """A running trial finished epoch ``epoch`` (1-based) of at most ``max_epochs``; ``val_accuracy`` is its
+        score, named ``metric`` (a regression's ``val_r2``)."""
         if self.mode == "off":
             return
         value = "nan" if val_accuracy is None else f"{val_accuracy:.4f}"
@@ -175,7 +178,7 @@ class SearchProgress:
             if self.mode == "bar":
                 self._show()
             elif time.monotonic() - self._last_line >= self.interval:
-                self.write(f"Trial {label:<9} {'epoch':<8}  {epoch}/{max_epochs}  val_accuracy {value}  "
+                self.write(f"Trial {label:<9} {'epoch':<8}  {epoch}/{max_epochs}  {metric} {value}  "
                            f"[{self._summary()}]")
 
     def _summary(self) -> str:
@@ -275,8 +278,11 @@ class StudyProgress:
                 "on_trial": self.on_trial, "on_wait": self.on_wait, "on_worker_line": self.on_worker_line}
 
     def on_start(self, study: Any, dataset: Any, space: Any, url: str) -> None:
-        """The study is open: prints the study line and starts the display."""
+        """The study is open: prints the study line and what the search optimizes, and starts the display."""
         self.display.write(study_line(study, dataset, space, url, self._targets(study)[0], self.baselines))
+        said = stored_options(study).get("metric_line")
+        if said:
+            self.display.write(said)
         self.open(study)
 
     def open(self, study: Any) -> None:
@@ -314,7 +320,9 @@ class StudyProgress:
     def on_epoch(self, trial: Any, epoch: int, metrics: dict[str, float]) -> None:
         """A running trial finished an epoch (0-based ``epoch``, as the trainer reports it)."""
         label, epochs = self._epochs.get(trial.number, (f"{trial.number:>3}", self.max_epochs or 0))
-        self.display.epoch(label, epoch + 1, epochs, metrics.get("val_accuracy"))
+        metric = score_name(self.study) if self.study is not None else "val_accuracy"
+        metric = metric if metric in metrics else "val_accuracy"
+        self.display.epoch(label, epoch + 1, epochs, metrics.get(metric), metric)
 
     def on_trial(self, study: Any, trial: Any) -> None:
         """A trial ended in this process: its line, and the study's counts on the bar."""

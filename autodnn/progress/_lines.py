@@ -51,7 +51,7 @@ def trial_line(study: Any, trial: Any, searched: int | None = None) -> str:
     result = trial.user_attrs.get(RESULT, {})
     parts = [f"Trial {trial_label(trial):<9} {trial.state.name.lower():<8}"]
     if trial.value is not None:
-        parts.append(f"val_accuracy {trial.value:.4f}")
+        parts.append(f"{score_name(study)} {trial.value:.4f}")
     if result:
         parts.append(f"{result.get('epochs')} epochs, {sum(trial.user_attrs.get(EPOCH_TIMES, [])):.1f} s")
     if trial.user_attrs.get(REASON):
@@ -60,6 +60,12 @@ def trial_line(study: Any, trial: Any, searched: int | None = None) -> str:
         parts.append(f"retry of trial {trial.system_attrs['failed_trial']} (its worker was lost)")
     parts.append(f"[{searched} searched]")
     return "  ".join(parts)
+
+
+def score_name(study: Any) -> str:
+    """The name of the value the study's trials hold (``val_accuracy``, ``val_r2``, ``val_balanced_accuracy`` ...)."""
+    names = getattr(study, "metric_names", None)
+    return names[0] if names and names[0] else "val_accuracy"
 
 
 def wait_line(running: int) -> str:

@@ -1,7 +1,9 @@
 """HTML reports of studies: the best configuration found against the book's defaults, and how the search went.
 
-A report is made from the study database alone (Optuna storage), so it can be made on another machine than the
-search ran on. This package never imports Keras, TensorFlow or JAX.
+A report is made from the study database (Optuna storage), so it can be made on another machine than the
+search ran on. Importing this package loads no Keras, TensorFlow or JAX; only the predicted-against-actual and
+residuals plots of an evaluated regression load the kept network with Keras and reload the study's dataset
+(:mod:`autodnn.report._predictions`), and where either is out of reach the report leaves them out and says why.
 
 Example:
     >>> from autodnn.report import write_report

@@ -9,7 +9,7 @@ draw (values, parameters, importances, intermediate values) is gathered by :mod:
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autodnn.defaults import PUBLISHED_CIFAR10
 from autodnn.errors import UsageError
-from autodnn.evaluate import plain_lines
+from autodnn.evaluate import headline_metric, plain_lines
+from autodnn.report._measures import Measure, measure_of
+from autodnn.report._predictions import Predictions, gather_predictions
 from autodnn.report._scores import BASELINE_TITLES, Comparison, Headline, Score, entry_score, headline
 from autodnn.report._search import ParamColumn, SearchData, gather_search, trial_value
 from autodnn.study.options import stored_options
@@ -36,8 +38,11 @@ from autodnn.study.trial_record import (
     TITLE,
 )
 
-__all__ = ["Comparison", "Compute", "Curve", "Headline", "LRCurve", "ParamColumn", "ReportData", "Score",
-           "SearchData", "TrialRow", "gather"]
+__all__ = ["Comparison", "Compute", "Curve", "Headline", "LRCurve", "Measure", "ParamColumn", "Predictions",
+           "ReportData", "Score", "SearchData", "TrialRow", "gather"]
+
+#: The per-epoch validation figure the learning curves draw, by task.
+CURVE_METRICS = {"classification": "val_accuracy", "regression": "val_r2"}
 
 
 @dataclass
@@ -47,7 +52,7 @@ class TrialRow:
     Attributes:
         number: Optuna's trial number.
         state: ``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING`` or ``WAITING``.
-        value: Best validation accuracy (complete trials only).
+        value: The trial's objective value, the study's metric (complete trials only).
         epochs: Epochs trained, when known.
         pruned_at: 1-based epoch at which a pruned trial stopped.
         seconds: Wall time of the trial.
@@ -75,14 +80,15 @@ class TrialRow:
 
 @dataclass
 class Curve:
-    """Validation accuracy and loss per epoch of one training run (index 0 is epoch 1)."""
+    """A validation figure (accuracy, or a regression's R²) and the loss per epoch of one training run (index 0
+    is epoch 1)."""
 
     name: str
     title: str
     kind: str
     seed: int | None
     trial_number: int | None
-    val_accuracy: list[float]
+    values: list[float]
     val_loss: list[float]
 
 
@@ -140,6 +146,12 @@ class ReportData:
     trials: list[TrialRow]
     compute: Compute
     selection: str = ""
+    task: str = "classification"
+    target: dict[str, Any] = field(default_factory=dict)
+    reference_relative: float | None = None
+    curves_metric: str = "val_accuracy"
+    predictions: Predictions | None = None
+    predictions_note: str = ""
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -154,7 +166,8 @@ def _epochs(trial: FrozenTrial) -> int | None:
     result = _dict(trial.user_attrs.get(RESULT))
     if isinstance(result.get("epochs"), int):
         return result["epochs"]
-    history = _dict(trial.user_attrs.get(HISTORY)).get("val_accuracy")
+    history = _dict(trial.user_attrs.get(HISTORY))
+    history = history.get("val_accuracy") or history.get("val_r2")
     if history:
         return len(history)
     return len(trial.intermediate_values) or None
@@ -199,7 +212,7 @@ def gather(study: optuna.Study) -> ReportData:
     """
     if len(study.directions) != 1:
         raise UsageError(f"study {study.study_name!r} has {len(study.directions)} objectives; autodnn reports "
-                         "single-objective studies (validation accuracy)")
+                         "single-objective studies (validation accuracy, or a regression's R²)")
     from autodnn.study.records import read_trials
 
     trials = read_trials(study)
@@ -216,24 +229,34 @@ def gather(study: optuna.Study) -> ReportData:
             baselines[str(mark)] = t
     evaluation = _dict(attrs.get("evaluation"))
     entries = [e for e in evaluation.get("entries") or () if isinstance(e, dict)]
+    dataset = _dict(attrs.get("dataset"))
+    task = str(evaluation.get("task") or dataset.get("task") or options.get("task") or "classification")
+    task = task if task in CURVE_METRICS else "classification"
+    metric = headline_metric({**evaluation, "task": task})[5:] if entries else options.get("metric")
+    measure = measure_of(task, metric, evaluated=bool(entries))
 
-    top = headline(entries, evaluation.get("seeds") or [], best, baselines)
-    reference = entry_score(evaluation["reference"]) if isinstance(evaluation.get("reference"), dict) else None
-    gap = (100 * (top.best.mean - reference.mean) if reference is not None and reference.mean is not None
-           and top.best is not None and top.best.mean is not None else None)
+    top = headline(entries, evaluation.get("seeds") or [], best, baselines, measure)
+    reference = (entry_score(evaluation["reference"], measure) if isinstance(evaluation.get("reference"), dict)
+                 else None)
+    gap = relative = None
+    if reference is not None and reference.mean is not None and top.best is not None and top.best.mean is not None:
+        gap = measure.scale * (top.best.mean - reference.mean)
+        relative = 100 * gap / abs(reference.mean) if measure.relative and reference.mean else None
     source_trial = best
     if top.best is not None and top.best.trial_number in by_number:
         source_trial = by_number[top.best.trial_number]
     best_config = (top.best.config if top.best else None) or (
         _dict(source_trial.user_attrs.get(CONFIG)) if source_trial else None)
     used_lr = _dict(source_trial.user_attrs.get(RESULT)).get("learning_rate") if source_trial else None
-    curves, source = (_evaluation_curves(entries), "evaluation") if entries else (
-        _trial_curves(best, baselines), "trials")
-    name = str(_dict(attrs.get("dataset")).get("name", ""))
+    curve_metric = CURVE_METRICS[task]
+    curves, source = (_evaluation_curves(entries, curve_metric), "evaluation") if entries else (
+        _trial_curves(best, baselines, curve_metric), "trials")
+    predictions, note = gather_predictions(study, evaluation, task)
+    name = str(dataset.get("name", ""))
     cifar = "cifar10" in name.lower().replace("-", "").replace("_", "") and "cifar100" not in name.lower()
     return ReportData(
         study=study.study_name,
-        dataset=_dict(attrs.get("dataset")),
+        dataset=dataset,
         space=_dict(attrs.get("space")),
         space_digest=str(attrs.get("space_digest") or ""),
         environment=_dict(attrs.get("environment")),
@@ -253,22 +276,36 @@ def gather(study: optuna.Study) -> ReportData:
         trials=[_row(t) for t in trials],
         compute=_compute(trials, options, entries),
         selection=str(_dict(evaluation.get("selection")).get("rule") or ""),
+        task=task,
+        target=_target(evaluation, dataset) if task == "regression" else {},
+        reference_relative=relative,
+        curves_metric=curve_metric,
+        predictions=predictions,
+        predictions_note=note,
     )
 
 
-def _evaluation_curves(entries: list[dict[str, Any]]) -> list[Curve]:
+def _target(evaluation: dict[str, Any], dataset: dict[str, Any]) -> dict[str, Any]:
+    """A regression's target: its name, and its training mean and standard deviation in its own units."""
+    stored = _dict(evaluation.get("target"))
+    return {"name": str(stored.get("name") or dataset.get("target_name") or "target"),
+            "mean": _number(stored.get("mean", dataset.get("target_mean"))),
+            "std": _number(stored.get("std", dataset.get("target_std")))}
+
+
+def _evaluation_curves(entries: list[dict[str, Any]], metric: str) -> list[Curve]:
     curves = []
     for entry in entries:
         for run in entry.get("runs") or ():
             history = _dict(_dict(run).get("history"))
-            if history.get("val_accuracy"):
+            if history.get(metric):
                 curves.append(Curve(str(entry.get("name", "")), str(entry.get("title", "")), str(entry.get("kind", "")),
-                                    run.get("seed"), entry.get("trial_number"), _floats(history.get("val_accuracy")),
+                                    run.get("seed"), entry.get("trial_number"), _floats(history.get(metric)),
                                     _floats(history.get("val_loss"))))
     return curves
 
 
-def _trial_curves(best: FrozenTrial | None, baselines: dict[str, FrozenTrial]) -> list[Curve]:
+def _trial_curves(best: FrozenTrial | None, baselines: dict[str, FrozenTrial], metric: str) -> list[Curve]:
     chosen: list[tuple[str, str, str, FrozenTrial]] = []
     if best is not None and not best.user_attrs.get(BASELINE):
         chosen.append(("best", f"Best trial (#{best.number})", "best", best))
@@ -278,10 +315,9 @@ def _trial_curves(best: FrozenTrial | None, baselines: dict[str, FrozenTrial]) -
     curves = []
     for name, title, kind, trial in chosen:
         history = _dict(trial.user_attrs.get(HISTORY))
-        accuracy = history.get("val_accuracy") or [trial.intermediate_values[k] for k in
-                                                   sorted(trial.intermediate_values)]
-        if accuracy:
-            curves.append(Curve(name, title, kind, trial.user_attrs.get(SEED), trial.number, _floats(accuracy),
+        values = history.get(metric) or [trial.intermediate_values[k] for k in sorted(trial.intermediate_values)]
+        if values:
+            curves.append(Curve(name, title, kind, trial.user_attrs.get(SEED), trial.number, _floats(values),
                                 _floats(history.get("val_loss"))))
     return curves
 

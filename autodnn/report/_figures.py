@@ -2,7 +2,9 @@
 
 The four search figures draw what ``optuna.visualization`` draws (optimization history, parameter
 importances, parallel coordinates, intermediate values), but from data gathered once: Optuna's own
-functions build a figure object per trial and took about 50 s for a study of 10,000 trials.
+functions build a figure object per trial and took about 50 s for a study of 10,000 trials. Each is labelled
+with the study's metric (validation accuracy, a regression's R² ...). A regression also gets its kept network's
+predictions against the actual targets, and their residuals.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from autodnn.report._data import Curve, LRCurve, SearchData
+from autodnn.evaluate import in_points
+from autodnn.report._data import Curve, LRCurve, Predictions, SearchData
+from autodnn.report._measures import title_of
 
 Figure = dict[str, Any]
 
 FONT = '-apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
 #: Okabe-Ito colours: distinguishable with every common colour-vision deficiency.
-COLORS = {"best": "#0072B2", "book-2e": "#E69F00", "book-3e": "#009E73", "book-selu": "#CC79A7"}
+COLORS = {"best": "#0072B2", "book-2e": "#E69F00", "book-3e": "#009E73", "book-selu": "#CC79A7",
+          "book-ch10": "#56B4E9"}
 OTHER_COLORS = ("#D55E00", "#56B4E9", "#F0E442", "#000000", "#999999")
 PRUNED = "#D55E00"
 #: Above this many points a trace switches to WebGL, which SVG cannot keep up with.
@@ -77,8 +82,22 @@ def _axis(title: str, **extra: Any) -> dict[str, Any]:
     return axis
 
 
-def learning_curves(curves: Sequence[Curve]) -> Figure | None:
-    """Validation accuracy (left) and loss (right) per epoch, one colour per configuration, one line per seed."""
+def _metric_axis(metric: str, percent_format: str, values: Sequence[Any] = (), *, named: bool = False
+                 ) -> dict[str, Any]:
+    """A y axis of the study's metric: a share in percent; an R² cut at -1 when some value falls below (the
+    interesting part lies between -1 and 1, and a diverged run would squash it)."""
+    title = title_of(metric) + (f" ({metric})" if named and metric != "val_accuracy" else "")
+    if in_points(metric):
+        return _axis(title, tickformat=percent_format)
+    finite = [v for v in _finite(values) if v is not None]
+    if metric.endswith("_r2") and finite and min(finite) < -1:
+        return _axis(title + ", cut at -1", range=[-1.02, max(1.0, max(finite)) + 0.02])
+    return _axis(title)
+
+
+def learning_curves(curves: Sequence[Curve], metric: str = "val_accuracy") -> Figure | None:
+    """The validation metric (left: accuracy, or a regression's R²) and loss (right) per epoch, one colour per
+    configuration, one line per seed."""
     if not curves:
         return None
     data: list[dict[str, Any]] = []
@@ -87,11 +106,11 @@ def learning_curves(curves: Sequence[Curve]) -> Figure | None:
     for curve in curves:
         c = color(curve.name, names.index(curve.name))
         label = _text(curve.title) + (f" · seed {curve.seed}" if curve.seed is not None else "")
-        epochs = list(range(1, len(curve.val_accuracy) + 1))
+        epochs = list(range(1, len(curve.values) + 1))
         common = {"mode": "lines", "legendgroup": curve.name, "name": _text(curve.title),
                   "line": {"color": c, "width": 2.4 if curve.kind == "best" else 1.6},
                   "hovertemplate": f"{label}<br>epoch %{{x}}: %{{y:.4f}}<extra></extra>"}
-        data.append({**common, "type": "scatter", "x": epochs, "y": _finite(curve.val_accuracy),
+        data.append({**common, "type": "scatter", "x": epochs, "y": _finite(curve.values),
                      "showlegend": curve.name not in seen})
         if curve.val_loss:
             data.append({**common, "type": "scatter", "x": list(range(1, len(curve.val_loss) + 1)),
@@ -100,7 +119,7 @@ def learning_curves(curves: Sequence[Curve]) -> Figure | None:
     return {"data": data, "layout": _layout(
         400,
         xaxis=_axis("epoch", domain=[0, 0.46]),
-        yaxis=_axis("validation accuracy", tickformat=".0%"),
+        yaxis=_metric_axis(metric, ".0%", [v for c in curves for v in c.values]),
         xaxis2=_axis("epoch", domain=[0.56, 1], anchor="y2"),
         yaxis2=_axis("validation loss", anchor="x2"),
         legend={"orientation": "h", "y": -0.2, "x": 0},
@@ -139,7 +158,7 @@ def lr_finder(curve: LRCurve) -> Figure:
 
 
 def history(search: SearchData) -> Figure | None:
-    """Validation accuracy of every complete trial in trial order, with the best so far as a step line."""
+    """The objective value of every complete trial in trial order, with the best so far as a step line."""
     if not search.numbers:
         return None
     kind = "scattergl" if len(search.numbers) > WEBGL_POINTS else "scatter"
@@ -163,7 +182,7 @@ def history(search: SearchData) -> Figure | None:
             "hovertemplate": "trial %{x}: %{y:.4f}<extra></extra>",
         })
     return {"data": data, "layout": _layout(
-        360, xaxis=_axis("trial number"), yaxis=_axis("validation accuracy", tickformat=".1%"))}
+        360, xaxis=_axis("trial number"), yaxis=_metric_axis(search.metric, ".1%", search.values, named=True))}
 
 
 def importances(search: SearchData) -> Figure | None:
@@ -176,7 +195,8 @@ def importances(search: SearchData) -> Figure | None:
         "marker": {"color": COLORS["best"]}, "text": [f"{v:.2f}" for _, v in items], "textposition": "outside",
         "cliponaxis": False, "hovertemplate": "%{y}: %{x:.3f}<extra></extra>",
     }], "layout": _layout(max(220, 60 + 28 * len(items)), showlegend=False,
-                          xaxis=_axis("importance for validation accuracy (share of total)", rangemode="tozero"),
+                          xaxis=_axis(f"importance for {title_of(search.metric)} (share of total)",
+                                      rangemode="tozero"),
                           yaxis=_axis("", automargin=True), margin={"l": 24, "r": 48, "t": 24, "b": 52})}
 
 
@@ -190,7 +210,7 @@ def parallel_rows(search: SearchData) -> list[int]:
 
 
 def parallel(search: SearchData, limit: int = 12) -> Figure | None:
-    """Parallel coordinates of the parameters that vary, coloured by validation accuracy."""
+    """Parallel coordinates of the parameters that vary, coloured by the objective value."""
     if not search.columns or len(search.searched) < 2:
         return None
     rows = parallel_rows(search)
@@ -198,15 +218,26 @@ def parallel(search: SearchData, limit: int = 12) -> Figure | None:
     rank = {name: i for i, name in enumerate(ordered)}
     columns = sorted(search.columns, key=lambda c: rank.get(c.name, len(rank)))[:limit]
     values = [search.searched[i] for i in rows]
-    dimensions = [{"label": "validation accuracy", "values": values, "tickformat": ".1%"}]
+    percent = in_points(search.metric)
+    dimensions = [{"label": title_of(search.metric), "values": values, "tickformat": ".1%" if percent else ".2f"}]
     for column in columns:
         dimensions.append(_dimension(column.name, [column.values[i] for i in rows], column.categorical, column.log))
     return {"data": [{
         "type": "parcoords", "dimensions": dimensions,
-        "line": {"color": values, "colorscale": "Viridis", "showscale": True,
-                 "colorbar": {"title": {"text": "val. acc."}, "tickformat": ".0%"}},
+        "line": {"color": values, "colorscale": "Viridis", "showscale": True, **_color_range(search.metric, values),
+                 "colorbar": {"title": {"text": _short(search.metric)}, "tickformat": ".0%" if percent else ".2f"}},
         "labelfont": {"size": 12}, "tickfont": {"size": 10},
     }], "layout": _layout(460, margin={"l": 80, "r": 72, "t": 84, "b": 36})}
+
+
+def _short(metric: str) -> str:
+    """A colour bar's title: ``val. acc.``, ``val. R²``."""
+    return "val. acc." if metric == "val_accuracy" else title_of(metric).replace("validation", "val.")
+
+
+def _color_range(metric: str, values: list[float]) -> dict[str, float]:
+    """An R²'s colours start at -1, so that one diverged trial does not paint every other one alike."""
+    return {"cmin": -1.0} if metric.endswith("_r2") and values and min(values) < -1 else {}
 
 
 def _dimension(name: str, values: list[Any], categorical: bool, log: bool) -> dict[str, Any]:
@@ -253,7 +284,7 @@ def _label(value: Any) -> str:
 
 
 def intermediate(search: SearchData) -> Figure | None:
-    """Validation accuracy per epoch of every trial: complete ones in blue, pruned ones in orange."""
+    """The objective value per epoch of every trial: complete ones in blue, pruned ones in orange."""
     if not search.lines:
         return None
     data = []
@@ -282,4 +313,41 @@ def intermediate(search: SearchData) -> Figure | None:
             data.append({"type": kind, "mode": "markers", "name": "pruned here", "x": ends_x, "y": ends_y,
                          "marker": {"color": c, "size": 5, "symbol": "x"}, "hoverinfo": "skip"})
     return {"data": data, "layout": _layout(
-        380, xaxis=_axis("epoch"), yaxis=_axis("validation accuracy", tickformat=".0%"))}
+        380, xaxis=_axis("epoch"),
+        yaxis=_metric_axis(search.metric, ".0%", [v for _, _, values in search.lines for v in values]))}
+
+
+def predicted_vs_actual(predictions: Predictions) -> Figure:
+    """Each test row's prediction against its actual target, on equal axes, with the diagonal of exact ones."""
+    p = predictions
+    low = min(min(p.actual), min(p.predicted))
+    high = max(max(p.actual), max(p.predicted))
+    pad = 0.03 * ((high - low) or 1.0)
+    ends = [low - pad, high + pad]
+    kind = "scattergl" if len(p.actual) > WEBGL_POINTS else "scatter"
+    target = _text(p.target)
+    return {"data": [
+        {"type": "scatter", "mode": "lines", "name": "exact (predicted = actual)", "x": ends, "y": ends,
+         "line": {"color": "#57606a", "width": 1.5, "dash": "dash"}, "hoverinfo": "skip"},
+        {"type": kind, "mode": "markers", "name": "test row", "x": p.actual, "y": p.predicted,
+         "marker": {"color": COLORS["best"], "size": 6, "opacity": 0.65},
+         "hovertemplate": "actual %{x:.4g}<br>predicted %{y:.4g}<extra></extra>"},
+    ], "layout": _layout(
+        440, xaxis=_axis(f"actual {target}", range=ends),
+        yaxis=_axis(f"predicted {target}", range=ends, scaleanchor="x", scaleratio=1))}
+
+
+def residuals(predictions: Predictions) -> Figure:
+    """Each test row's residual (actual minus predicted) against its prediction, around the zero line."""
+    p = predictions
+    kind = "scattergl" if len(p.actual) > WEBGL_POINTS else "scatter"
+    target = _text(p.target)
+    ends = [min(p.predicted), max(p.predicted)]
+    return {"data": [
+        {"type": "scatter", "mode": "lines", "name": "no error", "x": ends, "y": [0.0, 0.0],
+         "line": {"color": "#57606a", "width": 1.5, "dash": "dash"}, "hoverinfo": "skip"},
+        {"type": kind, "mode": "markers", "name": "test row", "x": p.predicted, "y": p.residuals,
+         "marker": {"color": PRUNED, "size": 6, "opacity": 0.65},
+         "hovertemplate": "predicted %{x:.4g}<br>actual minus predicted %{y:.4g}<extra></extra>"},
+    ], "layout": _layout(
+        380, xaxis=_axis(f"predicted {target}"), yaxis=_axis(f"residual: actual minus predicted {target}"))}

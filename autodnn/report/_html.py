@@ -11,9 +11,11 @@ import jinja2
 from markupsafe import Markup
 
 from autodnn.config import TrialConfig
-from autodnn.defaults import ASSUMPTIONS, TABLE_11_3, TABLE_11_4
+from autodnn.defaults import ASSUMPTIONS, CHAPTER_10, TABLE_11_3, TABLE_11_4
+from autodnn.evaluate import in_points
 from autodnn.report import _figures
 from autodnn.report._data import ReportData, generated_at
+from autodnn.report._measures import format_units, format_value, title_of
 from autodnn.study.strategy import engine_label, pruning_rule
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -63,6 +65,18 @@ def _points(difference: float | None, spread: float | None = None) -> str:
     if difference is None:
         return "—"
     return f"{difference:+.1f} ± {spread:.1f}" if spread is not None else f"{difference:+.1f}"
+
+
+def _score(value: float | None, metric: str, digits: int = 2) -> str:
+    """A trial's objective value: a share in percent, anything else (a regression's R² ...) as a number."""
+    if value is None:
+        return ""
+    return _pct(value, digits) if in_points(metric) else f"{value:.4f}"
+
+
+def _upper_first(text: str) -> str:
+    """``text`` with its first letter in capitals and the rest as it is (Jinja's ``capitalize`` lowers R²)."""
+    return text[:1].upper() + text[1:]
 
 
 def _duration(seconds: float | None) -> str:
@@ -157,7 +171,8 @@ def _params_text(params: dict[str, Any], order: list[str]) -> tuple[str, str]:
     return shown, ", ".join(f"{k}={_num(params[k])}" for k in keys)
 
 
-def _study_view(index: int, data: ReportData, figures: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _study_view(index: int, data: ReportData, figures: dict[str, dict[str, Any]], *, named: bool = False
+                ) -> dict[str, Any]:
     prefix = f"s{index}"
 
     def figure(key: str, fig: dict[str, Any] | None) -> str | None:
@@ -174,6 +189,10 @@ def _study_view(index: int, data: ReportData, figures: dict[str, dict[str, Any]]
         rows.append({"row": row, "params": shown, "all_params": full})
     sections = [("headline", "Result"), ("defaults", "Book defaults"), ("curves", "Learning curves"),
                 ("search", "Search"), ("trials", "Trials"), ("compute", "Compute"), ("environment", "Environment")]
+    regression = data.task == "regression"
+    if regression:
+        sections.insert(1, ("predictions", "Predictions"))
+    predictions = data.predictions
     return {
         "id": prefix,
         "data": data,
@@ -182,7 +201,7 @@ def _study_view(index: int, data: ReportData, figures: dict[str, dict[str, Any]]
         "scores": [(sc, next((c for c in data.headline.comparisons if c.baseline is sc), None))
                    for sc in data.headline.scores],
         "mc": any(s.mc_accuracy for s in data.headline.scores),
-        "fig_curves": figure("curves", _figures.learning_curves(data.curves)),
+        "fig_curves": figure("curves", _figures.learning_curves(data.curves, data.curves_metric)),
         "fig_lr": figure("lr", _figures.lr_finder(data.lr_curve)) if data.lr_curve else None,
         "fig_history": figure("history", _figures.history(data.search)),
         "fig_importances": figure("importances", _figures.importances(data.search)),
@@ -192,7 +211,31 @@ def _study_view(index: int, data: ReportData, figures: dict[str, dict[str, Any]]
         "rows": rows,
         "engine": engine_label(data.options),
         "pruning_rule": pruning_rule(data.options),
+        "regression": regression,
+        "measure": data.headline.measure,
+        "search_metric": data.search.metric,
+        "search_title": title_of(data.search.metric),
+        "curves_title": title_of(data.curves_metric),
+        "fig_predicted": figure("predicted", _figures.predicted_vs_actual(predictions)) if predictions else None,
+        "fig_residuals": figure("residuals", _figures.residuals(predictions)) if predictions else None,
+        "chapter_10": describe_config(CHAPTER_10.config.to_dict()) if regression else {},
+        "best_values": _best_values(data, named=named),
     }
+
+
+def _best_values(data: ReportData, *, named: bool) -> tuple[str, str]:
+    """The comparison table's best validation value and best test figure of one study, each named by its metric
+    where ``named`` (the table's header names none: the studies measure different things)."""
+    metric = data.search.metric
+    validation = _score(max(data.search.values), metric, 1) if data.search.values else "—"
+    headline = data.headline
+    test = headline.measure.show(headline.best.mean, headline.best.std) if headline.evaluated and headline.best \
+        else "—"
+    if named and validation != "—":
+        validation = f"{title_of(metric)} {validation}"
+    if named and test != "—":
+        test = f"{headline.measure.title} {test}"
+    return validation, test
 
 
 
@@ -204,7 +247,9 @@ def _environment(name: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=_num, pct=_pct, pm=_pm, points=_points, duration=_duration)
+    env.filters.update(num=_num, pct=_pct, pm=_pm, points=_points, duration=_duration, score=_score,
+                       figure=format_value, upper_first=_upper_first,
+                       units=format_units)
     return env
 
 
@@ -221,13 +266,16 @@ def render(data: Sequence[ReportData], *, generated: str | None = None) -> str:
     import plotly.offline
 
     figures: dict[str, dict[str, Any]] = {}
-    studies = [_study_view(i, d, figures) for i, d in enumerate(data)]
+    classification_only = all(d.task != "regression" for d in data)
+    studies = [_study_view(i, d, figures, named=not classification_only) for i, d in enumerate(data)]
     template = _environment("report.html").get_template("report.html")
     return template.render(
         studies=studies,
         title=" + ".join(d.study for d in data) or "no study",
         assumptions=ASSUMPTIONS,
         show_engine=any(s["engine"] for s in studies),
+        classification_only=classification_only,
+        predicted=any(d.predictions is not None for d in data),
         generated=generated or generated_at(),
         plotly_js=Markup(plotly.offline.get_plotlyjs()),
         figures_json=Markup(_figures.to_json(figures)),

@@ -1,7 +1,8 @@
 """The headline of a report: which configuration won, by how much, and the one-sentence verdict.
 
-Scores come from the study's final evaluation (test accuracy over several seeds) when it has one, and from
-the search's trials (validation accuracy, one run each) otherwise.
+Scores come from the study's final evaluation (test figures over several seeds) when it has one, and from
+the search's trials (validation figures, one run each) otherwise: accuracy for a classification, the study's
+metric for a regression (RMSE unless it chose another; :mod:`autodnn.report._measures`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from optuna.trial import FrozenTrial
 
 from autodnn.defaults import book_baselines
+from autodnn.report._measures import Measure, measure_of
 from autodnn.study.trial_record import CONFIG, RESULT, SEED, TITLE
 
 #: How the verdict names each book default.
@@ -22,28 +24,33 @@ BASELINE_PHRASES = {
     "book-2e": "the 2nd-edition defaults",
     "book-3e": "the 3rd-edition defaults",
     "book-selu": "the self-normalizing defaults (Table 11-4)",
+    "book-ch10": "chapter 10's regression defaults",
 }
-#: What the reader sees for each book default measured by a search trial.
-BASELINE_TITLES = {b.name: b.title for b in book_baselines()}
+#: What the reader sees for each book default measured by a search trial (a regression's included).
+BASELINE_TITLES = {b.name: b.title for b in book_baselines(regression=True)}
 #: The verdict compares with the first of these that was measured.
-VERDICT_ORDER = ("book-3e", "book-2e", "book-selu")
+VERDICT_ORDER = ("book-3e", "book-2e", "book-selu", "book-ch10")
+#: The order of the headline's table, after the best found.
+SCORE_ORDER = ("best", "book-2e", "book-3e", "book-selu", "book-ch10")
 
 
 @dataclass
 class Score:
-    """Accuracy of one configuration: test accuracy per seed (evaluation), or one validation accuracy (search).
+    """One configuration's headline figure: its test figure per seed (evaluation), or one validation figure
+    (search).
 
     Attributes:
-        name: ``best``, ``book-2e``, ``book-3e``, ``book-selu`` (or another evaluated entry's name).
+        name: ``best``, ``book-2e``, ``book-3e``, ``book-selu``, ``book-ch10`` (or another evaluated entry's name).
         title: What the reader sees.
         kind: ``best`` or ``baseline``.
         trial_number: The trial this configuration comes from.
         seeds: Seed of each run (None for a search trial).
-        accuracy: Accuracy of each run, as a fraction.
+        values: The headline figure of each run (accuracy as a fraction; RMSE in the target's units ...).
         epochs: Epochs of each run.
         seconds: Wall seconds of each run.
         mc_accuracy: MC-dropout test accuracy of each run that has one.
         config: The configuration (TrialConfig fields).
+        beside: Figure -> its value in each run that has it, for the figures shown beside the headline one.
     """
 
     name: str
@@ -51,21 +58,22 @@ class Score:
     kind: str
     trial_number: int | None
     seeds: list[int | None]
-    accuracy: list[float]
+    values: list[float]
     epochs: list[int]
     seconds: list[float]
     mc_accuracy: list[float] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    beside: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def mean(self) -> float | None:
-        """Mean accuracy over runs."""
-        return statistics.fmean(self.accuracy) if self.accuracy else None
+        """Mean of the headline figure over runs."""
+        return statistics.fmean(self.values) if self.values else None
 
     @property
     def std(self) -> float | None:
         """Sample standard deviation over runs (None for fewer than 2)."""
-        return statistics.stdev(self.accuracy) if len(self.accuracy) > 1 else None
+        return statistics.stdev(self.values) if len(self.values) > 1 else None
 
     @property
     def mean_epochs(self) -> float | None:
@@ -82,19 +90,27 @@ class Score:
         """Mean MC-dropout accuracy, when measured."""
         return statistics.fmean(self.mc_accuracy) if self.mc_accuracy else None
 
+    def figure(self, key: str) -> tuple[float | None, float | None]:
+        """Mean and sample standard deviation (None for fewer than 2 runs) of a figure shown beside."""
+        values = self.beside.get(key) or []
+        return (statistics.fmean(values) if values else None, statistics.stdev(values) if len(values) > 1 else None)
+
 
 @dataclass
 class Comparison:
-    """Best configuration minus one baseline, in points (percentage points) of accuracy.
+    """Best configuration minus one baseline: in points (percentage points) of accuracy, or in the units of a
+    regression's figure.
 
     With runs on common seeds the difference is the mean of per-seed differences and the spread their sample
-    standard deviation; otherwise the difference of means and the root of the summed variances.
+    standard deviation; otherwise the difference of means and the root of the summed variances. ``relative``
+    is the difference in percent of the baseline's mean figure (a regression's only).
     """
 
     baseline: Score
     difference: float
     spread: float | None
     paired: int
+    relative: float | None = None
 
 
 @dataclass
@@ -102,14 +118,15 @@ class Headline:
     """The answer the report leads with.
 
     Attributes:
-        evaluated: Whether the numbers are test accuracies of a final evaluation (else validation accuracy).
-        metric: ``test accuracy`` or ``validation accuracy``.
+        evaluated: Whether the numbers are test figures of a final evaluation (else validation figures).
+        metric: What the numbers are, in words: ``test accuracy``, ``validation accuracy``, ``test RMSE`` ...
         seeds: Seeds of the evaluation.
         scores: Every measured configuration, best first.
         best: The best configuration found, if any.
-        winner: The configuration with the highest mean accuracy.
+        winner: The configuration with the best mean figure.
         comparisons: The best configuration against each baseline.
         verdict: One sentence.
+        measure: The figure the numbers are, and how they are written.
     """
 
     evaluated: bool
@@ -120,6 +137,7 @@ class Headline:
     winner: Score | None
     comparisons: list[Comparison]
     verdict: str
+    measure: Measure = field(default_factory=lambda: measure_of("classification", None, evaluated=True))
 
 
 def headline(
@@ -127,6 +145,7 @@ def headline(
     seeds: Sequence[int],
     best: FrozenTrial | None,
     baselines: Mapping[str, FrozenTrial],
+    measure: Measure | None = None,
 ) -> Headline:
     """Scores, comparisons and verdict of one study.
 
@@ -135,36 +154,45 @@ def headline(
         seeds: The evaluation's seeds.
         best: The best complete trial that is not a baseline.
         baselines: Baseline name -> its best complete trial.
+        measure: The figure to tell; None is a classification's (test accuracy with entries, else validation
+            accuracy).
 
     Returns:
-        The headline; with entries it speaks of test accuracy, without of validation accuracy.
+        The headline; with entries it speaks of test figures, without of validation figures.
     """
     evaluated = bool(entries)
+    measure = measure or measure_of("classification", None, evaluated=evaluated)
     if evaluated:
-        scores = [entry_score(e) for e in entries]
-        scores = [s for s in scores if s.accuracy]
+        scores = [entry_score(e, measure) for e in entries]
+        scores = [s for s in scores if s.values]
         best_score = next((s for s in scores if s.kind == "best" or s.name == "best"), None)
     else:
         scores = [_trial_score(mark, f"{t.user_attrs.get(TITLE) or BASELINE_TITLES.get(mark, mark)} "
-                                     f"(trial #{t.number})", "baseline", t) for mark, t in baselines.items()]
-        best_score = _trial_score("best", f"Best trial (#{best.number})", "best", best) if best else None
+                                     f"(trial #{t.number})", "baseline", t, measure) for mark, t in baselines.items()]
+        scores = [s for s in scores if s.values]
+        best_score = _trial_score("best", f"Best trial (#{best.number})", "best", best, measure) if best else None
+        if best_score is not None and not best_score.values:
+            best_score = None
         if best_score:
             scores.insert(0, best_score)
-    order = {name: i for i, name in enumerate(("best", "book-2e", "book-3e", "book-selu"))}
+    order = {name: i for i, name in enumerate(SCORE_ORDER)}
     scores.sort(key=lambda s: (s is not best_score, order.get(s.name, len(order)), s.name))
     others = [s for s in scores if s is not best_score]
-    comparisons = [_compare(best_score, s, paired=evaluated) for s in others] if best_score else []
-    winner = max(scores, key=lambda s: s.mean or 0.0) if scores else None
-    metric = "test accuracy" if evaluated else "validation accuracy"
+    comparisons = [_compare(best_score, s, measure, paired=evaluated) for s in others] if best_score else []
+    if measure.lower_is_better:
+        winner = min(scores, key=lambda s: s.mean if s.mean is not None else math.inf) if scores else None
+    else:
+        winner = max(scores, key=lambda s: s.mean or 0.0) if scores else None
     return Headline(
         evaluated=evaluated,
-        metric=metric,
+        metric=measure.title,
         seeds=[int(s) for s in seeds if isinstance(s, int)],
         scores=scores,
         best=best_score,
         winner=winner,
         comparisons=comparisons,
-        verdict=_verdict(evaluated, metric, best_score, comparisons, winner),
+        verdict=_verdict(evaluated, measure, best_score, comparisons, winner),
+        measure=measure,
     )
 
 
@@ -172,10 +200,17 @@ def _numbers(runs: Sequence[Mapping[str, Any]], key: str) -> list[float]:
     return [float(r[key]) for r in runs if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
 
 
-def entry_score(entry: Mapping[str, Any]) -> Score:
-    """The score of one entry of a final evaluation (a configuration, or the trees' reference)."""
+def entry_score(entry: Mapping[str, Any], measure: Measure | None = None) -> Score:
+    """The score of one entry of a final evaluation (a configuration, or the trees' reference).
+
+    Args:
+        entry: The entry, with its runs.
+        measure: The figure to read from each run; None is test accuracy.
+    """
+    measure = measure or measure_of("classification", None, evaluated=True)
+    key = measure.key
     runs = [r for r in entry.get("runs") or () if isinstance(r, Mapping)
-            and isinstance(r.get("test_accuracy"), (int, float)) and math.isfinite(r["test_accuracy"])]
+            and isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
     config = entry.get("config")
     return Score(
         name=str(entry.get("name", "")),
@@ -183,67 +218,83 @@ def entry_score(entry: Mapping[str, Any]) -> Score:
         kind=str(entry.get("kind", "")),
         trial_number=entry.get("trial_number") if isinstance(entry.get("trial_number"), int) else None,
         seeds=[r.get("seed") for r in runs],
-        accuracy=_numbers(runs, "test_accuracy"),
+        values=_numbers(runs, key),
         epochs=[int(e) for e in _numbers(runs, "epochs")],
         seconds=_numbers(runs, "seconds"),
         mc_accuracy=_numbers(runs, "mc_test_accuracy"),
         config=dict(config) if isinstance(config, Mapping) else {},
+        beside={other: _numbers(runs, other) for other in measure.beside},
     )
 
 
-def _trial_score(name: str, title: str, kind: str, trial: FrozenTrial) -> Score:
+def _trial_score(name: str, title: str, kind: str, trial: FrozenTrial, measure: Measure) -> Score:
     result = trial.user_attrs.get(RESULT)
-    epochs = result.get("epochs") if isinstance(result, dict) else None
+    result = result if isinstance(result, dict) else {}
+    epochs = result.get("epochs")
     if not isinstance(epochs, int):
         epochs = len(trial.intermediate_values) or None
     config = trial.user_attrs.get(CONFIG)
+    if measure.from_value:
+        values = [float(trial.value)] if trial.value is not None else []
+    else:
+        values = _numbers([result], measure.key)
     return Score(
         name=name,
         title=title,
         kind=kind,
         trial_number=trial.number,
         seeds=[trial.user_attrs.get(SEED)],
-        accuracy=[float(trial.value)] if trial.value is not None else [],
+        values=values,
         epochs=[epochs] if epochs else [],
         seconds=[trial.duration.total_seconds()] if trial.duration is not None else [],
         config=dict(config) if isinstance(config, dict) else {},
+        beside={other: _numbers([result], other) for other in measure.beside},
     )
 
 
-def _compare(best: Score, other: Score, *, paired: bool) -> Comparison:
-    mine = dict(zip(best.seeds, best.accuracy, strict=True))
-    theirs = dict(zip(other.seeds, other.accuracy, strict=True))
+def _compare(best: Score, other: Score, measure: Measure, *, paired: bool) -> Comparison:
+    scale = measure.scale
+    mine = dict(zip(best.seeds, best.values, strict=True))
+    theirs = dict(zip(other.seeds, other.values, strict=True))
     common = [s for s in mine if s is not None and s in theirs] if paired else []
     if common:
-        diffs = [100 * (mine[s] - theirs[s]) for s in common]
+        diffs = [scale * (mine[s] - theirs[s]) for s in common]
         spread = statistics.stdev(diffs) if len(diffs) > 1 else None
-        return Comparison(other, statistics.fmean(diffs), spread, len(common))
-    difference = 100 * ((best.mean or 0.0) - (other.mean or 0.0))
-    spread = None
-    if best.std is not None and other.std is not None:
-        spread = 100 * math.hypot(best.std, other.std)
-    return Comparison(other, difference, spread, 0)
+        comparison = Comparison(other, statistics.fmean(diffs), spread, len(common))
+        base = statistics.fmean(theirs[s] for s in common)
+    else:
+        spread = None
+        if best.std is not None and other.std is not None:
+            spread = scale * math.hypot(best.std, other.std)
+        comparison = Comparison(other, scale * ((best.mean or 0.0) - (other.mean or 0.0)), spread, 0)
+        base = other.mean or 0.0
+    if measure.relative and base:
+        # In percent of the baseline's figure on the same runs the difference is taken over.
+        comparison.relative = 100 * comparison.difference / abs(base)
+    return comparison
 
 
-def _verdict(evaluated: bool, metric: str, best: Score | None, comparisons: list[Comparison],
+def _verdict(evaluated: bool, measure: Measure, best: Score | None, comparisons: list[Comparison],
              winner: Score | None) -> str:
+    metric = measure.title
     if best is None:
         if winner is None or winner.mean is None:
             return "No trial has completed yet, so there is no result to compare."
-        return (f"No searched configuration has a result yet; of the book defaults, {winner.title} leads with "
-                f"{100 * winner.mean:.1f}% {metric}.")
+        leads = f"{100 * winner.mean:.1f}% {metric}" if measure.percent else f"{metric} {measure.show(winner.mean)}"
+        return f"No searched configuration has a result yet; of the book defaults, {winner.title} leads with {leads}."
     if not comparisons:
-        return (f"The best configuration found reaches {100 * (best.mean or 0.0):.1f}% {metric}; "
-                "no book default was measured to compare it with.")
+        reaches = f"{100 * (best.mean or 0.0):.1f}% {metric}" if measure.percent else \
+            f"{metric} {measure.show(best.mean)}"
+        return f"The best configuration found reaches {reaches}; no book default was measured to compare it with."
     target = next((c for name in VERDICT_ORDER for c in comparisons if c.baseline.name == name), comparisons[0])
     phrase = BASELINE_PHRASES.get(target.baseline.name, target.baseline.title)
-    if evaluated:
-        subject = "The best configuration found"
-        runs = len(best.accuracy)
-        tail = f" of {metric}" + (f" (mean over {runs} seeds)" if runs > 1 else "")
-    else:
-        subject = f"On validation data, the best trial of the search (#{best.trial_number})"
-        tail = f" of {metric}"
+    runs = len(best.values)
+    subject = ("The best configuration found" if evaluated
+               else f"On validation data, the best trial of the search (#{best.trial_number})")
+    if not measure.percent:
+        return _figure_verdict(subject, phrase, measure, target, runs if evaluated else 1)
+    over = f" (mean over {runs} seeds)" if evaluated and runs > 1 else ""
+    tail = f" of {metric}{over}"
     d, s = target.difference, target.spread
     if (s is not None and abs(d) <= s) or round(abs(d), 1) == 0:
         spread = f" ± {s:.1f}" if s is not None else ""
@@ -252,3 +303,23 @@ def _verdict(evaluated: bool, metric: str, best: Score | None, comparisons: list
     amount = f"{abs(d):.1f} ± {s:.1f} points" if s is not None else f"{abs(d):.1f} points"
     verb = "beats" if d > 0 else "falls short of"
     return f"{subject} {verb} {phrase} by {amount}{tail}."
+
+
+def _figure_verdict(subject: str, phrase: str, measure: Measure, target: Comparison, runs: int) -> str:
+    """The verdict told in a figure that is no share (a regression's RMSE): the gap in the figure's units, and
+    in percent of the baseline's figure."""
+    d, s, relative = target.difference, target.spread, target.relative
+    level = (s is not None and abs(d) <= s) or d == 0 or (relative is not None and round(abs(relative), 1) == 0)
+    notes = []
+    if relative is not None:
+        notes.append(f"{relative:+.1f}%" if level else f"{abs(relative):.1f}% {'lower' if d < 0 else 'higher'}")
+    if runs > 1:
+        notes.append(f"mean over {runs} seeds")
+    said = f" ({'; '.join(notes)})" if notes else ""
+    scale = target.baseline.mean
+    if level:
+        within = ", within the spread between seeds" if s is not None and abs(d) <= s else ""
+        return f"{subject} and {phrase} are level on {measure.title}: {measure.difference(d, s, scale=scale)}{said}{within}."
+    amount = measure.difference(abs(d), s, scale=scale).lstrip("+")
+    verb = "beats" if (d < 0) == measure.lower_is_better else "falls short of"
+    return f"{subject} {verb} {phrase} on {measure.title} by {amount}{said}."

@@ -41,14 +41,15 @@ class SearchData:
 
     Attributes:
         numbers: Numbers of the complete trials, in order.
-        values: Their validation accuracies.
+        values: Their objective values: the study's metric (validation accuracy, a regression's R² ...).
         baselines: Their baseline mark (None for searched trials).
-        searched: Validation accuracies of the complete searched trials (baselines have no sampled parameters).
+        searched: Values of the complete searched trials (baselines have no sampled parameters).
         columns: Parameters that take more than one value among the searched trials, aligned with ``searched``.
-        importances: Parameter -> share of the validation-accuracy variance it explains, or empty.
+        importances: Parameter -> share of the objective's variance it explains, or empty.
         importance_note: Why importances are missing, or how they were computed.
         lines: ``(number, pruned, values per epoch)`` of the trials the intermediate-values plot draws.
         lines_note: Says when only a sample of the trials is drawn.
+        metric: The study's metric name (``val_accuracy``, ``val_r2`` ...): what the values are.
     """
 
     numbers: list[int] = field(default_factory=list)
@@ -60,11 +61,18 @@ class SearchData:
     importance_note: str = ""
     lines: list[tuple[int, bool, list[float | None]]] = field(default_factory=list)
     lines_note: str = ""
+    metric: str = "val_accuracy"
 
 
 def trial_value(trial: FrozenTrial) -> float:
-    """The trial's validation accuracy, or -inf when it has none."""
+    """The trial's objective value (the study's metric), or -inf when it has none."""
     return float(trial.value) if trial.value is not None else -math.inf
+
+
+def metric_name(study: optuna.Study) -> str:
+    """The study's metric name (Optuna's ``metric_names``), ``val_accuracy`` where the study names none."""
+    names = study.metric_names
+    return str(names[0]) if names and names[0] else "val_accuracy"
 
 
 def gather_search(study: optuna.Study, trials: list[FrozenTrial], complete: list[FrozenTrial]) -> SearchData:
@@ -82,6 +90,7 @@ def gather_search(study: optuna.Study, trials: list[FrozenTrial], complete: list
         numbers=[t.number for t in complete],
         values=[trial_value(t) for t in complete],
         baselines=[t.user_attrs.get(BASELINE) or None for t in complete],
+        metric=metric_name(study),
     )
     searched = [t for t in complete if not t.user_attrs.get(BASELINE)]
     data.searched = [trial_value(t) for t in searched]

@@ -52,7 +52,8 @@ def dataset_of(study: optuna.Study) -> Any:
     if not options:
         raise StudyError(f"study '{study.study_name}' was not made by 'autodnn search': it has no stored options")
     dataset = load_dataset(options["dataset_spec"], data_dir=options.get("data_dir"), target=options.get("target"),
-                           drop=options.get("drop") or (), valid_fraction=options["valid_fraction"],
+                           drop=options.get("drop") or (), task=options.get("task") or "auto",
+                           valid_fraction=options["valid_fraction"],
                            seed=options["seed"])
     if stored.get("fingerprint") and stored["fingerprint"] != dataset.fingerprint:
         raise StudyError(

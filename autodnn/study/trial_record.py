@@ -54,7 +54,7 @@ WORKER = "worker"
 #: What KerasTuner said of a trial it drove (strategy, its trial id, the bracket's epochs).
 ENGINE = "engine"
 #: What a training measures on the test split: kept out of :data:`RESULT`, which the search reads.
-TEST_METRICS = ("test_accuracy", "test_loss", "mc_test_accuracy")
+TEST_METRICS = ("test_accuracy", "test_loss", "mc_test_accuracy", "test_r2", "test_rmse", "test_mae")
 
 #: Characters of a failure's reason and of its traceback that are kept.
 REASON_CHARS = 500

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
+from autodnn.training.jax_eval import JaxEvaluator, Split
 from autodnn.training.programs import ProgramCache
 
 if TYPE_CHECKING:
@@ -31,16 +32,6 @@ EVAL_ROWS = 2048
 
 
 @dataclass
-class _Split:
-    """One evaluation split as device arrays: padded to whole chunks of ``rows`` and a mask of the real rows."""
-
-    x: list[Any]
-    y: list[Any]
-    mask: list[Any]
-    n: int
-
-
-@dataclass
 class _DeviceData:
     """A dataset's arrays on the accelerator (or in the backend's CPU memory), made once per process."""
 
@@ -48,9 +39,9 @@ class _DeviceData:
     x_train: Any
     y_train: Any
     eval_rows: int
-    splits: dict[str, _Split] = field(default_factory=dict)
+    splits: dict[str, Split] = field(default_factory=dict)
 
-    def split(self, name: str) -> _Split:
+    def split(self, name: str) -> Split:
         if name not in self.splits:
             dataset = self.dataset()
             assert dataset is not None, "the dataset was freed while its device copy was in use"
@@ -75,7 +66,7 @@ def device_data(dataset: Dataset) -> _DeviceData:
     return data
 
 
-def _pad_split(x: np.ndarray, y: np.ndarray, rows: int) -> _Split:
+def _pad_split(x: np.ndarray, y: np.ndarray, rows: int) -> Split:
     import jax.numpy as jnp
 
     n = len(y)
@@ -86,11 +77,13 @@ def _pad_split(x: np.ndarray, y: np.ndarray, rows: int) -> _Split:
     ys[:n] = y
     mask = (np.arange(total) < n).astype(np.float32)
     chunks = range(0, total, rows)
-    return _Split(
+    spread = float(np.sum((y - y.mean()) ** 2, dtype=np.float64)) if y.dtype.kind == "f" and n else 0.0
+    return Split(
         [jnp.asarray(xs[i : i + rows]) for i in chunks],
         [jnp.asarray(ys[i : i + rows]) for i in chunks],
         [jnp.asarray(mask[i : i + rows]) for i in chunks],
         n,
+        spread,
     )
 
 
@@ -106,7 +99,7 @@ class _Program:
     """A compiled epoch and evaluation, and the shapes of the state they were traced for."""
 
     epoch: Any
-    evaluator: _JaxEvaluator
+    evaluator: JaxEvaluator
     spec: tuple
 
 
@@ -127,7 +120,7 @@ def _program(model: keras.Model, data: _DeviceData, steps: int, batch: int, key:
     full_key = (compile_epoch.__name__, key, steps, batch)
     program = PROGRAMS.get(full_key) if key is not None else None
     if program is None or program.spec != spec:
-        program = _Program(compile_epoch(model, steps, batch), _JaxEvaluator(model), spec)
+        program = _Program(compile_epoch(model, steps, batch), JaxEvaluator(model), spec)
         if key is not None:
             PROGRAMS.put(full_key, program)
     object.__setattr__(model, "_autodnn_evaluator", program.evaluator)
@@ -170,7 +163,7 @@ class JaxLoop:
             _set_jax_state(model, state)
             logs = {name: float(value) for name, value in step_logs.items()}
             hooks.on_train_batch_end(self.steps - 1, logs)
-            logs["val_loss"], logs["val_accuracy"] = self.evaluator.evaluate(model, self.data.split("valid"))
+            logs["val_loss"], logs[self.evaluator.key] = self.evaluator.evaluate(model, self.data.split("valid"))
             hooks.on_epoch_end(epoch, logs)
             if model.stop_training:
                 break
@@ -235,45 +228,6 @@ def _population_epoch_function(model: keras.Model, steps: int, batch: int) -> An
     return jax.jit(jax.vmap(_epoch_body(model, steps, batch), in_axes=(0, None, None, 0)))
 
 
-class _JaxEvaluator:
-    """Loss and accuracy over padded chunks, one compiled call per chunk, for any model shaped like ``model``."""
-
-    def __init__(self, model: keras.Model) -> None:
-        import jax
-
-        def chunk(trainable: Any, non_trainable: Any, x: Any, y: Any, mask: Any) -> Any:
-            y_pred, _, losses = model.stateless_call(trainable, non_trainable, x, training=False, return_losses=True)
-            y_pred = keras.ops.cast(y_pred, "float32")
-            per_row = keras.losses.sparse_categorical_crossentropy(y, y_pred)
-            correct = keras.ops.cast(keras.ops.argmax(y_pred, axis=-1) == y, "float32")
-            penalty = sum(keras.ops.cast(loss, "float32") for loss in losses) if losses else 0.0
-            return keras.ops.sum(per_row * mask), keras.ops.sum(correct * mask), penalty
-
-        self.chunk = jax.jit(chunk)
-
-    def evaluate(self, model: keras.Model, split: _Split) -> tuple[float, float]:
-        trainable = [v.value for v in model.trainable_variables]
-        non_trainable = [v.value for v in model.non_trainable_variables]
-        loss_sum, correct, penalty = 0.0, 0.0, 0.0
-        parts = [self.chunk(trainable, non_trainable, x, y, m) for x, y, m in zip(split.x, split.y, split.mask)]
-        for part_loss, part_correct, part_penalty in parts:
-            loss_sum += float(part_loss)
-            correct += float(part_correct)
-            penalty = float(part_penalty)
-        n = max(split.n, 1)
-        return loss_sum / n + penalty, correct / n
-
-
-def evaluator(model: keras.Model) -> _JaxEvaluator:
-    # One evaluator per model (validation, the final evaluation and the test split share its compiled
-    # function), kept on the model: a dictionary keyed by the model would keep it alive through the evaluator.
-    evaluator = model.__dict__.get("_autodnn_evaluator")
-    if evaluator is None:
-        evaluator = _JaxEvaluator(model)
-        object.__setattr__(model, "_autodnn_evaluator", evaluator)
-    return evaluator
-
-
 class JaxPopulation:
     """Trains K models of one program together: their states stacked along a leading axis, one vmapped epoch.
 
@@ -332,7 +286,7 @@ class JaxPopulation:
                 _set_jax_state(models[i], jax.tree.map(lambda values, slot=slot: values[slot], state))
                 logs[i] = {name: float(values[slot]) for name, values in step_logs.items()}
                 hooks[i].on_train_batch_end(self.steps - 1, logs[i])
-                logs[i]["val_loss"], logs[i]["val_accuracy"] = self.evaluator.evaluate(
+                logs[i]["val_loss"], logs[i][self.evaluator.key] = self.evaluator.evaluate(
                     models[i], self.data.split("valid"))
             share = (time.perf_counter() - start) / len(running)
             for i in running:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
-from autodnn.training import jax_loop
+from autodnn.training import jax_eval, jax_loop
 
 if TYPE_CHECKING:
     from autodnn.datasets import Dataset
@@ -183,7 +183,7 @@ def evaluate(model: keras.Model, dataset: Dataset, split: str) -> tuple[float, f
     """
     x, y = getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}")
     if keras.backend.backend() == "jax":
-        return jax_loop.evaluator(model).evaluate(model, jax_loop.device_data(dataset).split(split))
+        return jax_eval.evaluator(model).evaluate(model, jax_loop.device_data(dataset).split(split))
     loss, accuracy = model.evaluate(x, y, batch_size=EVAL_ROWS, verbose=0)
     return float(loss), float(accuracy)
 

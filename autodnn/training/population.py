@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import keras
 
 from autodnn.training import loops
+from autodnn.training.losses import loss_key
 from autodnn.training.programs import program_key
 from autodnn.training.session import start_session
 from autodnn.training.trainer import Reporter, TrialResult, finish, prepare, train
@@ -46,10 +47,10 @@ def population_key(config: TrialConfig, dataset: Dataset, *, max_epochs: int, pr
     one population."""
     epochs = config.trained_epochs(max_epochs)
     return epochs, *program_key(
-        config, n_features=dataset.n_features, n_classes=dataset.n_classes,
+        config, n_features=dataset.n_features, n_classes=dataset.n_outputs,
         steps=loops.steps_per_epoch(len(dataset.x_train), config.batch_size),
         batch=loops.effective_batch_size(len(dataset.x_train), config.batch_size), epochs=epochs,
-        precision=precision or keras.config.dtype_policy().name,
+        precision=precision or keras.config.dtype_policy().name, loss=loss_key(config, dataset),
     )
 
 
@@ -64,6 +65,7 @@ def train_population(
     mc_samples: int | None = None,
     precision: str | None = None,
     keep_model: bool = False,
+    metric: str | None = None,
 ) -> list[TrialResult]:
     """Trains each configuration with its seed, all in one population; see :func:`autodnn.training.trainer.train`.
 
@@ -77,6 +79,7 @@ def train_population(
         mc_samples: Passes of MC dropout at evaluation; defaults to each configuration's.
         precision: As for :func:`autodnn.training.trainer.train`.
         keep_model: Return each trained network in its result's ``model``.
+        metric: What the search optimizes, as for :func:`autodnn.training.trainer.train`.
 
     Returns:
         One result per configuration, in order.
@@ -89,6 +92,8 @@ def train_population(
         raise ValueError(f"give one seed and one reporter per configuration ({len(configs)}), not "
                          f"{len(seeds)} and {len(reporters)}.")
     options = {"evaluate_test": evaluate_test, "mc_samples": mc_samples, "keep_model": keep_model}
+    if metric is not None:
+        options["metric"] = metric
     backend = _backend()
     if len(configs) == 1 or backend != "jax":
         if len(configs) > 1 and backend not in _SAID:
@@ -102,9 +107,9 @@ def train_population(
     if len(keys) > 1:
         raise ValueError("the configurations of a population must share one program (autodnn.training.population."
                          "population_key); group them first.")
-    runs = [prepare(c, dataset, max_epochs=max_epochs, reporter=r, seed=s)
+    runs = [prepare(c, dataset, max_epochs=max_epochs, reporter=r, seed=s, metric=metric)
             for c, s, r in zip(configs, seeds, reporters)]
     outcome = loops.fit_population([run.model for run in runs], dataset, batch_size=configs[0].batch_size,
                                   epochs=runs[0].epochs, callbacks=[run.callbacks for run in runs], seeds=list(seeds),
                                   program_key=runs[0].program_key)
-    return [finish(run, outcome, **options) for run in runs]
+    return [finish(run, outcome, **{k: v for k, v in options.items() if k != "metric"}) for run in runs]

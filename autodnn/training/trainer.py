@@ -9,20 +9,24 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import keras
 import numpy as np
 
+from autodnn.metrics import IN_GRAPH_SCORES
 from autodnn.network.layers import mc_accuracy, trained_params
 from autodnn.network.model import build_model
 from autodnn.optim import build_optimizer, current_learning_rate
 from autodnn.training import loops
+from autodnn.training.losses import loss_key, loss_of
 from autodnn.training.lr_finder import LRFinder, LRFinderResult
 from autodnn.training.programs import program_key
 from autodnn.training.restore import BestAccuracy, best_epoch, restore_rule
+from autodnn.training.result import TrialResult
+from autodnn.training.scoring import IN_GRAPH, EpochScorer, searched_name, split_figures
 from autodnn.training.session import seed_everything, start_session
 from autodnn.training.tensorboard import TensorBoardLogger
 
@@ -30,7 +34,8 @@ if TYPE_CHECKING:
     from autodnn.config import TrialConfig
     from autodnn.datasets import Dataset
 
-LOSS = "sparse_categorical_crossentropy"
+def _metrics(dataset: Dataset) -> list[Any]:
+    return [keras.metrics.R2Score(name="r2")] if dataset.is_regression else ["accuracy"]
 
 
 class Reporter(Protocol):
@@ -41,80 +46,6 @@ class Reporter(Protocol):
 
     def should_stop(self) -> str | None:
         """Returns a reason to stop training now (the trial is hopeless), or None to go on."""
-
-
-@dataclass
-class TrialResult:
-    """What one training run produced.
-
-    Attributes:
-        val_accuracy: Validation accuracy of the restored weights (``config.restore_best``: the epoch of
-            best validation loss, or of best validation accuracy).
-        val_loss: Validation loss of the restored weights.
-        train_accuracy: Training accuracy at the best epoch, as Keras measured it during the epoch.
-        train_loss: Training loss at the best epoch.
-        epochs: Epochs trained.
-        best_epoch: 1-based epoch whose weights were kept.
-        stopped: ``completed`` (ran all epochs), ``early_stopping``, ``pruned`` or ``nan``.
-        reason: Why training stopped early, in words (empty when it completed).
-        history: Per-epoch lists of ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``learning_rate``.
-        epoch_times: Wall seconds of each epoch, validation included.
-        learning_rate: The initial (for 1cycle: peak) learning rate used.
-        lr_finder: The learning-rate finder's curve and pick, when it ran.
-        mc_val_accuracy: Validation accuracy with MC dropout, when the net has dropout and it was asked for.
-        test_accuracy: Test accuracy, only when the caller asked for a test evaluation.
-        test_loss: Test loss, likewise.
-        mc_test_accuracy: Test accuracy with MC dropout, likewise.
-        n_params: Trainable and non-trainable parameters of the network.
-        samples_per_second: Training samples processed per second of epoch time.
-        model: The trained network, only when :func:`train` was asked to keep it (``keep_model``); never
-            part of :meth:`to_dict` or :attr:`metrics`.
-    """
-
-    val_accuracy: float
-    val_loss: float
-    train_accuracy: float
-    train_loss: float
-    epochs: int
-    best_epoch: int
-    stopped: str
-    reason: str = ""
-    history: dict[str, list[float]] = field(default_factory=dict)
-    epoch_times: list[float] = field(default_factory=list)
-    learning_rate: float = 0.0
-    lr_finder: dict[str, Any] | None = None
-    mc_val_accuracy: float | None = None
-    test_accuracy: float | None = None
-    test_loss: float | None = None
-    mc_test_accuracy: float | None = None
-    n_params: int = 0
-    samples_per_second: float = 0.0
-    model: keras.Model | None = field(default=None, repr=False, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Returns the result as JSON-able values (NaN becomes None)."""
-        return _json_safe({f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"})
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        """The scalar fields: everything but the per-epoch history, epoch times and LR-finder curve."""
-        return {k: v for k, v in self.to_dict().items() if k not in ("history", "epoch_times", "lr_finder")}
-
-    def evaluation_run(self, seed: int, seconds: float) -> dict[str, Any]:
-        """One run of the final evaluation (:mod:`autodnn.evaluate`), from a training that tested its network."""
-        return {
-            "seed": seed,
-            "test_accuracy": self.test_accuracy,
-            "test_loss": self.test_loss,
-            "val_accuracy": self.val_accuracy,
-            "val_loss": self.val_loss,
-            "mc_test_accuracy": self.mc_test_accuracy,
-            "epochs": self.epochs,
-            "seconds": seconds,
-            "learning_rate": self.learning_rate,
-            "stopped": self.stopped,
-            "history": self.to_dict()["history"],
-        }
 
 
 def train(
@@ -131,6 +62,7 @@ def train(
     tensorboard_dir: str | Path | None = None,
     hparams: Mapping[str, Any] | None = None,
     keep_model: bool = False,
+    metric: str | None = None,
 ) -> TrialResult:
     """Builds the network of ``config`` and trains it with early stopping on ``dataset``.
 
@@ -156,6 +88,8 @@ def train(
         hparams: Hyperparameter values for TensorBoard's HParams plugin, with ``tensorboard_dir``.
         keep_model: Return the trained network (restored best weights) in ``model`` of the result, e.g. to
             save it; by default the result holds no model, so the network can be freed.
+        metric: What the search optimizes (a name of :data:`autodnn.metrics.METRICS`): reported each epoch as
+            ``val_`` + its searched number; None is accuracy, or a regression's RMSE (searched as R²).
 
     Returns:
         The result; a NaN loss or a stop asked by the reporter ends training early and says so in
@@ -163,7 +97,7 @@ def train(
     """
     start_session(precision)
     run = prepare(config, dataset, max_epochs=max_epochs, reporter=reporter, seed=seed,
-                  tensorboard_dir=tensorboard_dir, hparams=hparams)
+                  tensorboard_dir=tensorboard_dir, hparams=hparams, metric=metric)
     outcome = loops.fit(run.model, dataset, batch_size=config.batch_size, epochs=run.epochs, callbacks=run.callbacks,
                        seed=seed, verbose=verbose, program_key=run.program_key)
     return finish(run, outcome, evaluate_test=evaluate_test, mc_samples=mc_samples, keep_model=keep_model)
@@ -196,6 +130,7 @@ class Run:
     epochs: int
     monitor: _EpochMonitor = field(repr=False)
     early_stopping: keras.callbacks.EarlyStopping = field(repr=False)
+    searched: str = "accuracy"
 
 
 def prepare(
@@ -207,12 +142,14 @@ def prepare(
     seed: int = 0,
     tensorboard_dir: str | Path | None = None,
     hparams: Mapping[str, Any] | None = None,
+    metric: str | None = None,
 ) -> Run:
     """Builds and compiles the network of ``config`` (after :func:`start_session`); see :func:`train`."""
+    searched = searched_name(dataset, metric)
     seed_everything(seed)
     epochs = config.trained_epochs(max_epochs)
     steps_per_epoch = loops.steps_per_epoch(len(dataset.x_train), config.batch_size)
-    model = build_model(config, dataset.n_features, dataset.n_classes, seed=seed, priors=class_shares(dataset))
+    model = _network(config, dataset, seed)
     learning_rate = config.learning_rate
     finder_result = None
     if config.lr_finder:
@@ -221,22 +158,25 @@ def prepare(
     optimizer, schedule_callbacks = build_optimizer(
         config, learning_rate, steps_per_epoch=steps_per_epoch, epochs=epochs
     )
-    model.compile(optimizer=optimizer, loss=LOSS, metrics=["accuracy"], **loops.compile_options(steps_per_epoch))
-    monitor = _EpochMonitor(reporter, optimizer)
-    by_loss = restore_rule(config, len(dataset.y_valid)) == "val_loss"
+    model.compile(optimizer=optimizer, loss=loss_of(config, dataset), metrics=_metrics(dataset),
+                  **loops.compile_options(steps_per_epoch))
+    monitor = _EpochMonitor(reporter, optimizer, searched, in_graph=IN_GRAPH_SCORES[dataset.task])
+    by_loss = restore_rule(config, len(dataset.y_valid), regression=dataset.is_regression) == "val_loss"
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.patience, restore_best_weights=by_loss
     )
     if not by_loss:
-        schedule_callbacks = [*schedule_callbacks, BestAccuracy()]
+        schedule_callbacks = [*schedule_callbacks, BestAccuracy(f"val_{searched}")]
+    if searched not in IN_GRAPH:
+        schedule_callbacks = [EpochScorer(dataset, searched), *schedule_callbacks]
     key = program_key(
-        config, n_features=dataset.n_features, n_classes=dataset.n_classes, steps=steps_per_epoch,
+        config, n_features=dataset.n_features, n_classes=dataset.n_outputs, steps=steps_per_epoch,
         batch=loops.effective_batch_size(len(dataset.x_train), config.batch_size), epochs=epochs,
-        precision=keras.config.dtype_policy().name,
+        precision=keras.config.dtype_policy().name, loss=loss_key(config, dataset),
     )
     callbacks = [*schedule_callbacks, early_stopping, monitor, *_tensorboard(tensorboard_dir, hparams)]
     return Run(config, dataset, model, callbacks, seed, learning_rate, finder_result, key, epochs, monitor,
-               early_stopping)
+               early_stopping, searched)
 
 
 def finish(
@@ -247,8 +187,9 @@ def finish(
     config, dataset, model, monitor = run.config, run.dataset, run.model, run.monitor
     history = {k: [float(v) for v in values] for k, values in monitor.history.items()}
     epochs = len(monitor.epoch_times)
-    best = best_epoch(history, restore_rule(config, len(dataset.y_valid)))
-    val_loss, val_accuracy = loops.evaluate(model, dataset, "valid")
+    rule = restore_rule(config, len(dataset.y_valid), regression=dataset.is_regression)
+    best = best_epoch(history, "val_loss" if rule == "val_loss" else f"val_{run.searched}")
+    val_loss, val_score = loops.evaluate(model, dataset, "valid")
     if monitor.stop_reason:
         stopped, reason = monitor.stop_kind, monitor.stop_reason
     elif run.early_stopping.stopped_epoch > 0:
@@ -258,9 +199,9 @@ def finish(
         stopped, reason = "completed", ""
     samples = mc_samples if mc_samples is not None else config.mc_samples
     result = TrialResult(
-        val_accuracy=val_accuracy,
+        val_accuracy=float("nan") if dataset.is_regression else val_score,
         val_loss=val_loss,
-        train_accuracy=history["accuracy"][best] if epochs else float("nan"),
+        train_accuracy=history["accuracy"][best] if epochs and not dataset.is_regression else float("nan"),
         train_loss=history["loss"][best] if epochs else float("nan"),
         epochs=epochs,
         best_epoch=best + 1,
@@ -272,16 +213,31 @@ def finish(
         lr_finder=run.finder_result.to_dict() if run.finder_result is not None else None,
         n_params=trained_params(model),
         samples_per_second=outcome.samples_per_epoch * epochs / max(sum(monitor.epoch_times), 1e-9),
+        task=dataset.task,
+        searched=run.searched,
     )
-    if samples and config.has_dropout and stopped != "nan":
-        result.mc_val_accuracy = mc_accuracy(model, dataset.x_valid, dataset.y_valid, samples)
+    diverged = stopped == "nan"
+    splits = ("valid", "test") if evaluate_test else ("valid",)
+    for split in splits if not diverged else ():
+        prefix = "val" if split == "valid" else "test"
+        result.figures.update({f"{prefix}_{k}": v for k, v in split_figures(model, dataset, split).items()})
     if evaluate_test:
-        result.test_loss, result.test_accuracy = loops.evaluate(model, dataset, "test")
-        if samples and config.has_dropout and stopped != "nan":
+        result.test_loss, test_score = loops.evaluate(model, dataset, "test")
+        if not dataset.is_regression:
+            result.test_accuracy = test_score
+    if not dataset.is_regression and samples and config.has_dropout and not diverged:
+        result.mc_val_accuracy = mc_accuracy(model, dataset.x_valid, dataset.y_valid, samples)
+        if evaluate_test:
             result.mc_test_accuracy = mc_accuracy(model, dataset.x_test, dataset.y_test, samples)
     if keep_model:
         result.model = model
     return result
+
+
+def _network(config: TrialConfig, dataset: Dataset, seed: int) -> keras.Model:
+    if dataset.is_regression:
+        return build_model(config, dataset.n_features, 1, seed=seed, regression=True)
+    return build_model(config, dataset.n_features, dataset.n_classes, seed=seed, priors=class_shares(dataset))
 
 
 def class_shares(dataset: Dataset) -> np.ndarray:
@@ -307,12 +263,12 @@ def sweep_learning_rate(
     steps_per_epoch = loops.steps_per_epoch(len(dataset.x_train), config.batch_size)
     optimizer, _ = build_optimizer(config.replace(schedule="constant"), config.learning_rate,
                                    steps_per_epoch=steps_per_epoch, epochs=1)
-    model.compile(optimizer=optimizer, loss=LOSS)
+    model.compile(optimizer=optimizer, loss=loss_of(config, dataset))
     finder = LRFinder(iterations=iterations or max(50, min(500, 5 * steps_per_epoch)), seed=seed)
     batch = loops.effective_batch_size(len(dataset.x_train), config.batch_size)
     key = program_key(config.replace(schedule="constant"), n_features=dataset.n_features,
-                      n_classes=dataset.n_classes, steps=0, batch=batch, epochs=1,
-                      precision=keras.config.dtype_policy().name)
+                      n_classes=dataset.n_outputs, steps=0, batch=batch, epochs=1,
+                      precision=keras.config.dtype_policy().name, loss=loss_key(config, dataset))
     steps = loops.sweep_steps(model, dataset, batch=batch, program_key=key)
     return finder.find(model, dataset.x_train, dataset.y_train, batch_size=config.batch_size, steps=steps)
 
@@ -323,15 +279,18 @@ def find_learning_rate(
     """Builds the network of ``config`` and sweeps the learning rate on it (``autodnn lr-find``)."""
     keras.backend.clear_session(free_memory=True)
     seed_everything(seed)
-    model = build_model(config, dataset.n_features, dataset.n_classes, seed=seed, priors=class_shares(dataset))
+    model = _network(config, dataset, seed)
     return sweep_learning_rate(model, config, dataset, seed=seed, iterations=iterations)
 
 
 class _EpochMonitor(keras.callbacks.Callback):
     """Times epochs, records metrics and the learning rate, stops on NaN and when the reporter asks."""
 
-    def __init__(self, reporter: Reporter | None, optimizer: keras.optimizers.Optimizer) -> None:
+    def __init__(self, reporter: Reporter | None, optimizer: keras.optimizers.Optimizer, searched: str = "accuracy",
+                 in_graph: str = "accuracy") -> None:
         super().__init__()
+        scores = dict.fromkeys((f"val_{in_graph}", f"val_{searched}"))
+        self.keys = ("loss", in_graph, "val_loss", *scores, "learning_rate")
         self.reporter = reporter
         self.optimizer_ref = optimizer
         self.history: dict[str, list[float]] = {}
@@ -348,7 +307,7 @@ class _EpochMonitor(keras.callbacks.Callback):
         # A population's loop gives each member its share of the epoch's wall time.
         self.epoch_times.append(logs.pop("epoch_seconds", None) or time.perf_counter() - self._start)
         logs["learning_rate"] = current_learning_rate(self.optimizer_ref)
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
+        for key in self.keys:
             self.history.setdefault(key, []).append(float(logs.get(key, float("nan"))))
         if not (math.isfinite(logs.get("loss", math.nan)) and math.isfinite(logs.get("val_loss", math.nan))):
             self.stop_kind = "nan"
@@ -367,15 +326,3 @@ class _EpochMonitor(keras.callbacks.Callback):
 def _tensorboard(log_dir: str | Path | None, hparams: Mapping[str, Any] | None) -> list[keras.callbacks.Callback]:
     # The logger loads TensorFlow and TensorBoard when it is made, so a run without logs never does.
     return [] if log_dir is None else [TensorBoardLogger(log_dir, hparams=hparams)]
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    return value

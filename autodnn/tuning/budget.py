@@ -40,6 +40,26 @@ EVALUATION_OVERHEAD = 10.0
 FORWARD_SHARE = 1 / 3
 
 
+#: ``--timeout auto``: (training cells under which, seconds) for tables; anything larger, and images, get
+#: :data:`LARGE_DATA_SECONDS`. A small table's epochs take a fraction of a second: a few minutes train dozens of
+#: configurations and the final evaluation, where CIFAR-10's single epochs take minutes on two cores.
+TABLE_BUDGETS = ((100_000, 300.0), (1_000_000, 900.0))
+LARGE_DATA_SECONDS = 1800.0
+
+
+def default_seconds(dataset: Any) -> tuple[float, str]:
+    """``--timeout auto``'s budget for ``dataset``, and why, in words (:data:`TABLE_BUDGETS`)."""
+    rows, features = len(dataset.x_train), dataset.n_features
+    cells = rows * features
+    if dataset.image_shape is None:
+        for limit, seconds in TABLE_BUDGETS:
+            if cells < limit:
+                return seconds, (f"auto: a table of {rows:,} training rows x {features:,} features, under "
+                                 f"{limit:,} cells")
+    what = "images" if dataset.image_shape is not None else f"{cells:,} training cells"
+    return LARGE_DATA_SECONDS, f"auto: {what}"
+
+
 @dataclass
 class TimeBudget:
     """The seconds a search command may take, and the seeds of its final evaluation.
@@ -51,6 +71,7 @@ class TimeBudget:
         start: ``time.monotonic()`` when the command's clock started.
         mc_samples: MC-dropout passes of the evaluation for nets with dropout.
         reference: Whether the evaluation trains gradient-boosted trees beside the nets (on a table).
+        why: How ``total`` was chosen, when the command did not name it (``--timeout auto``).
     """
 
     total: float
@@ -59,6 +80,7 @@ class TimeBudget:
     start: float = field(default_factory=time.monotonic)
     mc_samples: int = DEFAULT_MC_SAMPLES
     reference: bool = False
+    why: str = ""
 
     @property
     def end(self) -> float:
@@ -70,13 +92,13 @@ class TimeBudget:
             return 0.0
         trials = study.get_trials(deepcopy=False)
         rows = len(dataset.x_train)
-        rates = cost.calibrate(trials, dataset.n_features, dataset.n_classes, rows)
+        rates = cost.calibrate(trials, dataset.n_features, dataset.n_outputs, rows)
         epochs = epoch_share(trials, self.max_epochs) * self.max_epochs
         fixed = cost.fixed_seconds(trials)
 
         def epoch_of(config: dict[str, Any]) -> float:
             parsed = TrialConfig.from_dict(config)
-            return cost.predict_epoch_seconds(parsed, dataset.n_features, dataset.n_classes, rows, rates)
+            return cost.predict_epoch_seconds(parsed, dataset.n_features, dataset.n_outputs, rows, rates)
 
         def predicted(config: dict[str, Any]) -> float:
             planned = min(epochs, TrialConfig.from_dict(config).trained_epochs(self.max_epochs))
@@ -109,7 +131,7 @@ class TimeBudget:
             per_run = max(pending, default=fixed)
         tree_seconds = 0.0
         if self.reference and getattr(dataset, "image_shape", None) is None:
-            tree_seconds = self.seeds * trees.estimated_seconds(rows, dataset.n_features, dataset.n_classes)
+            tree_seconds = self.seeds * trees.estimated_seconds(rows, dataset.n_features, dataset.n_outputs)
         return sum(baselines.values()) + n_best * self.seeds * per_run + tree_seconds + EVALUATION_OVERHEAD
 
     def deadline(self, study: optuna.Study, dataset: Any) -> BudgetDeadline:
@@ -125,9 +147,10 @@ class TimeBudget:
         """The budget's shares in one line, printed at the start of the search."""
         evaluation = self.evaluation_seconds(study, dataset)
         left = self.end - time.monotonic()
+        said = f" ({self.why})" if self.why else ""
         if self.seeds < 1:
-            return f"Time budget {clock(self.total)}: all of it to the search (no final evaluation)."
-        line = (f"Time budget {clock(self.total)}: the final evaluation ({self.seeds} seed(s) of the best and of "
+            return f"Time budget {clock(self.total)}{said}: all of it to the search (no final evaluation)."
+        line = (f"Time budget {clock(self.total)}{said}: the final evaluation ({self.seeds} seed(s) of the best and of "
                 f"each book baseline) is estimated at {clock(evaluation)}")
         if not any(t.user_attrs.get(MEASURED) for t in study.get_trials(deepcopy=False)):
             return (f"{line} before any epoch is measured (every epoch of the budget at the cost model's prior "

@@ -47,6 +47,10 @@ class SearchOptions:
         data_dir: Where to look for dataset files.
         target: Target column of a CSV or parquet dataset.
         drop: Columns of a CSV or parquet dataset to leave out (``--drop``).
+        task: ``auto``, ``classification`` or ``regression`` (``--task``; :mod:`autodnn.datasets._targets`).
+        metric: What the search optimizes (``--metric``; :mod:`autodnn.metrics`); ``auto`` by the class shares.
+            :func:`autodnn.tuning.run.prepare` replaces ``auto`` by what it chose.
+        class_weight: ``auto``, ``none`` or ``balanced`` (``--class-weight``); resolved likewise.
         valid_fraction: Share of the training data held out for validation.
         force: Continue a study made for another dataset or space.
         mc_samples: MC-dropout passes at evaluation, for nets with dropout.
@@ -80,13 +84,16 @@ class SearchOptions:
     study: str | None = None
     storage: str | None = None
     n_trials: int = 100
-    timeout: float | None = None
+    timeout: float | str | None = None
     final_seeds: int = 0
     max_epochs: int = 50
     seed: int = 0
     data_dir: str | None = None
     target: str | None = None
     drop: tuple[str, ...] = ()
+    task: str = "auto"
+    metric: str = "auto"
+    class_weight: str = "auto"
     valid_fraction: float = 0.1
     force: bool = False
     mc_samples: int = 0
@@ -114,7 +121,9 @@ class SearchOptions:
             raise UsageError(f"--n-trials must be >= 1, but got {self.n_trials}")
         if self.max_epochs < 1:
             raise UsageError(f"--max-epochs must be >= 1, but got {self.max_epochs}")
-        if self.timeout is not None and self.timeout <= 0:
+        if isinstance(self.timeout, str) and self.timeout != "auto":
+            raise UsageError(f"--timeout must be a number of seconds, 'auto' or none, but got {self.timeout!r}")
+        if isinstance(self.timeout, (int, float)) and self.timeout <= 0:
             raise UsageError(f"--timeout must be > 0 seconds, but got {self.timeout}")
         if not 0 < self.valid_fraction <= 0.5:
             raise UsageError(f"--valid-fraction must be in (0, 0.5], but got {self.valid_fraction}")
@@ -188,6 +197,15 @@ def check_same(study: optuna.Study, dataset: Any, space: Any, url: str, options:
             f"study '{study.study_name}' in {redact(url)} was searched with engine {describe_engine(*made_with)}, "
             f"not {describe_engine(*asked)}; use another --study (one study per engine) or --force"
         )
+    asked = options.extra.get("asked", {})
+    for key, flag in (("metric", "--metric"), ("class_weight", "--class-weight")):
+        if recorded.get(key) and asked.get(key, "auto") == "auto":
+            setattr(options, key, recorded[key])
+        elif recorded.get(key) and recorded[key] != getattr(options, key):
+            raise StudyError(
+                f"study '{study.study_name}' in {redact(url)} searches with {flag} {recorded[key]}, not "
+                f"{getattr(options, key)}; resume with {flag} {recorded[key]} (or leave it out), or use another --study"
+            )
     trained_in = precision_of(recorded)
     if recorded and trained_in != options.precision:
         raise StudyError(
@@ -220,6 +238,10 @@ def options_record(options: SearchOptions) -> dict[str, Any]:
         "data_dir": options.data_dir,
         "target": options.target,
         "drop": [options.drop] if isinstance(options.drop, str) else list(options.drop),
+        "task": options.task,
+        "metric": options.metric,
+        "class_weight": options.class_weight,
+        "metric_line": options.extra.get("metric_line"),
         "engine": options.engine,
         "strategy": options.strategy if options.engine == "keras-tuner" else None,
         "sampler": options.sampler,

@@ -6,6 +6,7 @@ The top floor of the search: with :mod:`autodnn.tuning.budget`, the only place t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,7 @@ from autodnn.study.storage import heartbeat_settings, open_storage
 from autodnn.study.strategy import make_pruner, make_sampler, resumed_seed
 from autodnn.study.trial_record import BASELINE, CONFIG, TITLE
 from autodnn.study.urls import default_study_name, normalize_url, storage_url
-from autodnn.tuning.budget import TimeBudget
+from autodnn.tuning.budget import TimeBudget, default_seconds
 from autodnn.tuning.options import SearchOptions, check_same, record_options, update_options
 from autodnn.tuning.warm_start import enqueue_warm_starts
 from autodnn.workers import StudyLock, check_outcome, launch_workers, plan_workers, share_gpu_memory, study_lock
@@ -46,9 +47,15 @@ def prepare(options: SearchOptions) -> tuple[Any, Any, str, str]:
         data_dir=options.data_dir,
         target=options.target,
         drop=options.drop,
+        task=options.task,
         valid_fraction=options.valid_fraction,
         seed=options.seed,
     )
+    from autodnn.metrics import resolve
+
+    options.extra["asked"] = {"metric": options.metric, "class_weight": options.class_weight}
+    options.metric, options.class_weight, options.extra["metric_line"] = resolve(
+        options.metric, options.class_weight, dataset.task, dataset.y_train, dataset.n_classes)
     name = options.study or default_study_name(options.dataset, options.space)
     url = storage_url(name, options.storage)
     normalize_url(url)
@@ -62,7 +69,7 @@ def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str
     Raises:
         StudyError: The existing study holds another dataset or space and ``force`` is not set.
     """
-    from autodnn.objective import METRIC
+    from autodnn.metrics import searched_of
 
     storage = open_storage(url)
     if name in optuna.get_all_study_names(storage):
@@ -82,18 +89,18 @@ def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str
             pruner=make_pruner(options.pruner, options.max_epochs),
         )
         # Names the objective in Optuna's own tools (optuna-dashboard shows "val_accuracy", not "Objective 0").
-        study.set_metric_names([METRIC])
+        study.set_metric_names([f"val_{searched_of(dataset.task, options.metric)}"])
         record_options(study, options, dataset, space)
     # The warm starts first: they are cheap and reach a good result in the search's first minutes; the
     # baselines follow, and the sampler learns from both before its own draws.
     if options.warm_start and options.engine == "optuna" and options.sampler == "tpe":
         enqueue_warm_starts(study, space, options.n_trials, n_train=len(dataset.x_train))
     if options.baselines:
-        enqueue_baselines(study, space)
+        enqueue_baselines(study, space, regression=dataset.is_regression)
     return study
 
 
-def enqueue_baselines(study: optuna.Study, space: Any) -> int:
+def enqueue_baselines(study: optuna.Study, space: Any, *, regression: bool = False) -> int:
     """Enqueues the book's defaults (``autodnn.defaults``) that the study does not hold yet.
 
     Depth and width are the space's when it fixes both, else exercise 8's 20 x 100.
@@ -109,7 +116,7 @@ def enqueue_baselines(study: optuna.Study, space: Any) -> int:
         shape = {"n_hidden": fixed["n_hidden"], "n_units": fixed["n_units"]}
     present = {t.user_attrs.get(BASELINE) for t in study.get_trials(deepcopy=False)}
     added = 0
-    for baseline in book_baselines(**shape):
+    for baseline in book_baselines(**shape, regression=regression):
         if baseline.name in present:
             continue
         study.enqueue_trial({}, user_attrs={BASELINE: baseline.name, TITLE: baseline.title,
@@ -204,13 +211,17 @@ def search(
     """
     from autodnn.objective import build_objective
 
-    budget = None if options.timeout is None else TimeBudget(
-        options.timeout, options.final_seeds, options.max_epochs, mc_samples=options.mc_samples or DEFAULT_MC_SAMPLES,
-        reference=options.reference)
+    started = time.monotonic()
     parallel = options.workers > 1 or options.gpus is not None
     if parallel:
         share_gpu_memory()  # before this process loads a framework: the workers need the GPU memory
     dataset, space, name, url = prepare(options)
+    why = ""
+    if options.timeout == "auto":
+        options.timeout, why = default_seconds(dataset)
+    budget = None if options.timeout is None else TimeBudget(
+        options.timeout, options.final_seeds, options.max_epochs, start=started,
+        mc_samples=options.mc_samples or DEFAULT_MC_SAMPLES, reference=options.reference, why=why)
     plans = plan_workers(options.workers, options.gpus, options.trials_per_gpu, storage=url)
     study = create_or_resume(options, dataset, space, name, url)
     if on_start is not None:
