@@ -30,6 +30,15 @@ from autodnn.study.chance import Chance
 from autodnn.study.options import dataset_of, stored_options
 from autodnn.study.records import baseline_trials, best_trial, is_baseline
 from autodnn.study.trial_record import BASELINE, CONFIG, TEST_RUN, TITLE
+from autodnn.study.verdict import (  # noqa: F401 - how an evaluation is told, read by the CLI and the report
+    headline_metric,
+    in_points,
+    lower_is_better,
+    paired_difference,
+    plain_lines,
+    strongest_baseline,
+    verdict_line,
+)
 
 #: Seeds of the final evaluation start here above the search's seed, so that no retrained run repeats a
 #: searched one.
@@ -269,22 +278,6 @@ def _finite_mean(values: Any) -> float:
     return statistics.fmean(finite) if finite else math.nan
 
 
-def headline_metric(evaluation: dict[str, Any]) -> str:
-    """The test figure an evaluation is told by: ``test_`` + the study's metric (accuracy where none is stored)."""
-    metric = evaluation.get("metric") or ("rmse" if evaluation.get("task") == "regression" else "accuracy")
-    return f"test_{metric}"
-
-
-def lower_is_better(metric: str) -> bool:
-    """Whether a smaller ``metric`` is the better one (errors and losses)."""
-    return metric.endswith(("_rmse", "_mae", "_loss"))
-
-
-def in_points(metric: str) -> bool:
-    """Whether ``metric`` is a share told in percentage points (accuracies, F1, ROC AUC)."""
-    return metric.endswith(("accuracy", "f1_macro", "roc_auc"))
-
-
 def median_run(values: list[float | None]) -> int | None:
     """Index of the run of median value among the finite values (of an even number, the lower of the middle
     two; of equal values, the first run): the typical run of a configuration, not its luckiest.
@@ -309,71 +302,3 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         out[f"{key}_mean"] = statistics.fmean(values)
         out[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
     return out
-
-
-def plain_lines(evaluation: dict[str, Any]) -> list[str]:
-    """What the evaluation says plainly, the same in the command's output and the report.
-
-    First, where trees were trained, how they compare with the best net on the mean of the headline test
-    figure (:func:`headline_metric`): "beat" only where their lead exceeds the spread of the best's figure
-    across its seeds. Then, where the evaluation found that no configuration beat the constant answer (always
-    the most frequent class, ``majority`` its share of validation rows; for a regression the training mean, R²
-    0) by more than the seeds' spread, a line that says so.
-    """
-    lines = []
-    metric = headline_metric(evaluation)
-    best, trees = evaluation["entries"][0], evaluation.get("reference")
-    best_mean, best_std = _mean_std(best, metric)
-    trees_mean = _mean_std(trees, metric)[0] if trees else None
-    if trees_mean is not None and best_mean is not None:
-        lines.append(_trees_line(metric, best_mean, best_std or 0.0, trees_mean))
-    majority = evaluation.get("majority")
-    if majority is not None and not evaluation.get("beats_majority", True):
-        searched = searched_of(evaluation.get("task", "classification"), evaluation.get("metric"))
-        if evaluation.get("task") == "regression":
-            lines.append("No network beat always answering the training median on validation beyond the seeds' "
-                         "spread: nothing here learned more than the target's average.")
-        elif searched != "accuracy":
-            lines.append(f"No network beat always answering the most frequent class (validation "
-                         f"{searched.replace('_', ' ')} {majority:.3f}) beyond the seeds' spread: nothing here "
-                         "learned more than the class shares.")
-        else:
-            lines.append(f"No network beat always answering the most frequent class ({100 * majority:.1f}% of "
-                         "validation rows) beyond the seeds' spread: nothing here learned more than the class "
-                         "shares.")
-    return lines
-
-
-def _trees_line(metric: str, best: float, spread: float, trees: float) -> str:
-    """How the trees' mean headline figure compares with the best net's."""
-    from autodnn.metrics import METRICS
-
-    title = f"test {METRICS[metric[5:]].title}" if metric[5:] in METRICS else metric
-    gap = (best - trees) if lower_is_better(metric) else (trees - best)  # > 0 where trees do better
-    if in_points(metric):
-        gap, spread = 100 * gap, 100 * spread
-        margin, shown, tie = f"{abs(gap):.1f} points of {title}", f"{spread:.1f}", 0.05
-    else:
-        share = f" ({100 * abs(gap) / abs(best):.1f}% of the net's)" if best else ""
-        margin, shown, tie = f"{abs(gap):.3g} of {title}{share}", f"{spread:.3g}", 1e-12
-    if gap > spread:
-        return (f"Gradient-boosted trees beat the best net by {margin}, more than the seeds' spread (± {shown}): "
-                "on this table a neural net was not worth it.")
-    if abs(gap) < tie:
-        return f"The best net and gradient-boosted trees score the same {title}."
-    if gap > 0:
-        ahead = f"score {margin} above" if not lower_is_better(metric) else f"err {margin} less than"
-        return (f"Gradient-boosted trees {ahead} the best net, within the seeds' spread (± {shown}): the net did "
-                "no better than trees here.")
-    return f"The best net beats gradient-boosted trees by {margin}."
-
-
-def _mean_std(entry: dict[str, Any], metric: str = "test_accuracy") -> tuple[float | None, float | None]:
-    """Mean and spread of an entry's test figure: its summary, or its runs' where it has none."""
-    if entry.get(f"{metric}_mean") is not None:
-        return entry[f"{metric}_mean"], entry.get(f"{metric}_std")
-    values = [r[metric] for r in entry.get("runs") or () if isinstance(r.get(metric), (int, float))
-              and math.isfinite(r[metric])]
-    if not values:
-        return None, None
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0

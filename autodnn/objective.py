@@ -182,7 +182,7 @@ class Objective:
         config = TrialConfig.from_dict(stored) if stored else self.space.sample(trial)
         if self.lr_finder and not stored:
             config = config.replace(lr_finder=True)
-        if self.class_weight and "class_weight" not in self.space.searched:
+        if self.class_weight and all(p.name != "class_weight" for p in self.space.params):
             config = config.replace(class_weight=self.class_weight)
         trial.set_user_attr(CONFIG, config.to_dict())
         seed = int(trial.user_attrs.get(SEED, self.seed + trial.number))

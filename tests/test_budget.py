@@ -179,3 +179,21 @@ def test_mc_dropout_passes_of_the_evaluation_are_in_its_estimate() -> None:
     dropout = _study(_trial(20.0, 0.95, epoch_seconds=1.0, config=TrialConfig(n_units=64, dropout=0.3).to_dict()))
     budget = TimeBudget(total=3600.0, seeds=1, max_epochs=20)
     assert budget.evaluation_seconds(dropout, _Data()) > budget.evaluation_seconds(plain, _Data())
+
+
+def test_the_default_budget_grows_with_the_data_and_says_why() -> None:
+    from autodnn.tuning.budget import default_seconds
+
+    small = _Data(n_train=1_000)
+    small.image_shape = None
+    assert default_seconds(small) == (300.0, "auto: a table of 1,000 training rows x 64 features, under 100,000 "
+                                             "cells")
+    middle = _Data(n_train=10_000)
+    middle.image_shape = None
+    assert default_seconds(middle)[0] == 900.0
+    large = _Data(n_train=20_000)
+    large.image_shape = None
+    assert default_seconds(large) == (1800.0, "auto: 1,280,000 training cells")
+    images = _Data(n_train=1_000)
+    images.image_shape = (8, 8, 1)
+    assert default_seconds(images) == (1800.0, "auto: images")

@@ -199,3 +199,32 @@ def test_the_time_budget_counts_the_trees_on_tables_only() -> None:
     assert TimeBudget(total=600.0, seeds=3, max_epochs=5, reference=True).evaluation_seconds(study, images) == without
     assert estimated_seconds(1000, 12, 2) < 5, "trees on a small table take seconds"
     assert estimated_seconds(1000, 12, 10) > estimated_seconds(1000, 12, 2), "one tree a class each round"
+
+
+def test_the_command_and_the_report_tell_one_verdict_against_the_strongest_baseline() -> None:
+    from autodnn.report._measures import measure_of
+    from autodnn.report._scores import headline
+    from autodnn.study.verdict import paired_difference, verdict_line
+
+    def entry(name: str, runs: dict[int, float]) -> dict[str, Any]:
+        made = {"name": name, "title": name, "kind": "best" if name == "best" else "baseline",
+                "runs": [{"seed": s, "test_accuracy": v, "epochs": 5, "seconds": 1.0} for s, v in runs.items()]}
+        from autodnn.evaluate import summarize
+
+        return {**made, **summarize(made["runs"])}
+
+    # A baseline's first run is its search run (its own seed); only the retrained seeds pair with the best's.
+    best = entry("best", {10: 0.90, 11: 0.92, 12: 0.91})
+    weak = entry("book-3e", {2: 0.70, 11: 0.72, 12: 0.71})
+    strong = entry("book-2e", {1: 0.95, 11: 0.88, 12: 0.89})
+    assert paired_difference(best, strong, "test_accuracy") == (pytest.approx(0.03), pytest.approx(0.02 ** 0.5 / 10), 2)
+    evaluation = {"entries": [best, weak, strong], "seeds": [10, 11, 12], "task": "classification",
+                  "metric": "accuracy"}
+    line = verdict_line(evaluation)
+    assert line == ("Against the strongest book baseline, book-2e: best minus it +3.0 ± 1.4 points of test "
+                    "accuracy (paired over 2 seeds); the best is ahead.")
+    table = evaluation_table(evaluation)
+    assert line in table and "book-2e    test_accuracy  90.7% ± 3.8" in table and "best is +3.0 points" in table
+    report = headline([best, weak, strong], [10, 11, 12], None, {}, measure_of("classification", "accuracy",
+                                                                               evaluated=True))
+    assert report.verdict.startswith("The best configuration found beats the 2nd-edition defaults by 3.0")

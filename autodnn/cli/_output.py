@@ -17,32 +17,33 @@ def evaluation_table(evaluation: dict) -> str:
     Rows give the study's metric on the test split (mean ± spread over the seeds) and how far the best is from
     each; a regression's rows add the MAE and R² beside the RMSE, in the target's units.
     """
-    from autodnn.evaluate import headline_metric, plain_lines
+    from autodnn.study.verdict import headline_metric, plain_lines, verdict_line
 
     metric = headline_metric(evaluation)
     best = evaluation["entries"][0]
     reference = [evaluation["reference"]] if evaluation.get("reference") else []
     rows = [_row(entry, best, metric, evaluation.get("task") == "regression")
             for entry in [*evaluation["entries"], *reference]]
-    return "\n".join([*rows, *plain_lines(evaluation)])
+    verdict = verdict_line(evaluation)
+    return "\n".join([*rows, *([verdict] if verdict else []), *plain_lines(evaluation)])
 
 
 def _row(entry: dict, best: dict, metric: str, regression: bool) -> str:
-    from autodnn.evaluate import in_points, lower_is_better
+    from autodnn.study.verdict import in_points, paired_difference
 
-    value, spread, base = entry.get(f"{metric}_mean"), entry.get(f"{metric}_std"), best.get(f"{metric}_mean")
+    value, spread = entry.get(f"{metric}_mean"), entry.get(f"{metric}_std")
+    # Best minus this entry over the seeds both ran, as the report and the verdict line take it.
+    difference = None if entry is best else paired_difference(best, entry, metric)[0]
     if in_points(metric):
         shown = (f"{metric} {_figure(None if value is None else 100 * value, '5.1f')}% "
                  f"± {_figure(None if spread is None else 100 * spread, '.1f')}")
-        diff = "" if entry is best or value is None or base is None else f"  best is {100 * (base - value):+.1f} points"
+        diff = "" if difference is None else f"  best is {100 * difference:+.1f} points"
     else:
         shown = f"{metric} {_figure(value)} ± {_figure(spread)}"
         diff = ""
-        if entry is not best and value and base is not None:
-            change = 100 * (base - value) / abs(value)
-            word = ("lower" if change < 0 else "higher") if lower_is_better(metric) else ("higher" if change > 0 else
-                                                                                        "lower")
-            diff = f"  best's is {abs(change):.1f}% {word}"
+        if difference is not None and value:
+            change = 100 * difference / abs(value)
+            diff = f"  best's is {abs(change):.1f}% {'lower' if change < 0 else 'higher'}"
     if regression:
         shown += "".join(f"  {name} {_figure(entry.get(f'test_{name}_mean'), spec)}"
                          for name, spec in (("rmse", ".4g"), ("mae", ".4g"), ("r2", ".3f")) if f"test_{name}" != metric)

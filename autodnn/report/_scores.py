@@ -28,8 +28,6 @@ BASELINE_PHRASES = {
 }
 #: What the reader sees for each book default measured by a search trial (a regression's included).
 BASELINE_TITLES = {b.name: b.title for b in book_baselines(regression=True)}
-#: The verdict compares with the first of these that was measured.
-VERDICT_ORDER = ("book-3e", "book-2e", "book-selu", "book-ch10")
 #: The order of the headline's table, after the best found.
 SCORE_ORDER = ("best", "book-2e", "book-3e", "book-selu", "book-ch10")
 
@@ -286,7 +284,10 @@ def _verdict(evaluated: bool, measure: Measure, best: Score | None, comparisons:
         reaches = f"{100 * (best.mean or 0.0):.1f}% {metric}" if measure.percent else \
             f"{metric} {measure.show(best.mean)}"
         return f"The best configuration found reaches {reaches}; no book default was measured to compare it with."
-    target = next((c for name in VERDICT_ORDER for c in comparisons if c.baseline.name == name), comparisons[0])
+    # The strongest book default measured (as the command's verdict line, autodnn.study.verdict.verdict_line).
+    measured = [c for c in comparisons if c.baseline.mean is not None]
+    pick = min if measure.lower_is_better else max
+    target = pick(measured, key=lambda c: c.baseline.mean) if measured else comparisons[0]
     phrase = BASELINE_PHRASES.get(target.baseline.name, target.baseline.title)
     runs = len(best.values)
     subject = ("The best configuration found" if evaluated

@@ -29,8 +29,13 @@ if TYPE_CHECKING:
 __all__ = ["METRICS", "SCALARS", "TensorBoardLogger", "config_hparams", "encode_hparams", "experiment_written",
            "run_name", "write_experiment"]
 
-#: The epoch scalars every trial logs, as :class:`autodnn.training.trainer.TrialResult` names them in its history.
+#: The epoch scalars every classification trial logs, as :class:`autodnn.training.trainer.TrialResult` names them
+#: in its history; a regression logs ``r2`` and ``val_r2`` in place of the accuracies, and a study searching
+#: another metric its ``val_`` score too (:data:`SCORES`).
 SCALARS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+#: Further scores an epoch's logs may hold.
+SCORES = ("r2", "val_r2", "val_balanced_accuracy", "val_f1_macro", "val_roc_auc", "val_log_loss_skill",
+          "val_mae_skill")
 
 #: Metrics of the HParams view: tag, display name, dataset; the study's own metric comes first.
 METRICS = (
@@ -109,7 +114,7 @@ class TensorBoardLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self._writer is None:
             self.on_train_begin()
-        values = {key: float(value) for key, value in (logs or {}).items() if key in SCALARS}
+        values = {key: float(value) for key, value in (logs or {}).items() if key in SCALARS or key in SCORES}
         optimizer = self.model.optimizer
         values["learning_rate"] = current_learning_rate(optimizer)
         momentum = _cycled_momentum(optimizer)
