@@ -122,7 +122,7 @@ class TrialReporter:
             if chance.loss == -math.inf:
                 return said + ")"
             return (f"{said}, +/- {chance.noise:.4f}), val_loss best {self._best_loss:.4f} against "
-                    f"{chance.loss:.4f} (the class priors')")
+                    f"{chance.loss:.4f} (the best constant answer's)")
         if not may_prune_at(self.trial.study.pruner, self._epoch + self.first_step):
             return None
         if not self.trial.should_prune():
@@ -166,6 +166,7 @@ class Objective:
     metric_name: str | None = None
     class_weight: str | None = None
     chance: Chance | None = field(default=None, init=False)
+    weighted_chance: Chance | None = field(default=None, init=False)
     metric: str = field(default=METRIC, init=False)
     _refused: int = field(default=0, init=False, repr=False)
     _growth: float = field(default=COST_GROWTH, init=False, repr=False)
@@ -173,6 +174,7 @@ class Objective:
 
     def __post_init__(self) -> None:
         self.chance = Chance.of_dataset(self.dataset, self.metric_name)
+        self.weighted_chance = Chance.of_dataset(self.dataset, self.metric_name, "balanced")
         self.metric = f"val_{searched_of(self.dataset.task, self.metric_name)}"
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -202,7 +204,7 @@ class Objective:
                 reporter=TrialReporter(trial, prune=not baseline, max_epochs=config.trained_epochs(self.max_epochs),
                                        deadline=self.deadline, on_epoch=self.on_epoch,
                                        first_step=first_step_of(stored_options(trial.study)),
-                                       chance=self._chance_rule(trial.study), metric=self.metric),
+                                       chance=self._chance_rule(trial.study, config), metric=self.metric),
                 seed=seed,
                 mc_samples=self.evaluation_mc_samples(config) if baseline else self.mc_samples,
                 evaluate_test=baseline,
@@ -221,19 +223,24 @@ class Objective:
             trial.set_user_attr(TEST_RUN, result.evaluation_run(seed, time.perf_counter() - start))
         return result.score
 
-    def _chance_rule(self, study: optuna.Study) -> Chance | None:
-        """The chance level a trial must beat, once some trial of the study has beaten it (the data is
-        learnable); None before, so that where nothing learns every trial still finishes and the final
-        evaluation can say so, instead of a search of trials all stopped at chance."""
-        chance = self.chance
-        if chance is None:
+    def _chance_rule(self, study: optuna.Study, config: TrialConfig) -> Chance | None:
+        """The chance level ``config`` must beat (its loss weighted as its training weighs classes), once some
+        trial of the study has beaten its own (the data is learnable); None before, so that where nothing learns
+        every trial still finishes and the final evaluation can say so, instead of a search of trials all
+        stopped at chance."""
+        if self._chance_of(config.class_weight) is None:
             return None
         for past in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
             result = past.user_attrs.get(RESULT) or {}
             loss, score = result.get("val_loss"), result.get(self.metric)
-            if isinstance(loss, float) and isinstance(score, float) and chance.learned(score, loss):
-                return chance
+            weighting = (past.user_attrs.get(CONFIG) or {}).get("class_weight", "none")
+            level = self._chance_of(weighting)
+            if isinstance(loss, float) and isinstance(score, float) and level is not None and level.learned(score, loss):
+                return self._chance_of(config.class_weight)
         return None
+
+    def _chance_of(self, class_weight: str) -> Chance | None:
+        return self.weighted_chance if class_weight == "balanced" else self.chance
 
     def evaluation_mc_samples(self, config: TrialConfig) -> int:
         """MC-dropout passes of the final evaluation for ``config``: ``mc_samples`` or 30, none without dropout."""

@@ -183,6 +183,16 @@ def figures(storage: str, name: str) -> tuple[str, dict[str, Any], list[str]]:
     return metric, entries, plain_lines(evaluation) if evaluation else []
 
 
+def chance_stops(storage: str, name: str) -> dict[str, int]:
+    """Searched trials of a finished study, and how many the chance rule stopped (each stopped one had neither a
+    validation loss below the class priors' nor a score above the constant answer's by its third epoch)."""
+    import optuna
+
+    trials = [t for t in optuna.load_study(study_name=name, storage=storage).trials if "baseline" not in t.user_attrs]
+    return {"searched": len(trials),
+            "stopped_at_chance": sum("never beat chance" in t.user_attrs.get("reason", "") for t in trials)}
+
+
 def _cell(entry: dict[str, Any] | None, metric: str) -> str:
     from autodnn.evaluate import in_points
 
@@ -227,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             if done.returncode == 0:
                 row["metric"], row["entries"], row["said"] = figures(
                     f"sqlite:///{args.cache / (dataset.name + '.db')}", dataset.name)
+                row["trials"] = chance_stops(f"sqlite:///{args.cache / (dataset.name + '.db')}", dataset.name)
                 row["budget"] = next((line for line in done.stdout.splitlines() if line.startswith("Time budget")),
                                      "")
         rows.append(row)

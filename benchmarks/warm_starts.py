@@ -2,7 +2,8 @@
 
 Trains a warm start of :mod:`autodnn.tuning.warm_start` (by default ``wide-bn-adamw``) through the project's own
 trainer with one seed, then each variant given with ``--vary`` (a JSON object of configuration fields laid
-over it), and prints validation and test accuracy, epochs trained, the epoch kept and the wall time. The
+over it), and prints validation accuracy, epochs trained, the epoch kept and the wall time: variants are chosen
+on validation. ``--test`` adds the test accuracy, for a final table once the choice is made, never to make it. The
 configurations are taken as written, not projected onto a space; ``restore_best`` is ``val_accuracy`` unless a
 variant says otherwise, as the search spaces' ``auto`` gives on CIFAR-10's 5,000 validation rows.
 
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vary", action="append", default=None, metavar="JSON",
                         help="configuration fields laid over the warm start; repeat for more rows ('{}': as is)")
+    parser.add_argument("--test", action="store_true",
+                        help="also test each variant: for a final table, after the choice was made on validation")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     try:
@@ -52,18 +55,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"{args.start} on {args.dataset}, --max-epochs {args.max_epochs}, seed {args.seed}, "
           f"{platform.processor() or platform.machine()}")
-    print(f"{'variant':<44} {'val acc':>8} {'test acc':>8} {'epochs':>6} {'kept':>5} {'seconds':>8}")
+    tested = f" {'test acc':>8}" if args.test else ""
+    print(f"{'variant':<44} {'val acc':>8}{tested} {'epochs':>6} {'kept':>5} {'seconds':>8}")
     rows = []
     for variant, config in zip(variants, configs):
         began = time.perf_counter()
-        result = train(config, dataset, max_epochs=args.max_epochs, seed=args.seed, evaluate_test=True)
+        result = train(config, dataset, max_epochs=args.max_epochs, seed=args.seed, evaluate_test=args.test)
         seconds = time.perf_counter() - began
         label = json.dumps(variant) if variant else "(as is)"
-        print(f"{label:<44} {result.val_accuracy:>8.2%} {result.test_accuracy:>8.2%} {result.epochs:>6} "
-              f"{result.best_epoch:>5} {seconds:>8.0f}", flush=True)
-        rows.append({"variant": variant, "val_accuracy": result.val_accuracy, "test_accuracy": result.test_accuracy,
-                     "epochs": result.epochs, "best_epoch": result.best_epoch, "seconds": seconds,
-                     "val_curve": result.history["val_accuracy"]})
+        test = f" {result.test_accuracy:>8.2%}" if args.test else ""
+        print(f"{label:<44} {result.val_accuracy:>8.2%}{test} {result.epochs:>6} {result.best_epoch:>5} "
+              f"{seconds:>8.0f}", flush=True)
+        rows.append({"variant": variant, "val_accuracy": result.val_accuracy, "epochs": result.epochs,
+                     "best_epoch": result.best_epoch, "seconds": seconds, "val_curve": result.history["val_accuracy"],
+                     **({"test_accuracy": result.test_accuracy} if args.test else {})})
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"start": args.start, "dataset": args.dataset, "max_epochs": args.max_epochs,

@@ -186,8 +186,8 @@ def test_the_default_budget_grows_with_the_data_and_says_why() -> None:
 
     small = _Data(n_train=1_000)
     small.image_shape = None
-    assert default_seconds(small) == (300.0, "auto: a table of 1,000 training rows x 64 features, under 100,000 "
-                                             "cells")
+    assert default_seconds(small) == (300.0, ("auto: a table of 1,000 training rows x 64 features, under "
+                                              "100,000 cells"))
     middle = _Data(n_train=10_000)
     middle.image_shape = None
     assert default_seconds(middle)[0] == 900.0

@@ -115,3 +115,16 @@ def test_a_rare_class_is_searched_on_balanced_accuracy_and_never_stopped_at_chan
     best = study.user_attrs["evaluation"]["entries"][0]
     assert best["test_balanced_accuracy_mean"] >= 0.65
     assert f"test_balanced_accuracy {100 * best['test_balanced_accuracy_mean']:5.1f}%" in done.out
+
+
+def test_under_class_weights_chance_is_the_weighted_loss_of_the_best_constant() -> None:
+    from autodnn.study.chance import Chance
+
+    y_train = np.array([0] * 97 + [1] * 3)
+    y_valid = np.array([0] * 194 + [1] * 6)
+    weights = class_weights(y_train, 2)
+    weighted = Chance.of(y_train, y_valid, 2, "balanced_accuracy", weights)
+    # Balanced weights make the best constant answer even odds: every row's weighted loss is its weight x log 2.
+    assert weighted.loss == pytest.approx(np.log(2) * np.mean(weights[y_valid]))
+    plain = Chance.of(y_train, y_valid, 2, "balanced_accuracy")
+    assert plain.loss < 0.2 < weighted.loss, "the priors' unweighted log loss is no level for a weighted loss"

@@ -11,6 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from autodnn.config import TrialConfig
 from autodnn.objective import Chance, TrialReporter
 from autodnn.study.strategy import make_pruner, resumed_seed
 
@@ -178,7 +179,7 @@ def test_the_chance_rule_waits_until_some_trial_has_shown_the_data_learnable() -
     study = optuna.create_study(direction="maximize")
     at_chance = {"val_accuracy": chance.score, "val_loss": chance.loss + 0.1}
     study.add_trial(optuna.trial.create_trial(value=chance.score, user_attrs={"result": at_chance}))
-    assert objective._chance_rule(study) is None, "where nothing learned yet, no trial is stopped at chance"
+    assert objective._chance_rule(study, TrialConfig()) is None, "where nothing learned yet, no trial is stopped at chance"
     learned = {"val_accuracy": 0.9, "val_loss": chance.loss / 2}
     study.add_trial(optuna.trial.create_trial(value=0.9, user_attrs={"result": learned}))
-    assert objective._chance_rule(study) == chance
+    assert objective._chance_rule(study, TrialConfig()) == chance

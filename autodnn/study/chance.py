@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autodnn.metrics import figures_of, searched_of
+from autodnn.metrics import class_weights, figures_of, searched_of
 
 if TYPE_CHECKING:
     from autodnn.datasets import Dataset
@@ -28,8 +28,9 @@ class Chance:
         score: The searched number (:attr:`autodnn.metrics.Metric.searched`) of the constant answer on the
             validation split: the most frequent class's share for accuracy, 1 / classes for balanced accuracy,
             0.5 for ROC AUC, 0 for a skill score; a regression's R² of at least 0 (0 is the split's own mean).
-        loss: The validation log loss of answering the training class shares as probabilities; for a regression
-            ``-inf`` (its score says it).
+        loss: The validation log loss of answering the training class shares as probabilities; under class
+            weights, the weighted log loss of the best constant answer (the weighted shares: uniform under
+            ``balanced``), as the weighted loss measures a trial; for a regression ``-inf`` (its score says it).
         noise: How far above ``score`` a trial's score may lie by the luck of a validation split this size
             (:data:`CHANCE_ERRORS` standard errors of a proportion; none for the other scores).
         answer: The constant answer, in words.
@@ -41,25 +42,41 @@ class Chance:
     answer: str = "the most frequent class"
 
     @classmethod
-    def of(cls, y_train: Any, y_valid: Any, n_classes: int, searched: str = "accuracy") -> Chance | None:
-        """The chance level of a classification split; None without validation rows."""
+    def of(cls, y_train: Any, y_valid: Any, n_classes: int, searched: str = "accuracy",
+           weights: np.ndarray | None = None) -> Chance | None:
+        """The chance level of a classification split; None without validation rows.
+
+        Args:
+            y_train: Training class indices.
+            y_valid: Validation class indices.
+            n_classes: Number of classes.
+            searched: The searched number (:attr:`autodnn.metrics.Metric.searched`).
+            weights: Each class's loss weight, where the trials train and validate with class weights.
+        """
         train, valid = np.asarray(y_train), np.asarray(y_valid)
         if not valid.size or not train.size:
             return None
-        shares = np.bincount(train, minlength=n_classes) / train.size
+        counts = np.bincount(train, minlength=n_classes)
+        shares = counts / train.size
         constant = np.broadcast_to(shares, (valid.size, n_classes))
         figures = figures_of("classification", valid, constant, shares)
-        log_loss = float(-np.mean(np.log(np.clip(shares[valid], 1e-12, None))))
+        if weights is None:
+            log_loss = float(-np.mean(np.log(np.clip(shares[valid], 1e-12, None))))
+        else:
+            weighted = weights * counts / max(float(np.sum(weights * counts)), 1e-12)
+            log_loss = float(-np.mean(weights[valid] * np.log(np.clip(weighted[valid], 1e-12, None))))
         score = figures[searched]
         noise = CHANCE_ERRORS * math.sqrt(score * (1 - score) / valid.size) if searched in _PROPORTIONS else 0.0
         return cls(score, log_loss, noise)
 
     @classmethod
-    def of_dataset(cls, dataset: Dataset, metric: str | None = None) -> Chance | None:
-        """The chance level of ``dataset``'s validation split for ``metric`` (None: the task's default)."""
+    def of_dataset(cls, dataset: Dataset, metric: str | None = None, class_weight: str = "none") -> Chance | None:
+        """The chance level of ``dataset``'s validation split for ``metric`` (None: the task's default), for
+        trials trained with ``class_weight``."""
         searched = searched_of(dataset.task, metric)
         if not dataset.is_regression:
-            return cls.of(dataset.y_train, dataset.y_valid, dataset.n_classes, searched)
+            weights = class_weights(dataset.y_train, dataset.n_classes) if class_weight == "balanced" else None
+            return cls.of(dataset.y_train, dataset.y_valid, dataset.n_classes, searched, weights)
         if not len(dataset.y_valid):
             return None
         actual = dataset.in_target_units(dataset.y_valid)
