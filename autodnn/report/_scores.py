@@ -294,7 +294,7 @@ def _verdict(evaluated: bool, measure: Measure, best: Score | None, comparisons:
                else f"On validation data, the best trial of the search (#{best.trial_number})")
     if not measure.percent:
         return _figure_verdict(subject, phrase, measure, target, runs if evaluated else 1)
-    over = f" (mean over {runs} seeds)" if evaluated and runs > 1 else ""
+    over = f" ({_over(target, runs)})" if evaluated and runs > 1 else ""
     tail = f" of {metric}{over}"
     d, s = target.difference, target.spread
     if (s is not None and abs(d) <= s) or round(abs(d), 1) == 0:
@@ -306,6 +306,13 @@ def _verdict(evaluated: bool, measure: Measure, best: Score | None, comparisons:
     return f"{subject} {verb} {phrase} by {amount}{tail}."
 
 
+def _over(target: Comparison, runs: int) -> str:
+    """Over which seeds the difference was taken: every one of the best's, or the few the baseline shares."""
+    if target.paired and target.paired < runs:
+        return f"paired over {target.paired} of {runs} seeds"
+    return f"mean over {runs} seeds"
+
+
 def _figure_verdict(subject: str, phrase: str, measure: Measure, target: Comparison, runs: int) -> str:
     """The verdict told in a figure that is no share (a regression's RMSE): the gap in the figure's units, and
     in percent of the baseline's figure."""
@@ -315,7 +322,7 @@ def _figure_verdict(subject: str, phrase: str, measure: Measure, target: Compari
     if relative is not None:
         notes.append(f"{relative:+.1f}%" if level else f"{abs(relative):.1f}% {'lower' if d < 0 else 'higher'}")
     if runs > 1:
-        notes.append(f"mean over {runs} seeds")
+        notes.append(_over(target, runs))
     said = f" ({'; '.join(notes)})" if notes else ""
     scale = target.baseline.mean
     if level:
