@@ -139,35 +139,34 @@ def evaluate(
     mc_samples = int(options.get("mc_samples", 0)) or DEFAULT_MC_SAMPLES
     base_seed = int(options.get("seed", 0)) + SEED_OFFSET
 
-    def retrain(entry: dict[str, Any], *, keep: bool, reused: dict[str, Any] | None = None) -> list[bytes]:
-        """Trains ``entry`` with every seed into ``entry["runs"]``; returns each network as a .keras file.
+    def retrain(entry: dict[str, Any], *, reused: dict[str, Any] | None = None) -> list[bytes | None]:
+        """Trains ``entry`` with every seed into ``entry["runs"]``; returns each run's network as a .keras file.
 
-        ``reused``, a run the search already tested, counts as the first seed (for a baseline, never kept).
+        ``reused``, a run the search already tested, counts as the first seed; its network is gone (None).
         """
         config = TrialConfig.from_dict(entry["config"])
         if options.get("class_weight") and entry["kind"] == "baseline":
             config = config.replace(class_weight=options["class_weight"])
-        entry["runs"], files = ([reused] if reused else []), []
-        entry_predictions: list[list[float]] = []
+        entry["runs"] = [reused] if reused else []
+        files: list[bytes | None] = [None] * len(entry["runs"])  # one a run; None for a run not kept
+        entry_predictions: list[list[float] | None] = [None] * len(entry["runs"])
         if reused and on_run is not None:
             on_run(entry, reused)
         for i in range(len(entry["runs"]), seeds):
             start = time.perf_counter()
             result = train(config, dataset, max_epochs=budget, seed=base_seed + i, evaluate_test=True,
-                           mc_samples=mc_samples if config.has_dropout else 0, keep_model=keep,
+                           mc_samples=mc_samples if config.has_dropout else 0, keep_model=True,
                            metric=options.get("metric"))
-            if keep:
-                # Saved at once: the next training clears Keras' session, and with it this network's state.
-                files.append(model_bytes(result.model, dataset))
-                if dataset.is_regression:
-                    entry_predictions.append(test_predictions(result.model, dataset))
-                result.model = None
+            # Saved at once: the next training clears Keras' session, and with it this network's state.
+            files.append(model_bytes(result.model, dataset))
+            entry_predictions.append(test_predictions(result.model, dataset) if dataset.is_regression else None)
+            result.model = None
             run = result.evaluation_run(base_seed + i, time.perf_counter() - start)
             entry["runs"].append(run)
             if on_run is not None:
                 on_run(entry, run)
         entry.update(summarize(entry["runs"]))
-        if entry_predictions:
+        if any(p is not None for p in entry_predictions):
             entry[PREDICTIONS] = entry_predictions  # taken out below, once the kept seed is known
         return files
 
@@ -175,8 +174,9 @@ def evaluate(
     score = f"val_{searched_of(dataset.task, metric)}"
     files, selection = _choose_best(study, entries, dataset.sizes["valid"], retrain, score)
     reusable = budget == int(options.get("max_epochs", 50))
-    for entry in entries[1:]:
-        retrain(entry, keep=False, reused=entry.pop("search_run", None) if reusable else None)
+    book_files = {entry["name"]: retrain(entry, reused=entry.pop("search_run", None) if reusable else None)
+                  for entry in entries[1:]}
+    files = _against_the_book(entries, files, book_files, score, selection)
     chance = Chance.of_dataset(dataset, metric)
     majority = chance.score if chance is not None else reference_module.majority_share(dataset)
     evaluation = {"seeds": [base_seed + i for i in range(seeds)], "max_epochs": budget, "entries": entries,
@@ -198,11 +198,13 @@ def evaluate(
         trees.update(summarize(trees["runs"]))
         evaluation["reference"] = trees
     best = entries[0]
-    kept = median_run([run[score] for run in best["runs"]])
+    kept = median_run([run[score] if files[i] is not None else None for i, run in enumerate(best["runs"])])
     headline = headline_metric(evaluation)
     try:
         predicted = best.pop(PREDICTIONS, None)
-        if kept is not None and predicted:
+        for entry in entries[1:]:
+            entry.pop(PREDICTIONS, None)
+        if kept is not None and predicted and predicted[kept] is not None:
             evaluation["predictions"] = {
                 "trial_number": best["trial_number"], "seed": best["runs"][kept]["seed"],
                 "actual": sample(dataset.in_target_units(dataset.y_test).tolist()),
@@ -219,8 +221,8 @@ def evaluate(
     return evaluation
 
 
-def _choose_best(study: optuna.Study, entries: list[dict[str, Any]], n_valid: int,
-                 retrain: Callable[..., list[bytes]], score: str = "val_accuracy") -> tuple[list[bytes], dict[str, Any]]:
+def _choose_best(study: optuna.Study, entries: list[dict[str, Any]], n_valid: int, retrain: Callable[..., list[bytes | None]],
+                 score: str = "val_accuracy") -> tuple[list[bytes | None], dict[str, Any]]:
     """Trains the best entry (``entries[0]``), or picks it among the finalists where validation is small.
 
     Returns:
@@ -229,27 +231,59 @@ def _choose_best(study: optuna.Study, entries: list[dict[str, Any]], n_valid: in
     candidates = finalists(study) if n_valid < SMALL_VALIDATION else []
     what = f"validation {score[4:].replace('_', ' ')}"
     if len(candidates) < 2:
-        return retrain(entries[0], keep=True), {
+        return retrain(entries[0]), {
             "rule": f"the search's trial of best {what}", "n_valid": n_valid, "finalists": []}
     results = []
     for trial in candidates:
         entry = {**_entry(trial), "name": f"trial {trial.number}"}  # named as a finalist until chosen
-        results.append((entry, retrain(entry, keep=True)))
-    summary = [{"trial_number": entry["trial_number"],
-                f"{score}_mean": _finite_mean(r[score] for r in entry["runs"]),
+        results.append((entry, retrain(entry)))
+    summary = [{"trial_number": entry["trial_number"], f"{score}_mean": _finite_mean(r[score] for r in entry["runs"]),
                 "val_loss_mean": _finite_mean(r["val_loss"] for r in entry["runs"])} for entry, _ in results]
-
-    def key(i: int) -> tuple[float, float]:
-        loss, value = summary[i]["val_loss_mean"], summary[i][f"{score}_mean"]
-        return (-value if math.isfinite(value) else math.inf, loss if math.isfinite(loss) else math.inf)
-
-    chosen = min(range(len(results)), key=key)
+    chosen = min(range(len(results)), key=lambda i: _validation_key(results[i][0], score))
     entries[0] = {**results[chosen][0], "name": "best"}
     rule = (f"the one of best mean {what} over the seeds among the search's top {len(results)} (trial "
             f"{entries[0]['trial_number']}): validation has {n_valid} rows, under {SMALL_VALIDATION}, too few for "
             "one run each to tell them apart; the test split was not used to choose")
     return results[chosen][1], {"rule": rule, "n_valid": n_valid, "finalists": summary,
                                 "chosen": entries[0]["trial_number"]}
+
+
+def _validation_key(entry: dict[str, Any], score: str) -> tuple[float, float]:
+    """Sorts entries best first by mean validation ``score`` over their runs, then by lower mean validation loss."""
+    value = _finite_mean(r.get(score) for r in entry["runs"])
+    loss = _finite_mean(r.get("val_loss") for r in entry["runs"])
+    return (-value if math.isfinite(value) else math.inf, loss if math.isfinite(loss) else math.inf)
+
+
+def _against_the_book(entries: list[dict[str, Any]], files: list[bytes | None], book_files: dict[str, list[bytes | None]],
+                      score: str, selection: dict[str, Any]) -> list[bytes | None]:
+    """Makes a book baseline the best where it did better on mean validation than the searched best.
+
+    The search's pick and every baseline are trained with the same seeds by then; the best is the one the
+    validation split prefers (:func:`_validation_key`), so what autodnn recommends is never worse on validation
+    than the book's defaults. The entry of a baseline so chosen is copied as the best, its ``baseline`` key naming
+    it, and ``selection`` says so; the test split still chooses nothing.
+
+    Returns:
+        The networks of the best entry's runs (a baseline's where one was chosen).
+    """
+    searched = entries[0]
+    book = [e for e in entries[1:] if e.get("kind") == "baseline" and any(f is not None for f in book_files[e["name"]])]
+    if not book:
+        return files
+    rival = min(book, key=lambda e: _validation_key(e, score))
+    if _validation_key(rival, score) >= _validation_key(searched, score):
+        return files
+    what = f"validation {score[4:].replace('_', ' ')}"
+    selection["baseline"] = rival["name"]
+    selection["searched_best"] = {"trial_number": searched["trial_number"],
+                                  f"{score}_mean": _finite_mean(r.get(score) for r in searched["runs"])}
+    selection["rule"] = (f"{rival['name']}'s configuration: its mean {what} over the seeds beat the search's pick "
+                         f"(trial {searched['trial_number']}), and the best is the configuration the validation split "
+                         "prefers, the book's included; the test split was not used to choose")
+    entries[0] = {**rival, "name": "best", "kind": "best", "baseline": rival["name"],
+                  "title": f"{rival['name']}'s configuration (nothing searched did better on validation)"}
+    return book_files[rival["name"]]
 
 
 #: Where a regression's kept entry holds its seeds' test predictions until the kept seed is known.

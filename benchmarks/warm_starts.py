@@ -25,6 +25,10 @@ import sys
 import time
 from pathlib import Path
 
+from autodnn.backend import select_backend
+
+select_backend("auto")  # before Keras is imported: the backend the CLI's --backend auto picks
+
 from autodnn import load_dataset
 from autodnn.config import TrialConfig
 from autodnn.errors import AutodnnError

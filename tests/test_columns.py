@@ -126,7 +126,7 @@ def test_every_class_is_in_the_training_validation_and_test_parts(tmp_path: Path
     labels = ["a"] * 200 + ["b"] * 200 + ["c"] * 4 + ["d"] * 3
     path.write_text("x,y\n" + "".join(f"{i % 17},{label}\n" for i, label in enumerate(labels)))
     for seed in range(5):
-        data = load_dataset(f"csv:{path}", target="y", seed=seed)
+        data = load_dataset(f"csv:{path}", target="y", seed=seed, valid_fraction=0.1)
         for part in (data.y_train, data.y_valid, data.y_test):
             assert set(part.tolist()) == {0, 1, 2, 3}, (seed, np.bincount(part))
         assert data.sizes["valid"] == int(np.ceil(0.1 * (data.sizes["train"] + data.sizes["valid"])))

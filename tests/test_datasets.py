@@ -161,7 +161,7 @@ def test_sklearn_sets_split_every_example_once(name: str, n: int, n_features: in
     _assert_contract(ds)
     assert (ds.name, ds.n_features, ds.n_classes) == (name, n_features, n_classes)
     assert ds.sizes["test"] == int(np.ceil(0.2 * n))
-    assert ds.sizes["valid"] == int(np.ceil(0.1 * (n - ds.sizes["test"])))
+    assert ds.sizes["valid"] == int(np.ceil(ds.valid_fraction * (n - ds.sizes["test"])))
     assert sum(ds.sizes.values()) == n
     bunch = getattr(sklearn.datasets, f"load_{name}")()
     x, y = _all_rows(ds)
@@ -321,7 +321,7 @@ def test_npz_with_x_and_y_carves_a_test_part(tmp_path: Path) -> None:
     path = tmp_path / "xy.npz"
     np.savez(path, X=np.arange(100.0).reshape(50, 2), y=np.array(["no", "yes"] * 25))
     ds = load_dataset(f"npz:{path}")
-    assert ds.class_names == ("no", "yes") and ds.sizes == {"train": 36, "valid": 4, "test": 10}
+    assert ds.class_names == ("no", "yes") and ds.sizes == {"train": 30, "valid": 10, "test": 10}
 
 
 def test_npz_without_the_arrays_lists_its_keys(tmp_path: Path) -> None:
@@ -357,7 +357,7 @@ def test_image_folder_round_trips_pixels_and_labels(tmp_path: Path) -> None:
     root = _write_tree(tmp_path / "pets", _image_files())
     ds = load_dataset(f"images:{root}", scaling="none")
     _check_images(ds)
-    assert ds.sizes == {"train": 15, "valid": 3, "test": 6}, "every one of the 3 classes is in the validation part"
+    assert ds.sizes == {"train": 13, "valid": 5, "test": 6}, "every one of the 3 classes is in the validation part"
     assert ds.name == f"images:{root}"
 
 
@@ -555,7 +555,7 @@ def test_missing_file_is_named(tmp_path: Path, spec: str) -> None:
 
 @pytest.mark.parametrize("fraction", [0, -0.1, 0.51, 1, float("nan"), True, "0.1"])
 def test_valid_fraction_out_of_range(fraction: object) -> None:
-    with pytest.raises(DatasetError, match=r"valid_fraction must be in \(0, 0.5\], but got"):
+    with pytest.raises(DatasetError, match=r"valid_fraction must be 'auto' or in \(0, 0.5\], but got"):
         load_dataset("iris", valid_fraction=fraction)  # type: ignore[arg-type]
 
 
@@ -584,9 +584,9 @@ def test_describe_and_repr_are_short_and_json_able() -> None:
     ds = load_dataset("iris")
     summary = json.loads(json.dumps(ds.describe()))
     assert summary == {
-        "name": "iris", "fingerprint": ds.fingerprint, "sizes": {"train": 108, "valid": 12, "test": 30},
+        "name": "iris", "fingerprint": ds.fingerprint, "sizes": {"train": 90, "valid": 30, "test": 30},
         "n_features": 4, "n_classes": 3, "class_names": ["setosa", "versicolor", "virginica"],
-        "source": "scikit-learn bundled (load_iris)", "scaling": "standard", "valid_fraction": 0.1, "seed": 0,
+        "source": "scikit-learn bundled (load_iris)", "scaling": "standard", "valid_fraction": 0.25, "seed": 0,
         "image_shape": None, "notes": [], "task": "classification", "target_name": "", "target_mean": 0.0,
         "target_std": 1.0,
     }
@@ -632,3 +632,13 @@ def test_real_cifar10_jpg_archive_as_builtin_and_as_images() -> None:
     assert time.perf_counter() - start < first / 2, "the second load did not use the decoded-image cache"
     assert again.sizes == ds.sizes and again.image_shape == (32, 32, 3)
     assert abs(float(again.x_train.mean())) < 1e-4
+
+
+@pytest.mark.parametrize(("spec", "fraction", "valid"), [("iris", 0.25, 30), ("breast_cancer", 100 / 455, 100),
+                                                          ("digits", 0.1, 144)])
+def test_auto_validation_holds_about_100_rows_on_a_small_table_and_a_tenth_on_a_larger_one(
+        spec: str, fraction: float, valid: int) -> None:
+    data = load_dataset(spec)
+    assert data.valid_fraction == pytest.approx(fraction) and data.sizes["valid"] == valid
+    assert load_dataset(spec, valid_fraction=0.1).sizes["valid"] == int(np.ceil(0.1 * (len(data.y_train) + valid)))
+    assert load_dataset(spec, valid_fraction=fraction).fingerprint == data.fingerprint, "auto is its resolved share"

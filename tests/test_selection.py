@@ -1,5 +1,5 @@
 """How the final evaluation picks the best configuration: on small validation sets, among finalists retrained
-with every seed, on validation only."""
+with every seed; against the book's baselines trained with the same seeds; on validation only."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import optuna
 import pytest
 
 from autodnn.config import SMALL_VALIDATION, TrialConfig
-from autodnn.evaluate import _choose_best, _entry, finalists
+from autodnn.evaluate import _against_the_book, _choose_best, _entry, finalists
+from autodnn.study.verdict import plain_lines, verdict_line
 
 
 def _study(values: dict[int, float]) -> optuna.Study:
@@ -27,7 +28,7 @@ def _fake_retrain(val: dict[int, tuple[float, float]], calls: list[int]):
     accuracy ranked the opposite way (one minus the validation accuracy, a lower loss testing worse), so that a
     selector that read the test split would pick another trial than one that reads validation alone."""
 
-    def retrain(entry: dict, *, keep: bool) -> list[bytes]:
+    def retrain(entry: dict) -> list[bytes]:
         calls.append(entry["trial_number"])
         accuracy, loss = val[entry["trial_number"]]
         test = (1.0 - accuracy) + (0.0 if math.isnan(loss) else loss) / 100
@@ -95,3 +96,49 @@ def test_the_kept_network_is_the_seed_of_median_validation_accuracy_whatever_the
     assert median_run(validation) == 2 and median_run(test) == 0
     assert median_run([0.9, 0.8, 0.95, 0.85]) == 3, "of an even number, the lower of the middle two"
     assert median_run([float("nan"), 0.7, None]) == 1 and median_run([None, float("nan")]) is None
+
+
+def _run(val: float, test: float, seed: int, loss: float = 0.3) -> dict:
+    return {"seed": seed, "val_accuracy": val, "val_loss": loss, "test_accuracy": test}
+
+
+def _evaluated(best_val: float, book_val: dict[str, float]) -> list[dict]:
+    """The best and two baselines, each with two seeds; every test figure ranks opposite to validation."""
+    entries = [{"name": "best", "kind": "best", "trial_number": 5,
+                "runs": [_run(best_val, 1 - best_val, s) for s in (1, 2)]}]
+    for number, (name, val) in enumerate(book_val.items()):
+        entries.append({"name": name, "kind": "baseline", "trial_number": number,
+                        "runs": [_run(val, 1 - val, s) for s in (1, 2)], "test_accuracy_mean": 1 - val})
+    return entries
+
+
+def test_a_book_baseline_that_validates_better_than_the_searched_best_becomes_the_best() -> None:
+    entries = _evaluated(0.90, {"book-2e": 0.93, "book-selu": 0.95})
+    book_files = {"book-2e": [b"2e-a", b"2e-b"], "book-selu": [None, b"selu-b"]}
+    selection: dict = {"rule": "the search's trial of best validation accuracy", "finalists": []}
+    files = _against_the_book(entries, [b"searched"] * 2, book_files, "val_accuracy", selection)
+    best = entries[0]
+    assert best["baseline"] == "book-selu" and best["name"] == "best" and best["kind"] == "best"
+    assert best["runs"] == entries[2]["runs"] and best["trial_number"] == entries[2]["trial_number"]
+    assert files == [None, b"selu-b"], "the chosen baseline's networks, its reused search run having none"
+    assert selection["baseline"] == "book-selu" and selection["searched_best"]["trial_number"] == 5
+    assert "test split was not used" in selection["rule"]
+    evaluation = {"entries": entries, "metric": "accuracy", "task": "classification"}
+    assert plain_lines(evaluation)[0].startswith("The search found nothing better than the book's book-selu")
+    # The verdict compares with the strongest of the other baselines, never with the best's own copy.
+    assert "strongest other book baseline, book-2e" in verdict_line(evaluation)
+
+
+@pytest.mark.parametrize("book_val", [0.90, 0.85])
+def test_the_searched_best_stays_where_no_baseline_validates_better(book_val: float) -> None:
+    entries = _evaluated(0.90, {"book-2e": book_val})
+    selection: dict = {"rule": "r", "finalists": []}
+    files = _against_the_book(entries, [b"searched"] * 2, {"book-2e": [b"a", b"b"]}, "val_accuracy", selection)
+    assert files == [b"searched"] * 2 and "baseline" not in entries[0] and selection == {"rule": "r", "finalists": []}
+
+
+def test_a_validation_tie_goes_to_the_lower_validation_loss() -> None:
+    entries = _evaluated(0.90, {"book-2e": 0.90})
+    entries[1]["runs"] = [{**r, "val_loss": 0.1} for r in entries[1]["runs"]]
+    _against_the_book(entries, [b"s"] * 2, {"book-2e": [b"a", b"b"]}, "val_accuracy", {"rule": "r", "finalists": []})
+    assert entries[0].get("baseline") == "book-2e"

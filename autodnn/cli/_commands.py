@@ -157,7 +157,7 @@ def _run_evaluation(study: Any, seeds: int, *, quiet: bool, max_epochs: int | No
           "each tested once.", flush=True)
     evaluation = evaluate(study, seeds=seeds, max_epochs=max_epochs, on_run=progress, reference=reference)
     print(evaluation_table(evaluation))
-    if evaluation["selection"]["finalists"]:
+    if evaluation["selection"]["finalists"] or evaluation["selection"].get("baseline"):
         print(f"The best configuration is {evaluation['selection']['rule']}.")
     if evaluation.get("model"):
         from autodnn.study.artifacts import study_storage

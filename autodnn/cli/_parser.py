@@ -201,8 +201,9 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=("auto", "classification", "regression"), default="auto",
                         help="what the target is: auto (text, booleans and few whole numbers are classes, numbers "
                              "with fractions a regression; many whole numbers ask), classification or regression")
-    parser.add_argument("--valid-fraction", type=float, default=0.1,
-                        help="share of the training data held out for validation (default: 0.1)")
+    parser.add_argument("--valid-fraction", type=_fraction, default="auto",
+                        help="share of the training data held out for validation, or auto: a tenth, more on a small "
+                             "table (about 100 rows, at most a quarter) (default: auto)")
 
 
 def _metric_args(parser: argparse.ArgumentParser) -> None:
@@ -214,6 +215,16 @@ def _metric_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--class-weight", default="auto", choices=("auto", "none", "balanced"),
                         help="weigh each class's rows alike in the loss (default auto: balanced where a class holds "
                              "under 10%% of the rows)")
+
+
+def _fraction(text: str) -> float | str:
+    """``--valid-fraction``: ``auto`` or a number."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither auto nor a number; write e.g. --valid-fraction 0.2") from None
 
 
 def _columns(text: str) -> tuple[str, ...]:

@@ -42,7 +42,7 @@ def load_dataset(
     *,
     data_dir: str | Path | None = None,
     target: str | None = None,
-    valid_fraction: float = 0.1,
+    valid_fraction: float | str = "auto",
     seed: int = 0,
     scaling: str = "standard",
     drop: str | tuple[str, ...] | list[str] | None = None,
@@ -56,7 +56,8 @@ def load_dataset(
             ``images:PATH`` (a folder or tar archive of ``train/<class>/*`` and optionally ``test/<class>/*``).
         data_dir: Folder searched before Keras' cache for ``mnist``, ``fashion_mnist`` and ``cifar10``.
         target: Column holding the classes, for ``csv:`` and ``parquet:`` specs only.
-        valid_fraction: Fraction of the training part held out for validation, in ``(0, 0.5]``. Sources without
+        valid_fraction: Fraction of the training part held out for validation, in ``(0, 0.5]``, or ``auto``: a
+            tenth, more on a small table, up to a quarter, so that validation holds about 100 rows. Sources without
             a test part of their own also give 20 % of their examples to the test part first.
         seed: Seed of the shuffles and the stratified splits; the same seed gives the same arrays.
         scaling: ``"standard"``: per-feature mean 0 and standard deviation 1 on ``x_train`` (constant features

@@ -189,7 +189,8 @@ def headline(
         best=best_score,
         winner=winner,
         comparisons=comparisons,
-        verdict=_verdict(evaluated, measure, best_score, comparisons, winner),
+        verdict=_verdict(evaluated, measure, best_score, comparisons, winner,
+                         own=next((str(e["baseline"]) for e in entries if e.get("baseline")), None)),
         measure=measure,
     )
 
@@ -273,7 +274,9 @@ def _compare(best: Score, other: Score, measure: Measure, *, paired: bool) -> Co
 
 
 def _verdict(evaluated: bool, measure: Measure, best: Score | None, comparisons: list[Comparison],
-             winner: Score | None) -> str:
+             winner: Score | None, own: str | None = None) -> str:
+    """The report's first sentence. ``own`` names the book baseline whose configuration the best is (nothing
+    searched did better on validation): the sentence then compares with the strongest of the others."""
     metric = measure.title
     if best is None:
         if winner is None or winner.mean is None:
@@ -285,13 +288,17 @@ def _verdict(evaluated: bool, measure: Measure, best: Score | None, comparisons:
             f"{metric} {measure.show(best.mean)}"
         return f"The best configuration found reaches {reaches}; no book default was measured to compare it with."
     # The strongest book default measured (as the command's verdict line, autodnn.study.verdict.verdict_line).
-    measured = [c for c in comparisons if c.baseline.mean is not None]
+    others = [c for c in comparisons if c.baseline.name != own] or comparisons
+    measured = [c for c in others if c.baseline.mean is not None]
     pick = min if measure.lower_is_better else max
-    target = pick(measured, key=lambda c: c.baseline.mean) if measured else comparisons[0]
+    target = pick(measured, key=lambda c: c.baseline.mean) if measured else others[0]
     phrase = BASELINE_PHRASES.get(target.baseline.name, target.baseline.title)
     runs = len(best.values)
     subject = ("The best configuration found" if evaluated
                else f"On validation data, the best trial of the search (#{best.trial_number})")
+    if own:
+        subject = (f"The best configuration, {BASELINE_PHRASES.get(own, own)} (nothing searched did better on "
+                   "validation),")
     if not measure.percent:
         return _figure_verdict(subject, phrase, measure, target, runs if evaluated else 1)
     over = f" ({_over(target, runs)})" if evaluated and runs > 1 else ""

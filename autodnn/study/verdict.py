@@ -64,7 +64,8 @@ def verdict_line(evaluation: dict[str, Any]) -> str | None:
 
     metric = headline_metric(evaluation)
     best = evaluation["entries"][0]
-    strongest = strongest_baseline(evaluation["entries"], metric)
+    own = best.get("baseline")  # the book configuration the best is, where nothing searched did better
+    strongest = strongest_baseline([e for e in evaluation["entries"] if e.get("name") != own], metric)
     if strongest is None:
         return None
     difference, spread, paired = paired_difference(best, strongest, metric)
@@ -77,14 +78,17 @@ def verdict_line(evaluation: dict[str, Any]) -> str | None:
         shown += f" ± {scale * spread:.1f}" if in_points(metric) else f" ± {spread:.3g}"
     how = f"paired over {paired} seed{'s' if paired != 1 else ''}" if paired else "difference of the means"
     better = (difference < 0) == lower_is_better(metric) and difference != 0
-    return (f"Against the strongest book baseline, {strongest['name']}: best minus it {shown}{unit} of {title} "
+    against = f"the strongest other book baseline, {strongest['name']}" if own else \
+        f"the strongest book baseline, {strongest['name']}"
+    return (f"Against {against}: best minus it {shown}{unit} of {title} "
             f"({how}); {'the best is ahead' if better else 'the best is not ahead'}.")
 
 
 def plain_lines(evaluation: dict[str, Any]) -> list[str]:
     """What the evaluation says plainly, the same in the command's output and the report.
 
-    First, where trees were trained, how they compare with the best net on the mean of the headline test
+    First, where the best is a book baseline's configuration (nothing searched did better on validation), a line
+    that says so. Then, where trees were trained, how they compare with the best net on the mean of the headline test
     figure (:func:`headline_metric`): "beat" only where their lead exceeds the spread of the best's figure
     across its seeds. Then, where the evaluation found that no configuration beat the constant answer (always
     the most frequent class, ``majority`` its share of validation rows; for a regression the training mean, R²
@@ -93,6 +97,9 @@ def plain_lines(evaluation: dict[str, Any]) -> list[str]:
     lines = []
     metric = headline_metric(evaluation)
     best, trees = evaluation["entries"][0], evaluation.get("reference")
+    if best.get("baseline"):
+        lines.append(f"The search found nothing better than the book's {best['baseline']} on validation: the best is "
+                     "that book configuration.")
     best_mean, best_std = _mean_std(best, metric)
     trees_mean = _mean_std(trees, metric)[0] if trees else None
     if trees_mean is not None and best_mean is not None:

@@ -51,7 +51,8 @@ class SearchOptions:
         metric: What the search optimizes (``--metric``; :mod:`autodnn.metrics`); ``auto`` by the class shares.
             :func:`autodnn.tuning.run.prepare` replaces ``auto`` by what it chose.
         class_weight: ``auto``, ``none`` or ``balanced`` (``--class-weight``); resolved likewise.
-        valid_fraction: Share of the training data held out for validation.
+        valid_fraction: Share of the training data held out for validation, or ``auto``
+            (:func:`autodnn.datasets._prepare.auto_valid_fraction`).
         force: Continue a study made for another dataset or space.
         mc_samples: MC-dropout passes at evaluation, for nets with dropout.
         max_failures: Stop the search after this many consecutive failed trials.
@@ -94,7 +95,7 @@ class SearchOptions:
     task: str = "auto"
     metric: str = "auto"
     class_weight: str = "auto"
-    valid_fraction: float = 0.1
+    valid_fraction: float | str = "auto"
     force: bool = False
     mc_samples: int = 0
     max_failures: int = 5
@@ -125,8 +126,8 @@ class SearchOptions:
             raise UsageError(f"--timeout must be a number of seconds, 'auto' or none, but got {self.timeout!r}")
         if isinstance(self.timeout, (int, float)) and self.timeout <= 0:
             raise UsageError(f"--timeout must be > 0 seconds, but got {self.timeout}")
-        if not 0 < self.valid_fraction <= 0.5:
-            raise UsageError(f"--valid-fraction must be in (0, 0.5], but got {self.valid_fraction}")
+        if self.valid_fraction != "auto" and (isinstance(self.valid_fraction, str) or not 0 < self.valid_fraction <= 0.5):
+            raise UsageError(f"--valid-fraction must be 'auto' or in (0, 0.5], but got {self.valid_fraction}")
         if self.mc_samples < 0:
             raise UsageError(f"--mc-samples must be >= 0, but got {self.mc_samples}")
         if self.max_failures < 1:
