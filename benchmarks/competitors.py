@@ -4,7 +4,8 @@
 the way the libraries' tutorials write them, on purpose: plain ``model.fit`` with Keras' own callbacks, one
 ``keras.Sequential`` per trial, an in-memory Optuna study, KerasTuner's files in a temporary folder.
 
-The space, the same for every competitor:
+The space, the same for every competitor, is like autodnn's default space for what these libraries offer a user
+without hand-written parts (Keras' own optimizers, schedules and regularizers):
 
 =====================  ===============================================================================
 ``n_hidden``           hidden Dense layers, integer 1 .. 10
@@ -13,15 +14,20 @@ The space, the same for every competitor:
 ``kernel_initializer`` he_normal, glorot_uniform, lecun_normal
 ``batch_norm``         a BatchNormalization between each Dense and its activation (the book's place), or none
 ``dropout``            rate of a Dropout after every hidden layer, 0 .. 0.5 (none below 0.001)
+``l2``                 an L2 penalty on every hidden kernel: 0, 1e-4, 1e-3, 1e-2
 ``optimizer``          sgd (momentum 0.9), nesterov (momentum 0.9), rmsprop, adam, nadam, adamw
+``weight_decay``       AdamW's, 1e-6 .. 1e-2, log scale (sampled for adamw only)
+``clipnorm``           none, 1, 5
 ``learning_rate``      1e-5 .. 1e-1, log scale
-``batch_size``         32, 64, 128, 256, 512
+``schedule``           constant, exponential (a tenth every 20 epochs), cosine (to zero over the run's epochs)
+``batch_size``         16, 32, 64, 128, 256, 512
+``epochs``             10, 20, 30 or ``max_epochs`` (not with Hyperband, which sets each trial's epochs itself)
 =====================  ===============================================================================
 
-Every trial trains for at most ``max_epochs`` with Keras' ``EarlyStopping(patience=5)`` (on ``val_loss``, its
-default, as autodnn's trainer) and scores its best epoch's ``val_accuracy``, as KerasTuner does; autodnn scores
-the accuracy of the best-``val_loss`` epoch, which is never higher. KerasTuner tunes the batch size the documented way, with
-``hp.Choice`` in an overridden ``HyperModel.fit``.
+Every trial trains for at most its epochs with Keras' ``EarlyStopping(patience=10)`` (on ``val_loss``, its
+default, with autodnn's patience) and scores its best epoch's ``val_accuracy``, as KerasTuner does; autodnn
+scores the accuracy of the best-``val_loss`` epoch, which is never higher. KerasTuner tunes the batch size and
+the epochs the documented way, with ``hp.Choice`` in an overridden ``HyperModel.fit``.
 
 A search ends at a deadline the way Ctrl-C ends it for a user: a callback raises :class:`OutOfTime` in the
 middle of the trial in flight, that trial is lost (Optuna marks it failed), and the caller catches the error.
@@ -42,11 +48,15 @@ import optuna
 ACTIVATIONS = ["relu", "elu", "selu", "swish", "gelu", "tanh"]
 INITIALIZERS = ["he_normal", "glorot_uniform", "lecun_normal"]
 OPTIMIZERS = ["sgd", "nesterov", "rmsprop", "adam", "nadam", "adamw"]
-BATCH_SIZES = [32, 64, 128, 256, 512]
-PATIENCE = 5
+BATCH_SIZES = [16, 32, 64, 128, 256, 512]
+L2 = [0.0, 1e-4, 1e-3, 1e-2]
+CLIPNORMS = [0.0, 1.0, 5.0]  # 0: none (KerasTuner's choices take no None)
+SCHEDULES = ["constant", "exponential", "cosine"]
+EPOCHS = [10, 20, 30]  # and the search's max_epochs
+PATIENCE = 10
 #: The hyperparameters of a network; KerasTuner's values also hold its own ``tuner/...`` bookkeeping.
-PARAMS = ("n_hidden", "n_units", "activation", "kernel_initializer", "batch_norm", "dropout", "optimizer",
-          "learning_rate", "batch_size")
+PARAMS = ("n_hidden", "n_units", "activation", "kernel_initializer", "batch_norm", "dropout", "l2", "optimizer",
+          "weight_decay", "clipnorm", "learning_rate", "schedule", "batch_size", "epochs")
 
 
 class OutOfTime(Exception):
@@ -86,50 +96,72 @@ class OptunaPruning(keras.callbacks.Callback):
             raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
 
-def build_model(params: dict[str, Any], n_features: int, n_classes: int) -> keras.Model:
-    """The compiled network of ``params`` (the names in :data:`PARAMS`; ``batch_size`` is not used here)."""
+def build_model(params: dict[str, Any], n_features: int, n_classes: int, n_train: int) -> keras.Model:
+    """The compiled network of ``params`` (the names in :data:`PARAMS`), for ``n_train`` training rows (the
+    schedule's steps)."""
     model = keras.Sequential([keras.Input(shape=(n_features,))])
+    regularizer = keras.regularizers.L2(params["l2"]) if params["l2"] else None
     for _ in range(params["n_hidden"]):
         if params["batch_norm"]:
             model.add(keras.layers.Dense(params["n_units"], kernel_initializer=params["kernel_initializer"],
-                                         use_bias=False))
+                                         kernel_regularizer=regularizer, use_bias=False))
             model.add(keras.layers.BatchNormalization())
             model.add(keras.layers.Activation(params["activation"]))
         else:
             model.add(keras.layers.Dense(params["n_units"], activation=params["activation"],
-                                         kernel_initializer=params["kernel_initializer"]))
+                                         kernel_initializer=params["kernel_initializer"],
+                                         kernel_regularizer=regularizer))
         if params["dropout"] >= 0.001:
             model.add(keras.layers.Dropout(params["dropout"]))
     model.add(keras.layers.Dense(n_classes, activation="softmax"))
-    model.compile(loss="sparse_categorical_crossentropy", optimizer=make_optimizer(params),
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=make_optimizer(params, n_train),
                   metrics=["accuracy"])
     return model
 
 
-def make_optimizer(params: dict[str, Any]) -> keras.optimizers.Optimizer:
-    rate = params["learning_rate"]
+def make_optimizer(params: dict[str, Any], n_train: int) -> keras.optimizers.Optimizer:
+    steps = max(1, n_train // params["batch_size"])  # a step an optimizer update, as Keras' schedules count
+    rate: Any = params["learning_rate"]
+    if params["schedule"] == "exponential":
+        rate = keras.optimizers.schedules.ExponentialDecay(rate, decay_steps=20 * steps, decay_rate=0.1)
+    elif params["schedule"] == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=params["epochs"] * steps)
+    common = {"learning_rate": rate, **({"clipnorm": params["clipnorm"]} if params["clipnorm"] else {})}
     if params["optimizer"] == "sgd":
-        return keras.optimizers.SGD(learning_rate=rate, momentum=0.9)
+        return keras.optimizers.SGD(momentum=0.9, **common)
     if params["optimizer"] == "nesterov":
-        return keras.optimizers.SGD(learning_rate=rate, momentum=0.9, nesterov=True)
-    optimizers = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
-                  "nadam": keras.optimizers.Nadam, "adamw": keras.optimizers.AdamW}
-    return optimizers[params["optimizer"]](learning_rate=rate)
+        return keras.optimizers.SGD(momentum=0.9, nesterov=True, **common)
+    if params["optimizer"] == "adamw":
+        return keras.optimizers.AdamW(weight_decay=params["weight_decay"], **common)
+    optimizers = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam, "nadam": keras.optimizers.Nadam}
+    return optimizers[params["optimizer"]](**common)
 
 
-def suggest_params(trial: optuna.Trial) -> dict[str, Any]:
+def epoch_choices(max_epochs: int) -> list[int]:
+    """:data:`EPOCHS` under ``max_epochs``, and ``max_epochs``."""
+    return [*(e for e in EPOCHS if e < max_epochs), max_epochs]
+
+
+def suggest_params(trial: optuna.Trial, max_epochs: int) -> dict[str, Any]:
     """The space as a user writes it for Optuna."""
-    return {
+    params = {
         "n_hidden": trial.suggest_int("n_hidden", 1, 10),
         "n_units": trial.suggest_int("n_units", 16, 1024, log=True),
         "activation": trial.suggest_categorical("activation", ACTIVATIONS),
         "kernel_initializer": trial.suggest_categorical("kernel_initializer", INITIALIZERS),
         "batch_norm": trial.suggest_categorical("batch_norm", [False, True]),
         "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+        "l2": trial.suggest_categorical("l2", L2),
         "optimizer": trial.suggest_categorical("optimizer", OPTIMIZERS),
+        "clipnorm": trial.suggest_categorical("clipnorm", CLIPNORMS),
         "learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-1, log=True),
+        "schedule": trial.suggest_categorical("schedule", SCHEDULES),
         "batch_size": trial.suggest_categorical("batch_size", BATCH_SIZES),
+        "epochs": trial.suggest_categorical("epochs", epoch_choices(max_epochs)),
     }
+    params["weight_decay"] = (trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True)
+                              if params["optimizer"] == "adamw" else 0.0)
+    return params
 
 
 def run_optuna(dataset: Any, *, sampler: str, budget: float, max_epochs: int, seed: int) -> dict[str, Any]:
@@ -158,10 +190,10 @@ def run_optuna(dataset: Any, *, sampler: str, budget: float, max_epochs: int, se
 
     def objective(trial: optuna.Trial) -> float:
         keras.backend.clear_session()
-        params = suggest_params(trial)
-        model = build_model(params, dataset.x_train.shape[1], n_classes)
+        params = suggest_params(trial, max_epochs)
+        model = build_model(params, dataset.x_train.shape[1], n_classes, len(dataset.x_train))
         history = model.fit(dataset.x_train, dataset.y_train, validation_data=(dataset.x_valid, dataset.y_valid),
-                            epochs=max_epochs, batch_size=params["batch_size"], verbose=0,
+                            epochs=params["epochs"], batch_size=params["batch_size"], verbose=0,
                             callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True),
                                        OptunaPruning(trial), Deadline(deadline)])
         return max(history.history["val_accuracy"])
@@ -189,14 +221,15 @@ class DenseHyperModel(keras_tuner.HyperModel):
         start: ``time.monotonic()`` at the start of the search; set it before ``tuner.search``.
     """
 
-    def __init__(self, n_features: int, n_classes: int) -> None:
+    def __init__(self, n_features: int, n_classes: int, n_train: int, max_epochs: int, *, epochs: bool) -> None:
         super().__init__()
-        self.n_features = n_features
-        self.n_classes = n_classes
+        self.n_features, self.n_classes, self.n_train, self.max_epochs = n_features, n_classes, n_train, max_epochs
+        self.epochs = epochs  # whether the space holds the epochs (Hyperband sets them itself)
         self.trace: list[tuple[float, float]] = []
         self.start = time.monotonic()
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        optimizer = hp.Choice("optimizer", OPTIMIZERS)
         params = {
             "n_hidden": hp.Int("n_hidden", 1, 10),
             "n_units": hp.Int("n_units", 16, 1024, sampling="log"),
@@ -204,13 +237,23 @@ class DenseHyperModel(keras_tuner.HyperModel):
             "kernel_initializer": hp.Choice("kernel_initializer", INITIALIZERS),
             "batch_norm": hp.Boolean("batch_norm"),
             "dropout": hp.Float("dropout", 0.0, 0.5),
-            "optimizer": hp.Choice("optimizer", OPTIMIZERS),
+            "l2": hp.Choice("l2", L2),
+            "optimizer": optimizer,
+            "clipnorm": hp.Choice("clipnorm", CLIPNORMS),
             "learning_rate": hp.Float("learning_rate", 1e-5, 1e-1, sampling="log"),
+            "schedule": hp.Choice("schedule", SCHEDULES),
+            "batch_size": hp.Choice("batch_size", BATCH_SIZES),
+            "epochs": hp.Choice("epochs", epoch_choices(self.max_epochs)) if self.epochs else self.max_epochs,
         }
-        return build_model(params, self.n_features, self.n_classes)
+        with hp.conditional_scope("optimizer", ["adamw"]):
+            decay = hp.Float("weight_decay", 1e-6, 1e-2, sampling="log")
+        params["weight_decay"] = decay if optimizer == "adamw" else 0.0
+        return build_model(params, self.n_features, self.n_classes, self.n_train)
 
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
-        history = model.fit(*args, batch_size=hp.Choice("batch_size", BATCH_SIZES), **kwargs)
+        if self.epochs:
+            kwargs["epochs"] = hp.get("epochs")
+        history = model.fit(*args, batch_size=hp.get("batch_size"), **kwargs)
         # KerasTuner scores a trial by its best epoch, as this does.
         best = max(history.history["val_accuracy"])
         running = max(best, self.trace[-1][1]) if self.trace else best
@@ -235,7 +278,8 @@ def run_keras_tuner(dataset: Any, *, algorithm: str, budget: float, max_epochs: 
         The search's outcome (see :func:`outcome`).
     """
     keras.utils.set_random_seed(seed)
-    hypermodel = DenseHyperModel(dataset.x_train.shape[1], len(dataset.class_names))
+    hypermodel = DenseHyperModel(dataset.x_train.shape[1], len(dataset.class_names), len(dataset.x_train), max_epochs,
+                                 epochs=algorithm != "hyperband")
     with tempfile.TemporaryDirectory() as directory:
         if algorithm == "hyperband":
             tuner = keras_tuner.Hyperband(hypermodel, objective="val_accuracy", max_epochs=max_epochs, factor=3,
@@ -256,7 +300,12 @@ def run_keras_tuner(dataset: Any, *, algorithm: str, budget: float, max_epochs: 
         seconds = time.monotonic() - start
         best = tuner.oracle.get_best_trials(1)
         finished = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
-    params = {name: best[0].hyperparameters.values[name] for name in PARAMS} if best else None
+    params = None
+    if best:
+        values = best[0].hyperparameters.values
+        params = {name: values.get(name) for name in PARAMS}
+        params["epochs"] = values.get("epochs", max_epochs)
+        params["weight_decay"] = values.get("weight_decay") if params["optimizer"] == "adamw" else 0.0
     return outcome(params, best[0].score if best else None, len(finished), seconds, hypermodel.trace)
 
 
@@ -280,8 +329,8 @@ def test_accuracy(params: dict[str, Any], dataset: Any, *, max_epochs: int, seed
     returns its accuracy on the test split."""
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    model = build_model(params, dataset.x_train.shape[1], len(dataset.class_names))
+    model = build_model(params, dataset.x_train.shape[1], len(dataset.class_names), len(dataset.x_train))
     model.fit(dataset.x_train, dataset.y_train, validation_data=(dataset.x_valid, dataset.y_valid),
-              epochs=max_epochs, batch_size=params["batch_size"], verbose=0,
+              epochs=params.get("epochs") or max_epochs, batch_size=params["batch_size"], verbose=0,
               callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True)])
     return float(model.evaluate(dataset.x_test, dataset.y_test, verbose=0)[1])
