@@ -103,6 +103,9 @@ def evaluate(
     max_epochs: int | None = None,
     on_run: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
     reference: bool | None = None,
+    on_plan: Callable[[int], None] | None = None,
+    on_start: Callable[[dict[str, Any], int, int], None] | None = None,
+    on_epoch: Callable[[dict[str, Any], int, int, dict[str, float]], None] | None = None,
 ) -> dict[str, Any]:
     """Retrains each entry of :func:`evaluation_entries` with ``seeds`` seeds and tests each network once.
 
@@ -114,6 +117,10 @@ def evaluate(
         reference: Also train gradient-boosted trees with the same seeds on a table
             (:mod:`autodnn.training.reference`), stored as ``reference`` beside the entries, never among them;
             None follows the study's ``--no-reference``.
+        on_plan: Called first with the number of runs the evaluation will train or reuse (each one then reaches
+            ``on_run``), e.g. to size a progress bar (:class:`autodnn.progress.EvaluationProgress`).
+        on_start: Called with (entry, seed, most epochs) as a network's training starts.
+        on_epoch: Called with (entry, seed, 0-based epoch, that epoch's metrics) as each epoch ends.
 
     Returns:
         The evaluation, as stored in the study's ``evaluation`` attribute. Its ``model`` key records the
@@ -154,9 +161,12 @@ def evaluate(
             on_run(entry, reused)
         for i in range(len(entry["runs"]), seeds):
             start = time.perf_counter()
+            if on_start is not None:
+                on_start(entry, base_seed + i, config.trained_epochs(budget))
+            relay = _EpochRelay(entry, base_seed + i, on_epoch) if on_epoch is not None else None
             result = train(config, dataset, max_epochs=budget, seed=base_seed + i, evaluate_test=True,
                            mc_samples=mc_samples if config.has_dropout else 0, keep_model=True,
-                           metric=options.get("metric"))
+                           metric=options.get("metric"), reporter=relay)
             # Saved at once: the next training clears Keras' session, and with it this network's state.
             files.append(model_bytes(result.model, dataset))
             entry_predictions.append(test_predictions(result.model, dataset) if dataset.is_regression else None)
@@ -172,6 +182,11 @@ def evaluate(
 
     metric = options.get("metric") or ("rmse" if dataset.is_regression else "accuracy")
     score = f"val_{searched_of(dataset.task, metric)}"
+    wanted = options.get("reference", True) if reference is None else reference
+    trees_wanted = wanted and reference_module.applies(dataset)
+    if on_plan is not None:
+        top = len(finalists(study)) if dataset.sizes["valid"] < SMALL_VALIDATION else 1
+        on_plan((max(1, top if top >= 2 else 1) + len(entries) - 1 + int(trees_wanted)) * seeds)
     files, selection = _choose_best(study, entries, dataset.sizes["valid"], retrain, score)
     reusable = budget == int(options.get("max_epochs", 50))
     book_files = {entry["name"]: retrain(entry, reused=entry.pop("search_run", None) if reusable else None)
@@ -186,8 +201,7 @@ def evaluate(
                   "task": dataset.task, "metric": metric}
     if dataset.is_regression:
         evaluation["target"] = {"name": dataset.target_name, "mean": dataset.target_mean, "std": dataset.target_std}
-    wanted = options.get("reference", True) if reference is None else reference
-    if wanted and reference_module.applies(dataset):
+    if trees_wanted:
         trees: dict[str, Any] = {"name": reference_module.NAME, "title": reference_module.TITLE,
                                  "kind": "reference", "runs": []}
         for i in range(seeds):
@@ -246,6 +260,20 @@ def _choose_best(study: optuna.Study, entries: list[dict[str, Any]], n_valid: in
             "one run each to tell them apart; the test split was not used to choose")
     return results[chosen][1], {"rule": rule, "n_valid": n_valid, "finalists": summary,
                                 "chosen": entries[0]["trial_number"]}
+
+
+class _EpochRelay:
+    """The trainer's reporter during the final evaluation: passes each epoch on, never stops a training."""
+
+    def __init__(self, entry: dict[str, Any], seed: int,
+                 on_epoch: Callable[[dict[str, Any], int, int, dict[str, float]], None]) -> None:
+        self.entry, self.seed, self.on_epoch = entry, seed, on_epoch
+
+    def report(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.on_epoch(self.entry, self.seed, epoch, metrics)
+
+    def should_stop(self) -> str | None:
+        return None
 
 
 def _validation_key(entry: dict[str, Any], score: str) -> tuple[float, float]:

@@ -135,11 +135,13 @@ def _summary(scores: dict[str, dict[str, float]], tables: list[str]) -> dict[str
         ranks: dict[str, list[float]] = {name: [] for name in scores}
         shorts: dict[str, list[float]] = {name: [] for name in scores}
         for table in names:
-            ordered = sorted(scores, key=lambda n: -scores[n][table])
-            top = scores[ordered[0]][table]
-            for rank, name in enumerate(ordered, 1):
-                ranks[name].append(rank)
-                shorts[name].append(top - scores[name][table])
+            values = {name: scores[name][table] for name in scores}
+            top = max(values.values())
+            for name, value in values.items():
+                better = sum(v > value for v in values.values())
+                tied = sum(v == value for v in values.values())
+                ranks[name].append(better + (tied + 1) / 2)  # ties share the mean of their ranks
+                shorts[name].append(top - value)
         for name in scores:
             out[name][group] = {"rank": statistics.fmean(ranks[name]) if ranks[name] else float("nan"),
                                 "short": statistics.fmean(shorts[name]) if shorts[name] else float("nan")}

@@ -253,3 +253,30 @@ def test_the_searched_count_leaves_out_trials_that_never_started_as_n_trials_doe
                                  user_attrs={NOT_STARTED: True, "reason": "not started: no time left"}))
     study.add_trial(create_trial(params={"x": 0.9}, distributions=dist, value=0.9, user_attrs={"baseline": "book-2e"}))
     assert tally(study) == (2, 0.7) and searched_count(study) == 2
+
+
+FINAL = tuple(a for a in SEARCH if a != "--no-final") + ("--seeds", "1")
+
+
+def test_the_final_evaluation_shows_a_bar_of_its_runs_with_the_running_epoch_on_a_terminal(tmp_path: Path) -> None:
+    out = run_in_terminal(command(tmp_path, *FINAL), tmp_path)
+    after = out[out.index("Final evaluation"):]
+    frames = [frame for frame in re.split(r"[\r\n]", after) if "runs [" in frame]
+    # Two finalists (digits' 144 validation rows are few) and the trees, one seed each.
+    assert any(re.search(r"run trial \d+ seed 10000 epoch [123]/3 val \d\.\d{4}", f) for f in frames), frames
+    assert any(re.search(r"100%\|.*\| 3/3 runs", frame) for frame in frames), frames[-3:]
+    assert re.search(r"^  \S+ +seed 10000: test_accuracy \d\.\d{4} \(\d+ boosting rounds", after.replace("\r", "\n"),
+                     re.MULTILINE), "the trees' run has its line above the bar"
+
+
+def test_the_final_evaluation_writes_plain_epoch_lines_to_a_pipe_with_the_time_left(tmp_path: Path) -> None:
+    argv = command(tmp_path, *(a if a != "none" else "600" for a in FINAL))
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=240,
+                          env=environment(**{INTERVAL_ENV: "0"}), check=False)
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stdout and not ANSI.search(done.stdout)
+    after = done.stdout[done.stdout.index("Final evaluation"):].splitlines()
+    epochs = [line for line in after if re.match(r"Run trial \d+ seed 10000\s+epoch\s+\d/3\s+val_accuracy \d\.\d{4}", line)]
+    assert epochs, after
+    assert re.search(r"\[0 of 3 done, .* elapsed, .* left of the time budget\]", epochs[0]), epochs[0]
+    assert any("boosting rounds" in line for line in after)

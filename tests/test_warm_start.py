@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from autodnn.space import load_space, space_from_dict
-from autodnn.tuning.warm_start import SHARE, WARM_STARTS, project
+from autodnn.tuning.warm_start import SHARE, WARM_STARTS, designed_start, enqueue_warm_starts, project
 
 SEARCH = ("search", "--dataset", "digits", "--space", "quick", "--max-epochs", "2", "--no-baselines", "--no-final")
 
@@ -60,12 +60,12 @@ def test_every_warm_start_samples_a_valid_configuration_in_every_bundled_space(n
 def test_the_search_trains_the_warm_starts_first_then_searches(run_cli, sqlite_url: str) -> None:
     result = run_cli(*SEARCH, "--n-trials", "8", "--storage", sqlite_url, "--study", "w")
     assert result.code == 0, result.err
-    assert "(warm start small-adam)" in result.out and "(warm start wide-bn-adamw)" in result.out
+    assert "(warm start small-adam)" in result.out and "(warm start relu-mlp)" in result.out, "a table's start"
     trials = optuna.load_study(study_name="w", storage=sqlite_url).get_trials(deepcopy=False)
     warm = [t for t in trials if "warm_start" in t.user_attrs]
     assert len(warm) == int(8 * SHARE) == 2
     assert [t.number for t in warm] == [0, 1]
-    assert [t.user_attrs["warm_start"] for t in warm] == ["small-adam", "wide-bn-adamw"]
+    assert [t.user_attrs["warm_start"] for t in warm] == ["small-adam", "relu-mlp"]
     space = load_space("quick")
     for trial in warm:
         start = next(w for w in WARM_STARTS if w.name == trial.user_attrs["warm_start"])
@@ -93,3 +93,18 @@ def test_on_small_data_a_warm_starts_batch_shrinks_to_sixteen_steps_an_epoch(n_t
     assert wide.values["batch_size"] == 256
     assert fitted(wide.values, n_train)["batch_size"] == batch
     assert project(load_space("default"), fitted(wide.values, n_train))["batch_size"] == batch
+
+
+def test_tables_and_images_get_their_own_designed_start_in_order() -> None:
+    assert [s.name for s in designed_start("tables")] == ["small-adam", "relu-mlp", "swish-bn-long"]
+    assert [s.name for s in designed_start("images")] == ["small-adam", "wide-bn-adamw", "deep-swish-1cycle"]
+    for kind in ("tables", "images"):
+        study = optuna.create_study(direction="maximize")
+        assert enqueue_warm_starts(study, load_space("default"), 100, n_train=45_000, kind=kind) == 3
+        waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+        assert [t.user_attrs["warm_start"] for t in waiting] == [s.name for s in designed_start(kind)]
+
+
+def test_every_warm_start_says_where_its_figures_come_from() -> None:
+    for start in WARM_STARTS:
+        assert "validation" in start.why and "test" not in start.why, start.name

@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from typing import Any
 
 from autodnn.cli._output import evaluation_table, print_best
@@ -22,6 +23,7 @@ def _search(args: argparse.Namespace) -> int:
     from autodnn.tuning import SearchOptions
     from autodnn.tuning.run import search
 
+    began = time.monotonic()
     select_backend(args.backend)
     configure_device(args.precision)
     if args.seeds < 1:
@@ -59,7 +61,8 @@ def _search(args: argparse.Namespace) -> int:
                            on_worker_line=progress.on_worker_line, on_budget=progress.display.write)
         print_best(study)
         if not args.no_final:
-            _run_evaluation(study, args.seeds, quiet=args.quiet, reference=options.reference)
+            deadline = began + options.timeout if isinstance(options.timeout, (int, float)) else None
+            _run_evaluation(study, args.seeds, quiet=args.quiet, reference=options.reference, deadline=deadline)
     except KeyboardInterrupt:
         if "study" not in opened:
             raise
@@ -137,25 +140,19 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_evaluation(study: Any, seeds: int, *, quiet: bool, max_epochs: int | None = None,
-                    reference: bool | None = None) -> None:
+                    reference: bool | None = None, deadline: float | None = None) -> None:
+    """Runs the final evaluation with its progress (``deadline``: ``time.monotonic()`` at which the command's
+    budget ends, for the bar's time left) and prints its table and verdict."""
     from autodnn.evaluate import evaluate
-
-    def progress(entry: dict, run: dict) -> None:
-        # A finalist (small validation: the best is chosen among the top few) is judged on validation only.
-        checked = score_name(study)
-        metric = checked if entry["name"] != "best" and entry["kind"] == "best" else f"test_{metric_name}"
-        unit = "boosting rounds" if entry["kind"] == "reference" else "epochs"
-        if not quiet:
-            print(f"  {entry['name']:<10} seed {run['seed']}: {metric} {run[metric]:.4f} "
-                  f"({run['epochs']} {unit}, {run['seconds']:.1f} s)", flush=True)
-
-    from autodnn.progress import score_name
+    from autodnn.progress import EvaluationProgress, progress_mode, score_name
     from autodnn.study.options import stored_options
 
     metric_name = stored_options(study).get("metric") or "accuracy"
     print(f"\nFinal evaluation: retraining the best configuration and the baselines with {seeds} seed(s), "
           "each tested once.", flush=True)
-    evaluation = evaluate(study, seeds=seeds, max_epochs=max_epochs, on_run=progress, reference=reference)
+    with EvaluationProgress(progress_mode(sys.stdout, not quiet), score=score_name(study),
+                            test=f"test_{metric_name}", deadline=deadline) as progress:
+        evaluation = evaluate(study, seeds=seeds, max_epochs=max_epochs, reference=reference, **progress.callbacks())
     print(evaluation_table(evaluation))
     if evaluation["selection"]["finalists"] or evaluation["selection"].get("baseline"):
         print(f"The best configuration is {evaluation['selection']['rule']}.")

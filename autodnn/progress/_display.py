@@ -77,13 +77,16 @@ class SearchProgress:
         file: Where everything goes; stdout by default.
         interval: Seconds between plain per-epoch lines; :func:`progress_interval` by default.
         notebook: Draw the bar with ``tqdm.auto`` (a widget in Jupyter).
+        noun: What the bar counts: ``trial`` (a search) or ``run`` (the final evaluation's trainings).
+        counted: How the plain lines call a counted one: ``searched`` trials, ``done`` runs.
     """
 
     def __init__(self, mode: str, *, file: IO[str] | None = None, interval: float | None = None,
-                 notebook: bool = False) -> None:
+                 notebook: bool = False, noun: str = "trial", counted: str = "searched") -> None:
         if mode not in ("bar", "lines", "off"):
             raise ValueError(f"mode must be 'bar', 'lines' or 'off', but got {mode!r}")
         self.mode = mode
+        self.noun, self.counted = noun, counted
         self.file = file
         self.interval = progress_interval() if interval is None else interval
         self.notebook = notebook
@@ -135,7 +138,7 @@ class SearchProgress:
                     "[{remaining} left{postfix}]")
         else:
             total = self.target
-            form = "{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} trials [{elapsed}<{remaining}{postfix}]"
+            form = f"{{percentage:3.0f}}%|{{bar}}| {{n_fmt}}/{{total_fmt}} {self.noun}s [{{elapsed}}<{{remaining}}{{postfix}}]"
         options = {"total": total, "initial": 0 if self.timeout else self.finished, "file": self.stream,
                    "bar_format": form, "dynamic_ncols": True, "leave": True, "postfix": self._postfix()}
         try:
@@ -144,8 +147,9 @@ class SearchProgress:
             return text_tqdm(**options)
 
     def _postfix(self) -> str:
-        parts = [] if not self.timeout else [f"{self.finished}/{self.target} trials"]
-        parts.append(f"best {'-' if self.best is None else f'{self.best:.4f}'}")
+        parts = [] if not self.timeout else [f"{self.finished}/{self.target} {self.noun}s"]
+        if self.best is not None or self.noun == "trial":
+            parts.append(f"best {'-' if self.best is None else f'{self.best:.4f}'}")
         if self._running:
             parts.append(self._running)
         return ", ".join(parts)
@@ -166,6 +170,12 @@ class SearchProgress:
             self.write(f"Trial {label:<9} {'started':<8}  {description}")
             self._show()
 
+    def running(self, text: str) -> None:
+        """Names what runs now on the bar, without a line of its own."""
+        with self._lock:
+            self._running = text
+            self._show()
+
     def epoch(self, label: str, epoch: int, max_epochs: int, val_accuracy: float | None,
               metric: str = "val_accuracy") -> None:
         """A running trial finished epoch ``epoch`` (1-based) of at most ``max_epochs``; ``val_accuracy`` is its
@@ -174,16 +184,17 @@ class SearchProgress:
             return
         value = "nan" if val_accuracy is None else f"{val_accuracy:.4f}"
         with self._lock:
-            self._running = f"trial {label.strip()} epoch {epoch}/{max_epochs} val {value}"
+            self._running = f"{self.noun} {label.strip()} epoch {epoch}/{max_epochs} val {value}"
             if self.mode == "bar":
                 self._show()
             elif time.monotonic() - self._last_line >= self.interval:
-                self.write(f"Trial {label:<9} {'epoch':<8}  {epoch}/{max_epochs}  {metric} {value}  "
+                self.write(f"{self.noun.title()} {label:<9} {'epoch':<8}  {epoch}/{max_epochs}  {metric} {value}  "
                            f"[{self._summary()}]")
 
     def _summary(self) -> str:
         elapsed = time.monotonic() - self._started
-        best = "-" if self.best is None else f"{self.best:.4f}"
+        best = "" if self.best is None and self.noun != "trial" else \
+            f", best {'-' if self.best is None else f'{self.best:.4f}'}"
         if self.timeout:
             left = f"{text_tqdm.format_interval(max(0.0, self.timeout - elapsed))} left of the time budget"
         elif self.finished > self._initial:
@@ -191,7 +202,7 @@ class SearchProgress:
             left = f"ETA {text_tqdm.format_interval(eta)}"
         else:
             left = "ETA ?"
-        return (f"{self.finished} of {self.target} searched, best {best}, "
+        return (f"{self.finished} of {self.target} {self.counted}{best}, "
                 f"{text_tqdm.format_interval(elapsed)} elapsed, {left}")
 
     def trial_finished(self, line: str, finished: int, best: float | None) -> None:

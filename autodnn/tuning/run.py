@@ -94,7 +94,8 @@ def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str
     # The warm starts first: they are cheap and reach a good result in the search's first minutes; the
     # baselines follow, and the sampler learns from both before its own draws.
     if options.warm_start and options.engine == "optuna" and options.sampler == "tpe":
-        enqueue_warm_starts(study, space, options.n_trials, n_train=len(dataset.x_train))
+        enqueue_warm_starts(study, space, options.n_trials, n_train=len(dataset.x_train),
+                            kind="images" if dataset.image_shape is not None else "tables")
     if options.baselines:
         enqueue_baselines(study, space, regression=dataset.is_regression)
     return study
