@@ -177,6 +177,12 @@ def check_same(study: optuna.Study, dataset: Any, space: Any, url: str, options:
         return
     attrs = study.user_attrs
     stored = attrs.get("dataset", {}).get("fingerprint")
+    held = attrs.get("dataset", {}).get("valid_fraction")
+    if stored and stored != dataset.fingerprint and isinstance(held, (int, float)) \
+            and abs(held - dataset.valid_fraction) > 1e-9:
+        raise StudyError(
+            f"study '{study.study_name}' in {redact(url)} holds out {held:g} of the training part for validation, "
+            f"not {dataset.valid_fraction:g}; resume with --valid-fraction {held:g}, or use another --study")
     if stored and stored != dataset.fingerprint:
         raise StudyError(
             f"study '{study.study_name}' in {redact(url)} was made for dataset "
