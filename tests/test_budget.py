@@ -197,3 +197,6 @@ def test_the_default_budget_grows_with_the_data_and_says_why() -> None:
     images = _Data(n_train=1_000)
     images.image_shape = (8, 8, 1)
     assert default_seconds(images) == (1800.0, "auto: images")
+    cifar = _Data(n_train=45_000)
+    cifar.image_shape, cifar.n_features = (32, 32, 3), 3072
+    assert default_seconds(cifar) == (3600.0, "auto: images, 45,000 training rows x 3,072 features, over 50M cells")
