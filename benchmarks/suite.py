@@ -183,6 +183,22 @@ def figures(storage: str, name: str) -> tuple[str, dict[str, Any], list[str]]:
     return metric, entries, plain_lines(evaluation) if evaluation else []
 
 
+def origin(storage: str, name: str) -> str:
+    """Where the evaluated best came from: a TPE draw, a warm start of the designed start, or a book baseline
+    whose configuration validated better than every searched one (``book-2e``)."""
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=storage)
+    best = (study.user_attrs.get("evaluation") or {}).get("entries", [{}])[0]
+    if best.get("baseline"):
+        return f"book {best['baseline']}"
+    number = best.get("trial_number")
+    if number is None:
+        return "-"
+    attrs = study.trials[number].user_attrs
+    return f"warm start {attrs['warm_start']}" if attrs.get("warm_start") else f"sampled (trial {number})"
+
+
 def chance_stops(storage: str, name: str) -> dict[str, int]:
     """Searched trials of a finished study, and how many the chance rule stopped (each stopped one had neither a
     validation loss below the class priors' nor a score above the constant answer's by its third epoch)."""
@@ -238,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                 row["metric"], row["entries"], row["said"] = figures(
                     f"sqlite:///{args.cache / (dataset.name + '.db')}", dataset.name)
                 row["trials"] = chance_stops(f"sqlite:///{args.cache / (dataset.name + '.db')}", dataset.name)
+                row["origin"] = origin(f"sqlite:///{args.cache / (dataset.name + '.db')}", dataset.name)
                 row["budget"] = next((line for line in done.stdout.splitlines() if line.startswith("Time budget")),
                                      "")
         rows.append(row)
@@ -257,7 +274,7 @@ def _format(row: dict[str, Any]) -> str:
     baselines = "  ".join(f"{name} {_cell(e, metric)}" for name, e in entries.items() if e["kind"] == "baseline")
     trees = next((e for e in entries.values() if e["kind"] == "reference"), None)
     return (f"{row['dataset']:<15} {row['task']:<15} {metric[5:]:<18} best {_cell(entries.get('best'), metric)}  "
-            f"{baselines}  trees {_cell(trees, metric)}  {row['seconds']:.0f} s")
+            f"{baselines}  trees {_cell(trees, metric)}  {row['seconds']:.0f} s  best from: {row.get('origin', '-')}")
 
 
 if __name__ == "__main__":

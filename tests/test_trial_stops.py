@@ -183,3 +183,18 @@ def test_the_chance_rule_waits_until_some_trial_has_shown_the_data_learnable() -
     learned = {"val_accuracy": 0.9, "val_loss": chance.loss / 2}
     study.add_trial(optuna.trial.create_trial(value=0.9, user_attrs={"result": learned}))
     assert objective._chance_rule(study, TrialConfig()) == chance
+
+
+def test_the_designed_starts_trials_are_never_pruned_where_a_sampled_one_is() -> None:
+    from autodnn.datasets import load_dataset
+    from autodnn.objective import Objective
+    from autodnn.space import load_space
+    from autodnn.tuning.warm_start import enqueue_warm_starts
+
+    space = load_space("quick")
+    study = optuna.create_study(direction="maximize", pruner=_AlwaysPrune(), sampler=optuna.samplers.RandomSampler(0))
+    assert enqueue_warm_starts(study, space, n_trials=4, kind="tables") == 1
+    study.optimize(Objective(space, load_dataset("iris"), 3), n_trials=3)
+    states = [(t.user_attrs.get("warm_start"), t.state) for t in study.trials]
+    assert states[0] == ("small-adam", optuna.trial.TrialState.COMPLETE)
+    assert all(state == optuna.trial.TrialState.PRUNED for _, state in states[1:]), states

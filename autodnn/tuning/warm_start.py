@@ -5,8 +5,9 @@ eleven activations, nine optimizers) a random start spends most of a small budge
 or slowly: in a 16-minute CIFAR-10 search two start-up trials took 14 of the 16 minutes to reach 31% and 14%
 (benchmarks/RESULTS.md). A warm start enqueues, before the book's baselines, configurations that the
 literature and this project's own runs say train well on standardized dense inputs, so the sampler's model of
-the space begins with good points. They are ordinary searched trials: sampled through the space (so they
-obey its ranges, conditions and constraints), counted in ``--n-trials``, pruned like any other.
+the space begins with good points. They are searched trials: sampled through the space (so they obey its
+ranges, conditions and constraints) and counted in ``--n-trials``, but never pruned, as the book's baselines are
+not: their first epochs under a warm-up or 1cycle schedule say little of where they end.
 
 The start depends on the data, by one rule: images get the starts measured on CIFAR-10, tables the ones
 measured on the development suite's tables (:data:`WarmStart.kinds`). Both were ranked on validation figures
