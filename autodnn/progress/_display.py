@@ -257,7 +257,23 @@ class SearchProgress:
                 self._bar = None
 
 
-class StudyProgress:
+class Shown:
+    """What feeds a :class:`SearchProgress` (its ``display``), as a context that closes it."""
+
+    display: SearchProgress
+
+    def close(self) -> None:
+        """Closes the display (the bar stays on screen in its last state)."""
+        self.display.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class StudyProgress(Shown):
     """The callbacks of :func:`autodnn.tuning.run.search`, shown by a :class:`SearchProgress`.
 
     ``search(options, **progress.callbacks())`` wires every one; each method can be passed alone too.
@@ -353,13 +369,3 @@ class StudyProgress:
             with self._lock:  # the lines of several workers arrive on threads of their own
                 finished, best = tally(self.study)
             self.display.update(finished, best)
-
-    def close(self) -> None:
-        """Closes the display (the bar stays on screen in its last state)."""
-        self.display.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

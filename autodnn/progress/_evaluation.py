@@ -4,12 +4,12 @@ left of the command's budget), the running training's epoch and validation score
 from __future__ import annotations
 
 import time
-from typing import IO, Any, Self
+from typing import IO, Any
 
-from autodnn.progress._display import SearchProgress
+from autodnn.progress._display import SearchProgress, Shown
 
 
-class EvaluationProgress:
+class EvaluationProgress(Shown):
     """The callbacks of :func:`autodnn.evaluate.evaluate`, shown by a :class:`SearchProgress` that counts runs.
 
     Args:
@@ -58,13 +58,3 @@ class EvaluationProgress:
         shown = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
         self.display.trial_finished(f"  {entry['name']:<10} seed {run['seed']}: {metric} {shown} "
                                     f"({run['epochs']} {unit}, {run['seconds']:.1f} s)", self.done, None)
-
-    def close(self) -> None:
-        """Closes the display (the bar stays on screen in its last state)."""
-        self.display.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
