@@ -142,3 +142,33 @@ def test_a_validation_tie_goes_to_the_lower_validation_loss() -> None:
     entries[1]["runs"] = [{**r, "val_loss": 0.1} for r in entries[1]["runs"]]
     _against_the_book(entries, [b"s"] * 2, {"book-2e": [b"a", b"b"]}, "val_accuracy", {"rule": "r", "finalists": []})
     assert entries[0].get("baseline") == "book-2e"
+
+
+def test_where_every_searched_configuration_trains_badly_the_best_is_the_book_configuration_and_says_so(
+        run_cli, tmp_path) -> None:
+    space = tmp_path / "hopeless.yaml"
+    # One layer of 4 units at a learning rate too small to move in 3 epochs: the book's baselines (LR finder on)
+    # validate better than anything this space holds.
+    space.write_text("name: hopeless\nparams:\n  n_hidden: 1\n  n_units: 4\n  optimizer: sgd\n"
+                     "  learning_rate: 1.0e-7\n  batch_size: {choices: [16, 32]}\n")
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    result = run_cli("search", "--dataset", "iris", "--space", space, "--max-epochs", "3", "--n-trials", "2",
+                     "--pruner", "none", "--seeds", "2", "--timeout", "none", "--no-reference", "--storage", storage,
+                     "--study", "h")
+    assert result.code == 0, result.err
+    evaluation = optuna.load_study(study_name="h", storage=storage).user_attrs["evaluation"]
+    best, book = evaluation["entries"][0], {e["name"]: e for e in evaluation["entries"][1:]}
+    chosen = best["baseline"]
+    assert best["runs"] == book[chosen]["runs"] and evaluation["selection"]["baseline"] == chosen
+    searched = evaluation["selection"]["searched_best"]["val_accuracy_mean"]
+    assert _validation(book[chosen]) > searched, "chosen on validation: it beat the search's pick there"
+    assert f"The search found nothing better than the book's {chosen} on validation" in result.out
+    assert "strongest other book baseline" in result.out
+    assert f"The best configuration is {chosen}'s configuration" in result.out
+    report = run_cli("report", "h", "--storage", storage, "-o", tmp_path / "r.html")
+    assert report.code == 0, report.err
+    assert "(nothing searched did better on validation)" in (tmp_path / "r.html").read_text()
+
+
+def _validation(entry: dict) -> float:
+    return sum(r["val_accuracy"] for r in entry["runs"]) / len(entry["runs"])
