@@ -54,7 +54,7 @@ def test_the_exported_model_reproduces_the_recorded_test_accuracy_in_a_fresh_pro
     # The line the export printed, then the test split of the study's own dataset, in a new interpreter.
     correct = fresh_python(
         f"{load_hint(record, path)}\nimport autodnn\n"
-        f"data = autodnn.load_dataset('digits', seed={settings['seed']}, valid_fraction={settings['valid_fraction']})\n"
+        f"data = autodnn.load_dataset('digits', seed={settings['seed']}, valid_fraction={settings['valid_fraction']!r})\n"
         "raw = data.x_test * data.feature_scale + data.feature_mean\n"
         "print(int((model.predict(raw, verbose=0).argmax(axis=1) == data.y_test).sum()), len(data.y_test))",
         tmp_path)

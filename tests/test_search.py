@@ -171,7 +171,7 @@ def test_a_different_dataset_is_refused_for_an_existing_study(run_cli, sqlite_ur
         (("search", "--storage", "notaurl"), ["not a database URL"]),
         (("search", "--dataset", "csv:missing.csv", "--target", "y"), ["missing.csv"]),
         (("search", "--study", "bad name!"), ["not a valid name"]),
-        (("search", "--valid-fraction", "0.9"), ["--valid-fraction must be in (0, 0.5]"]),
+        (("search", "--valid-fraction", "0.9"), ["--valid-fraction must be 'auto' or in (0, 0.5]"]),
         (("search", "--n-trials", "many"), ["invalid int value: 'many'"]),
         (("search", "--bogus",), ["unrecognized arguments: --bogus"]),
         (("show", "nothere"), ["no study database"]),

@@ -178,7 +178,8 @@ def check_same(study: optuna.Study, dataset: Any, space: Any, url: str, options:
     attrs = study.user_attrs
     stored = attrs.get("dataset", {}).get("fingerprint")
     held = attrs.get("dataset", {}).get("valid_fraction")
-    if stored and stored != dataset.fingerprint and isinstance(held, (int, float)) \
+    same_data = attrs.get("dataset", {}).get("name") == dataset.name
+    if stored and stored != dataset.fingerprint and same_data and isinstance(held, (int, float)) \
             and abs(held - dataset.valid_fraction) > 1e-9:
         raise StudyError(
             f"study '{study.study_name}' in {redact(url)} holds out {held:g} of the training part for validation, "

