@@ -164,7 +164,36 @@ def suggest_params(trial: optuna.Trial, max_epochs: int) -> dict[str, Any]:
     return params
 
 
-def run_optuna(dataset: Any, *, sampler: str, budget: float, max_epochs: int, seed: int) -> dict[str, Any]:
+#: autodnn's configuration values as this space writes them (the nearest where it has no equal: Keras has no
+#: 1cycle schedule, and cosine decay is its nearest; autodnn's ``momentum`` is SGD with momentum 0.9 here).
+_AS_HERE = {"he": "he_normal", "glorot": "glorot_uniform", "lecun": "lecun_normal", "auto": "glorot_uniform",
+            "1cycle": "cosine", "momentum": "sgd", "none": False, "batch_norm_before": True,
+            "batch_norm_after": True}
+
+
+def designed_start_params(kind: str, max_epochs: int) -> list[dict[str, Any]]:
+    """autodnn's designed start for ``kind`` data (:func:`autodnn.tuning.warm_start.designed_start`) in this
+    space, for a plain Optuna script to enqueue as autodnn does."""
+    from autodnn.tuning.warm_start import designed_start
+
+    starts = []
+    for start in designed_start(kind):
+        v = start.values
+        epochs = v.get("epochs") or max_epochs
+        starts.append({
+            "n_hidden": min(10, v["n_hidden"]), "n_units": v["n_units"], "activation": v["activation"],
+            "kernel_initializer": _AS_HERE[v["initializer"]], "batch_norm": _AS_HERE[v["normalization"]],
+            "dropout": v["dropout"], "l2": v.get("l2", 0.0), "optimizer": _AS_HERE.get(v["optimizer"], v["optimizer"]),
+            "clipnorm": v.get("clipnorm") or 0.0, "learning_rate": v["learning_rate"],
+            "schedule": _AS_HERE.get(v["schedule"], v["schedule"]), "batch_size": v["batch_size"],
+            "epochs": min(epochs, max_epochs) if min(epochs, max_epochs) in epoch_choices(max_epochs) else max_epochs,
+            **({"weight_decay": v["weight_decay"]} if v["optimizer"] == "adamw" else {}),
+        })
+    return starts
+
+
+def run_optuna(dataset: Any, *, sampler: str, budget: float, max_epochs: int, seed: int,
+               start: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A plain Optuna script: TPE with the median pruner (``sampler="tpe"``) or random search without pruning.
 
     Args:
@@ -173,6 +202,9 @@ def run_optuna(dataset: Any, *, sampler: str, budget: float, max_epochs: int, se
         budget: Wall seconds from the start of ``study.optimize``.
         max_epochs: Epochs a trial may train at most.
         seed: Seeds the sampler and Keras.
+        start: Configurations enqueued before the sampler draws (``study.enqueue_trial``), e.g. autodnn's
+            designed start (:func:`designed_start_params`), so that a table can tell what the start is worth
+            from what the search is worth.
 
     Returns:
         The search's outcome (see :func:`outcome`).
@@ -185,8 +217,10 @@ def run_optuna(dataset: Any, *, sampler: str, budget: float, max_epochs: int, se
     else:
         study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed),
                                     pruner=optuna.pruners.NopPruner())
-    start, started = time.monotonic(), datetime.datetime.now()
-    deadline = start + budget
+    for params in start or ():
+        study.enqueue_trial(params)
+    began, started = time.monotonic(), datetime.datetime.now()
+    deadline = began + budget
 
     def objective(trial: optuna.Trial) -> float:
         keras.backend.clear_session()
@@ -202,7 +236,7 @@ def run_optuna(dataset: Any, *, sampler: str, budget: float, max_epochs: int, se
         study.optimize(objective, n_trials=100_000)
     except OutOfTime:
         pass
-    seconds = time.monotonic() - start
+    seconds = time.monotonic() - began
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     best = max(complete, key=lambda t: t.value) if complete else None
     finished = [t for t in study.trials if t.state.is_finished() and t.state != optuna.trial.TrialState.FAIL]

@@ -55,7 +55,10 @@ CIFAR_TARGET = 0.540
 BUDGETS = {"digits": 120, "wine": 60, "breast_cancer": 60, "cifar10": 960}
 METHODS = {
     "autodnn": "autodnn search (CLI defaults)",
+    "autodnn-no-start": "autodnn search --no-warm-start",
     "optuna-script": "Optuna script: TPE + median pruner",
+    "optuna-script-start": "Optuna script + autodnn's designed start",
+    "designed-start": "designed start alone (no search)",
     "random": "Optuna script: random search",
     "kt-hyperband": "KerasTuner Hyperband",
     "kt-bayesian": "KerasTuner Bayesian",
@@ -111,15 +114,16 @@ def spawn(setting: Setting, method: str, seed: int) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
-def run_autodnn(setting: Setting, seed: int) -> dict[str, Any]:
-    """Runs ``autodnn search`` as a user types it, then reads its study and tests the winner."""
+def run_autodnn(setting: Setting, seed: int, *, warm_start: bool = True) -> dict[str, Any]:
+    """Runs ``autodnn search`` as a user types it (``--no-warm-start`` unless ``warm_start``), then reads its
+    study and tests the winner."""
     import optuna
 
     import autodnn
     from autodnn.config import TrialConfig
     from autodnn.training.trainer import train
 
-    name = f"{setting.dataset}-{setting.space or 'default'}-{setting.budget}s-autodnn-s{seed}"
+    name = f"{setting.dataset}-{setting.space or 'default'}-{setting.budget}s-autodnn{'' if warm_start else '-no-start'}-s{seed}"
     try:
         optuna.delete_study(study_name=name, storage=STORAGE)
     except KeyError:
@@ -129,6 +133,7 @@ def run_autodnn(setting: Setting, seed: int) -> dict[str, Any]:
     command += ["--study", name, "--storage", STORAGE, "--timeout", str(setting.budget), "--n-trials", "100000",
                 "--max-epochs", str(setting.max_epochs), "--seed", str(seed), "--no-final", "--quiet"]
     command += ["--space", setting.space] if setting.space else []
+    command += [] if warm_start else ["--no-warm-start"]
     started, start = dt.datetime.now(), time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
@@ -161,6 +166,30 @@ def run_autodnn(setting: Setting, seed: int) -> dict[str, Any]:
     }
 
 
+def run_designed_start(setting: Setting, seed: int) -> dict[str, Any]:
+    """Trains autodnn's designed start alone (each configuration once, as the search trains it, unpruned) and
+    keeps the one of best validation score: what the start is worth without a search. Its time is what it takes,
+    whatever the budget."""
+    import autodnn
+    from autodnn.config import TrialConfig
+    from autodnn.training.trainer import train
+    from autodnn.tuning.warm_start import designed_start, fitted
+
+    dataset = autodnn.load_dataset(setting.dataset, data_dir=setting.data_dir, seed=seed)
+    kind = "images" if dataset.image_shape is not None else "tables"
+    start, trace, best = time.perf_counter(), [], None
+    for warm in designed_start(kind):
+        config = TrialConfig.from_dict(fitted(warm.values, len(dataset.x_train)))
+        result = train(config, dataset, max_epochs=setting.max_epochs, seed=seed, evaluate_test=True)
+        if best is None or result.score > best[1].score:
+            best = (warm.name, result)
+        trace.append((time.perf_counter() - start, best[1].score))
+    name, result = best
+    # The test figure read is the chosen one's only: the choice is made on validation.
+    return {"best_val_accuracy": result.score, "test_accuracy": result.test_accuracy, "best_params": {"start": name},
+            "trials": len(trace), "seconds": time.perf_counter() - start, "trace": trace}
+
+
 def running_best(results: list[tuple[dt.datetime, float]], started: dt.datetime) -> list[tuple[float, float]]:
     """``(seconds since started, best value so far)`` after each of ``results`` (when it ended, its value)."""
     trace, best = [], -math.inf
@@ -188,6 +217,10 @@ def run_competitor(setting: Setting, method: str, seed: int, launched: float) ->
     budget = {"budget": setting.budget - spent, "max_epochs": setting.max_epochs, "seed": seed}
     if method == "optuna-script":
         result = competitors.run_optuna(dataset, sampler="tpe", **budget)
+    elif method == "optuna-script-start":
+        kind = "images" if dataset.image_shape is not None else "tables"
+        result = competitors.run_optuna(dataset, sampler="tpe", **budget,
+                                        start=competitors.designed_start_params(kind, setting.max_epochs))
     elif method == "random":
         result = competitors.run_optuna(dataset, sampler="random", **budget)
     else:
@@ -203,7 +236,7 @@ def kept_run(kept: list[dict[str, Any]], setting: Setting, method: str, seed: in
     """A run of an earlier invocation with the same dataset, budget, epochs, method and seed (and, for autodnn,
     the same space: the competitors' space is their own)."""
     wanted = asdict(setting)
-    keys = [key for key in wanted if method == "autodnn" or key != "space"]
+    keys = [key for key in wanted if method.startswith("autodnn") or key != "space"]
     # .get: a file of the epoch-budget benchmark that preceded this one holds runs of another shape.
     return next((run for run in kept if run.get("method") == method and run.get("seed") == seed
                  and all(run.get("setting", {}).get(key) == wanted[key] for key in keys)), None)
@@ -338,8 +371,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.run:
         job = json.loads(args.run)
         setting = Setting(**job["setting"])
-        if job["method"] == "autodnn":
-            result = run_autodnn(setting, job["seed"])
+        if job["method"] in ("autodnn", "autodnn-no-start"):
+            result = run_autodnn(setting, job["seed"], warm_start=job["method"] == "autodnn")
+        elif job["method"] == "designed-start":
+            result = run_designed_start(setting, job["seed"])
         else:
             result = run_competitor(setting, job["method"], job["seed"], job["launched"])
         print(json.dumps(result))
