@@ -1,6 +1,8 @@
 """Search quality at an equal wall time: ``autodnn search`` as a user types it, against what a user writes by
 hand without autodnn (a plain Optuna script with TPE and the median pruner, the same with random search, and
-KerasTuner's Hyperband and Bayesian optimization; see ``benchmarks/competitors.py``).
+KerasTuner's Hyperband and Bayesian optimization; see ``benchmarks/competitors.py``). Three more rows tell what
+autodnn's designed start is worth from what its search is worth: autodnn with ``--no-warm-start``, the plain
+Optuna script with the designed start enqueued, and the designed start alone (trained once each, no search).
 
 Every search gets the same seconds, the same standardized arrays (``autodnn.load_dataset`` with the run's
 seed) and at most the same epochs per trial. autodnn runs its CLI in a subprocess with ``--timeout``, its
