@@ -5,7 +5,8 @@ never reads the test split to choose. Each
 retrained network is tested once; mean and spread go into the study (``evaluation`` attribute) for the
 report. A book baseline's own search run was tested at its end and counts as its first seed here: it is a
 fixed configuration that nobody chose by its score, so its test accuracy is as unbiased as a retrained one's,
-and the evaluation trains each baseline one time fewer.
+and the evaluation trains each baseline one time fewer. A baseline reused from another study of the same data and
+settings (:mod:`autodnn.study.reuse`) brings that study's evaluation runs too, and only the seeds it lacks train.
 It also keeps the best configuration's trained network, of the seed of median validation accuracy (never
 chosen by a test figure), in the study's database (:mod:`autodnn.export`), for ``autodnn export``.
 On a table it also trains gradient-boosted trees with the same seeds (:mod:`autodnn.training.reference`), kept
@@ -29,6 +30,7 @@ from autodnn.metrics import searched_of
 from autodnn.study.chance import Chance
 from autodnn.study.options import dataset_of, stored_options
 from autodnn.study.records import baseline_trials, best_trial, is_baseline
+from autodnn.study.reuse import REUSED, reused_evaluation_runs
 from autodnn.study.trial_record import BASELINE, CONFIG, TEST_RUN, TITLE
 from autodnn.study.verdict import (  # noqa: F401 - how an evaluation is told, read by the CLI and the report
     headline_metric,
@@ -92,6 +94,9 @@ def evaluation_entries(study: optuna.Study) -> list[dict[str, Any]]:
                  "kind": "baseline", "trial_number": trial.number, "config": trial.user_attrs[CONFIG]}
         if trial.state == TrialState.COMPLETE and trial.user_attrs.get(TEST_RUN):
             entry["search_run"] = {**trial.user_attrs[TEST_RUN], "search_trial": trial.number}
+        if trial.user_attrs.get(REUSED):
+            entry["reused_from"] = trial.user_attrs[REUSED]["study"]
+            entry["title"] += f" (reused from study '{entry['reused_from']}')"
         entries.append(entry)
     return entries
 
@@ -146,32 +151,39 @@ def evaluate(
     mc_samples = int(options.get("mc_samples", 0)) or DEFAULT_MC_SAMPLES
     base_seed = int(options.get("seed", 0)) + SEED_OFFSET
 
-    def retrain(entry: dict[str, Any], *, reused: dict[str, Any] | None = None) -> list[bytes | None]:
-        """Trains ``entry`` with every seed into ``entry["runs"]``; returns each run's network as a .keras file.
+    wanted_seeds = [base_seed + i for i in range(seeds)]
 
-        ``reused``, a run the search already tested, counts as the first seed; its network is gone (None).
+    def retrain(entry: dict[str, Any], *, reused: list[dict[str, Any]] | tuple[()] = ()) -> list[bytes | None]:
+        """Trains ``entry`` until it has a run for every seed into ``entry["runs"]``; returns each run's network as a
+        .keras file.
+
+        ``reused`` runs count first: a baseline's search run, tested at its end, as its first seed, and the runs
+        of another study's evaluation of a reused baseline as theirs; their networks are gone (None).
         """
         config = TrialConfig.from_dict(entry["config"])
         if options.get("class_weight") and entry["kind"] == "baseline":
             config = config.replace(class_weight=options["class_weight"])
-        entry["runs"] = [reused] if reused else []
+        entry["runs"] = list(reused)
         files: list[bytes | None] = [None] * len(entry["runs"])  # one a run; None for a run not kept
         entry_predictions: list[list[float] | None] = [None] * len(entry["runs"])
-        if reused and on_run is not None:
-            on_run(entry, reused)
-        for i in range(len(entry["runs"]), seeds):
+        for run in entry["runs"]:
+            if on_run is not None:
+                on_run(entry, run)
+        held = {run.get("seed") for run in entry["runs"]}
+        missing = [seed for seed in wanted_seeds if seed not in held]
+        for seed in missing[len(missing) - max(0, seeds - len(entry["runs"])):]:
             start = time.perf_counter()
             if on_start is not None:
-                on_start(entry, base_seed + i, config.trained_epochs(budget))
-            relay = _EpochRelay(entry, base_seed + i, on_epoch) if on_epoch is not None else None
-            result = train(config, dataset, max_epochs=budget, seed=base_seed + i, evaluate_test=True,
+                on_start(entry, seed, config.trained_epochs(budget))
+            relay = _EpochRelay(entry, seed, on_epoch) if on_epoch is not None else None
+            result = train(config, dataset, max_epochs=budget, seed=seed, evaluate_test=True,
                            mc_samples=mc_samples if config.has_dropout else 0, keep_model=True,
                            metric=options.get("metric"), reporter=relay)
             # Saved at once: the next training clears Keras' session, and with it this network's state.
             files.append(model_bytes(result.model, dataset))
             entry_predictions.append(test_predictions(result.model, dataset) if dataset.is_regression else None)
             result.model = None
-            run = result.evaluation_run(base_seed + i, time.perf_counter() - start)
+            run = result.evaluation_run(seed, time.perf_counter() - start)
             entry["runs"].append(run)
             if on_run is not None:
                 on_run(entry, run)
@@ -189,8 +201,13 @@ def evaluate(
         on_plan((max(1, top if top >= 2 else 1) + len(entries) - 1 + int(trees_wanted)) * seeds)
     files, selection = _choose_best(study, entries, dataset.sizes["valid"], retrain, score)
     reusable = budget == int(options.get("max_epochs", 50))
-    book_files = {entry["name"]: retrain(entry, reused=entry.pop("search_run", None) if reusable else None)
-                  for entry in entries[1:]}
+    book_files = {}
+    for entry in entries[1:]:
+        search_run = entry.pop("search_run", None) if reusable else None
+        trial = study.get_trials(deepcopy=False)[entry["trial_number"]]
+        book_files[entry["name"]] = retrain(entry, reused=[
+            *([search_run] if search_run else []),
+            *(reused_evaluation_runs(trial, wanted_seeds, budget, mc_samples) if search_run else [])])
     files = _against_the_book(entries, files, book_files, score, selection)
     chance = Chance.of_dataset(dataset, metric)
     majority = chance.score if chance is not None else reference_module.majority_share(dataset)

@@ -58,7 +58,7 @@ LAYERS = [
     ("autodnn.study.locks", "autodnn.study.trial_record", "autodnn.study.strategy"),
     ("autodnn.study.storage", "autodnn.study.options", "autodnn.study.cost"),
     ("autodnn.study.artifacts", "autodnn.study.dashboard"),
-    ("autodnn.study.records", "autodnn.study.verdict"),
+    ("autodnn.study.records", "autodnn.study.verdict", "autodnn.study.reuse"),
     ("autodnn.objective",),
     ("autodnn.workers", "autodnn.engines"),
     ("autodnn.export",),

@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any
 from optuna.trial import TrialState
 
 from autodnn.config import DEFAULT_MC_SAMPLES, SMALL_VALIDATION, TrialConfig
-from autodnn.evaluate import FINALISTS
+from autodnn.evaluate import FINALISTS, SEED_OFFSET
 from autodnn.study import cost
 from autodnn.study.deadline import Deadline
+from autodnn.study.options import stored_options
 from autodnn.study.records import best_trial, is_baseline
+from autodnn.study.reuse import reused_evaluation_runs
 from autodnn.study.trial_record import BASELINE, CONFIG, MEASURED, RESULT, TEST_RUN
 from autodnn.training import reference as trees
 
@@ -122,13 +124,17 @@ class TimeBudget:
             return self.mc_samples * tested / rows * FORWARD_SHARE * epoch_of(config)
 
         baselines: dict[str, float] = {}
+        first = int(stored_options(study).get("seed", 0)) + SEED_OFFSET
+        seeds = [first + i for i in range(self.seeds)]
         for trial in trials:
             if not is_baseline(trial) or CONFIG not in trial.user_attrs:
                 continue
             name = trial.user_attrs[BASELINE]
             if trial.state == TrialState.COMPLETE:  # its search run, tested, counts as one seed
                 reused = 1 if TEST_RUN in trial.user_attrs else 0
-                baselines[name] = trained_seconds(trial) * (self.seeds - reused)  # MC included in its run
+                if reused:  # and a baseline reused from another study brings that study's evaluation runs
+                    reused += len(reused_evaluation_runs(trial, seeds, self.max_epochs, self.mc_samples))
+                baselines[name] = trained_seconds(trial) * max(0, self.seeds - reused)  # MC included in its run
             elif name not in baselines:
                 baselines[name] = predicted(trial.user_attrs[CONFIG]) * self.seeds
         n_best = FINALISTS if len(dataset.y_valid) < SMALL_VALIDATION else 1

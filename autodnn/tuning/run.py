@@ -63,8 +63,11 @@ def prepare(options: SearchOptions) -> tuple[Any, Any, str, str]:
     return dataset, space, name, url
 
 
-def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str, url: str) -> optuna.Study:
+def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str, url: str,
+                     reused: dict[str, str] | None = None) -> optuna.Study:
     """Creates the study, or resumes it after checking that it was made for the same dataset and space.
+
+    ``reused`` is filled with the book baselines taken from another study (:func:`enqueue_baselines`).
 
     Raises:
         StudyError: The existing study holds another dataset or space and ``force`` is not set.
@@ -97,19 +100,35 @@ def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str
         enqueue_warm_starts(study, space, options.n_trials, n_train=len(dataset.x_train),
                             kind="images" if dataset.image_shape is not None else "tables")
     if options.baselines:
-        enqueue_baselines(study, space, regression=dataset.is_regression)
+        enqueue_baselines(study, space, regression=dataset.is_regression, reused=reused)
     return study
 
 
-def enqueue_baselines(study: optuna.Study, space: Any, *, regression: bool = False) -> int:
-    """Enqueues the book's defaults (``autodnn.defaults``) that the study does not hold yet.
+def reused_line(reused: dict[str, str]) -> str:
+    """The line that says which book baselines a study took from others, and why it may."""
+    by_study: dict[str, list[str]] = {}
+    for baseline, donor in reused.items():
+        by_study.setdefault(donor, []).append(baseline)
+    said = "; ".join(f"{', '.join(names)} from study '{donor}'" for donor, names in by_study.items())
+    return (f"Reused the book baselines' runs {said}: the same data, backend, seed and settings train them alike, "
+            "so they are not trained again.")
+
+
+def enqueue_baselines(study: optuna.Study, space: Any, *, regression: bool = False,
+                      reused: dict[str, str] | None = None) -> int:
+    """Enqueues the book's defaults (``autodnn.defaults``) that the study does not hold yet; one that another study
+    of the storage trained on the same data and settings is taken from there instead (:mod:`autodnn.study.reuse`).
 
     Depth and width are the space's when it fixes both, else exercise 8's 20 x 100.
 
+    Args:
+        reused: Filled with baseline name -> the study its run was taken from.
+
     Returns:
-        How many were enqueued.
+        How many were enqueued or reused.
     """
     from autodnn.defaults import book_baselines
+    from autodnn.study.reuse import reuse_baseline
 
     fixed = {p.name: p.value for p in space.params if p.kind == "fixed" and not p.when}
     shape = {}
@@ -120,9 +139,14 @@ def enqueue_baselines(study: optuna.Study, space: Any, *, regression: bool = Fal
     for baseline in book_baselines(**shape, regression=regression):
         if baseline.name in present:
             continue
+        added += 1
+        donor = reuse_baseline(study, baseline.name, baseline.config.to_dict())
+        if donor is not None:
+            if reused is not None:
+                reused[baseline.name] = donor
+            continue
         study.enqueue_trial({}, user_attrs={BASELINE: baseline.name, TITLE: baseline.title,
                                             CONFIG: baseline.config.to_dict()})
-        added += 1
     return added
 
 
@@ -224,9 +248,12 @@ def search(
         options.timeout, options.final_seeds, options.max_epochs, start=started,
         mc_samples=options.mc_samples or DEFAULT_MC_SAMPLES, reference=options.reference, why=why)
     plans = plan_workers(options.workers, options.gpus, options.trials_per_gpu, storage=url)
-    study = create_or_resume(options, dataset, space, name, url)
+    reused: dict[str, str] = {}
+    study = create_or_resume(options, dataset, space, name, url, reused=reused)
     if on_start is not None:
         on_start(study, dataset, space, url)
+    if reused and on_budget is not None:
+        on_budget(reused_line(reused))
     if budget is not None and on_budget is not None:
         on_budget(budget.describe(study, dataset))
     deadline = Deadline() if budget is None else budget.deadline(study, dataset)
