@@ -47,6 +47,9 @@ COST_GROWTH = 2.0
 FRONTIER_REFUSALS = 10
 #: A searched trial still at chance after this many epochs is stopped (:class:`TrialReporter`).
 CHANCE_EPOCHS = 3
+#: A sampled trial whose measured epochs cost more than this many times what the cost frontier let it start with
+#: is stopped (:class:`TrialReporter`): the cost model mispredicted it, and low cost first holds on measurements.
+MEASURED_GROWTH = 2.0
 
 
 class TrialReporter:
@@ -79,12 +82,21 @@ class TrialReporter:
         first_step: The step of the first epoch (:func:`autodnn.study.strategy.first_step_of`).
         chance: What answering the class priors scores on validation, or None not to check.
         metric: The reported score: ``val_accuracy``, or a regression's ``val_r2``.
+        cost_limit: Seconds an epoch of this trial was allowed to cost when it started (the cost frontier's,
+            :meth:`Objective._check_affordable`), or None for no limit. From its second epoch on (the first holds
+            building, compiling and the LR finder), a trial whose epochs measure more than
+            :data:`MEASURED_GROWTH` times that is stopped: a draw the cost model mispredicted (14 x 651 units at
+            batch 16 on CIFAR-10, predicted 13 s an epoch, took 85) would otherwise spend the search's budget alone.
     """
 
     def __init__(self, trial: optuna.Trial, *, prune: bool = True, max_epochs: int | None = None,
                  deadline: Deadline | None = None,
                  on_epoch: Callable[[optuna.Trial, int, dict[str, float]], None] | None = None,
-                 first_step: int = 1, chance: Chance | None = None, metric: str = METRIC) -> None:
+                 first_step: int = 1, chance: Chance | None = None, metric: str = METRIC,
+                 cost_limit: float | None = None) -> None:
+        self.cost_limit = cost_limit
+        self._reported_at: float | None = None
+        self._epoch_seconds: float | None = None
         self.metric = metric
         self.trial = trial
         self.prune = prune
@@ -100,6 +112,10 @@ class TrialReporter:
 
     def report(self, epoch: int, metrics: dict[str, float]) -> None:
         """Stores the epoch's validation score as the trial's intermediate value, then tells ``on_epoch``."""
+        now = time.monotonic()
+        if self._reported_at is not None:
+            self._epoch_seconds = now - self._reported_at
+        self._reported_at = now
         self._epoch, self._value = epoch, metrics[self.metric]
         if not math.isnan(self._value):
             self._best = max(self._best, self._value)
@@ -118,6 +134,11 @@ class TrialReporter:
                     f"{self.metric} {self._value:.4f}")
         if not self.prune or last:
             return None
+        if self.cost_limit is not None and self._epoch_seconds is not None \
+                and self._epoch_seconds > MEASURED_GROWTH * self.cost_limit:
+            return (f"pruned at epoch {self._epoch + 1}: too slow: its epochs take {self._epoch_seconds:.3g} s, more "
+                    f"than {MEASURED_GROWTH:g} x the {self.cost_limit:.2g} s the search let it start with; the search "
+                    "grows its cost step by step, cheapest first")
         chance = self.chance
         if chance is not None and self._epoch + 1 == CHANCE_EPOCHS and not chance.learned(self._best, self._best_loss):
             said = (f"pruned at epoch {self._epoch + 1}: never beat chance: {self.metric} best {self._best:.4f} "
@@ -174,6 +195,7 @@ class Objective:
     _refused: int = field(default=0, init=False, repr=False)
     _growth: float = field(default=COST_GROWTH, init=False, repr=False)
     _over: int = field(default=0, init=False, repr=False)
+    _cost_limit: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.chance = Chance.of_dataset(self.dataset, self.metric_name)
@@ -204,7 +226,8 @@ class Objective:
                 config,
                 self.dataset,
                 max_epochs=self.max_epochs,
-                reporter=TrialReporter(trial, prune=not (baseline or WARM_START in trial.user_attrs), max_epochs=config.trained_epochs(self.max_epochs),
+                reporter=TrialReporter(trial, prune=not (baseline or WARM_START in trial.user_attrs),
+                                       max_epochs=config.trained_epochs(self.max_epochs), cost_limit=self._cost_limit,
                                        deadline=self.deadline, on_epoch=self.on_epoch,
                                        first_step=first_step_of(stored_options(trial.study)),
                                        chance=self._chance_rule(trial.study, config), metric=self.metric),
@@ -269,6 +292,7 @@ class Objective:
         """
         data = self.dataset
         rows = len(data.x_train)
+        self._cost_limit = None
         trials = trial.study.get_trials(deepcopy=False)  # read once for the three estimates below
         rates = cost.calibrate(trials, data.n_features, data.n_outputs, rows)
         predicted = cost.predict_epoch_seconds(config, data.n_features, data.n_outputs, rows, rates)
@@ -294,6 +318,8 @@ class Objective:
                 self._growth, self._over = 2 * self._growth, 0
             self._refuse(trial, reason)
         self._over = 0
+        if frontier is not None:
+            self._cost_limit = self._growth * frontier
         return predicted
 
     @staticmethod

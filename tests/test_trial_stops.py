@@ -198,3 +198,36 @@ def test_the_designed_starts_trials_are_never_pruned_where_a_sampled_one_is() ->
     states = [(t.user_attrs.get("warm_start"), t.state) for t in study.trials]
     assert states[0] == ("small-adam", optuna.trial.TrialState.COMPLETE)
     assert all(state == optuna.trial.TrialState.PRUNED for _, state in states[1:]), states
+
+
+@pytest.mark.parametrize(("seconds", "stopped"), [(3.0, True), (1.5, False)])
+def test_a_sampled_trial_whose_measured_epochs_cost_twice_its_allowance_is_stopped_from_its_second_epoch(
+        monkeypatch: pytest.MonkeyPatch, seconds: float, stopped: bool) -> None:
+    from autodnn import objective
+
+    # Epochs are timed from one report to the next: the first epoch (building, compiling, the LR finder before
+    # it) is never judged on its time.
+    clock = iter([0.0, seconds])
+    monkeypatch.setattr(objective.time, "monotonic", lambda: next(clock))
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    reporter = TrialReporter(study.ask(), max_epochs=10, cost_limit=1.0)
+    reporter.report(0, {"val_accuracy": 0.5})
+    assert reporter.should_stop() is None
+    reporter.report(1, {"val_accuracy": 0.6})
+    said = reporter.should_stop()
+    assert (said is not None) == stopped
+    if stopped:
+        assert said.startswith("pruned at epoch 2: too slow: its epochs take 3 s, more than 2 x the 1 s")
+
+
+def test_a_baseline_or_a_trial_without_an_allowance_is_never_stopped_for_its_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    from autodnn import objective
+
+    clock = iter(float(t) for t in range(0, 1000, 50))
+    monkeypatch.setattr(objective.time, "monotonic", lambda: next(clock))
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    for reporter in (TrialReporter(study.ask(), max_epochs=10, cost_limit=1.0, prune=False),
+                     TrialReporter(study.ask(), max_epochs=10)):
+        for epoch in range(4):
+            reporter.report(epoch, {"val_accuracy": 0.5})
+            assert reporter.should_stop() is None
