@@ -86,7 +86,7 @@ class TrialReporter:
             :meth:`Objective._check_affordable`), or None for no limit. From its second epoch on (the first holds
             building, compiling and the LR finder), a trial whose epochs measure more than
             :data:`MEASURED_GROWTH` times that is stopped: a draw the cost model mispredicted (14 x 651 units at
-            batch 16 on CIFAR-10, predicted 13 s an epoch, took 85) would otherwise spend the search's budget alone.
+            batch 16 on CIFAR-10, predicted 13 s an epoch, took 43 to 102) would otherwise spend the search's budget alone.
     """
 
     def __init__(self, trial: optuna.Trial, *, prune: bool = True, max_epochs: int | None = None,
