@@ -257,7 +257,7 @@ def test_a_hyperband_pruned_search_says_so_in_show_and_report(run_cli, sqlite_ur
     space = tmp_path / "tiny.yaml"
     space.write_text(TINY.replace("patience: 3", "patience: 50"))
     result = run_cli("search", "--dataset", "digits", "--space", space, "--n-trials", "8", "--max-epochs", "4",
-                     "--pruner", "hyperband", "--no-baselines", "--no-final", "--storage", sqlite_url,
+                     "--pruner", "hyperband", "--no-baselines", "--no-warm-start", "--no-final", "--storage", sqlite_url,
                      "--study", "hb")
     assert result.code == 0, result.err
     study = optuna.load_study(study_name="hb", storage=sqlite_url)
