@@ -66,6 +66,13 @@ def finalists(study: optuna.Study, n: int = FINALISTS) -> list[FrozenTrial]:
     return chosen
 
 
+def contenders(study: optuna.Study, n_valid: int) -> list[FrozenTrial]:
+    """The finalists the evaluation retrains with every seed to pick the best (:func:`finalists`): on a validation
+    split under :data:`SMALL_VALIDATION` rows and where there are two or more; [] where the search's best stands."""
+    candidates = finalists(study) if n_valid < SMALL_VALIDATION else []
+    return candidates if len(candidates) >= 2 else []
+
+
 def _entry(trial: FrozenTrial) -> dict[str, Any]:
     return {"name": "best", "title": f"Best found (trial {trial.number})", "kind": "best",
             "trial_number": trial.number, "config": trial.user_attrs[CONFIG]}
@@ -197,8 +204,8 @@ def evaluate(
     wanted = options.get("reference", True) if reference is None else reference
     trees_wanted = wanted and reference_module.applies(dataset)
     if on_plan is not None:
-        top = len(finalists(study)) if dataset.sizes["valid"] < SMALL_VALIDATION else 1
-        on_plan((max(1, top if top >= 2 else 1) + len(entries) - 1 + int(trees_wanted)) * seeds)
+        n_best = max(1, len(contenders(study, dataset.sizes["valid"])))
+        on_plan((n_best + len(entries) - 1 + int(trees_wanted)) * seeds)
     files, selection = _choose_best(study, entries, dataset.sizes["valid"], retrain, score)
     reusable = budget == int(options.get("max_epochs", 50))
     book_files = {}
@@ -259,9 +266,9 @@ def _choose_best(study: optuna.Study, entries: list[dict[str, Any]], n_valid: in
     Returns:
         The kept networks of the chosen entry's seeds, and how it was chosen (stored as ``selection``).
     """
-    candidates = finalists(study) if n_valid < SMALL_VALIDATION else []
+    candidates = contenders(study, n_valid)
     what = f"validation {score[4:].replace('_', ' ')}"
-    if len(candidates) < 2:
+    if not candidates:
         return retrain(entries[0]), {
             "rule": f"the search's trial of best {what}", "n_valid": n_valid, "finalists": []}
     results = []
