@@ -20,6 +20,7 @@ elsewhere the best book baseline of autodnn's study with the same seed.
     python benchmarks/search_quality.py --quick --no-record   # digits, 30 s a search, 1 seed: a few minutes
     python benchmarks/search_quality.py --datasets wine --seeds 1 --budget 30
     python benchmarks/search_quality.py                       # digits, wine, CIFAR-10 (from ../shared/data)
+    python benchmarks/search_quality.py --suite benchmarks/out/suite.json   # the suite's search against its start
 
 autodnn's studies stay in ``benchmarks/out/search_quality.db``; the JSON of every run goes to ``--json``; a
 dated block is appended to ``benchmarks/RESULTS.md`` unless ``--no-record``.
@@ -350,6 +351,50 @@ def previous_runs(path: Path) -> list[dict[str, Any]]:
     return json.loads(path.read_text())["runs"] if path.exists() else []
 
 
+def suite_table(paths: list[str]) -> str:
+    """The development-suite row: each suite run's best (``benchmarks/suite.py --start-alone --json``) against the
+    designed start alone in the same study, paired by seed, in the metric's units with + when the search is better.
+
+    The summary counts the datasets where the search is ahead, behind within the paired differences' spread, and
+    behind beyond it; the average is over classification tables in points and over regressions in percent of
+    the start's error.
+    """
+    from autodnn.evaluate import in_points, lower_is_better
+
+    lines = []
+    for path in paths:
+        run = json.loads(Path(path).read_text())
+        rows = [r for r in run["rows"] if r.get("start_alone")]
+        lines += [(f"\n{path} ({run['machine']}): search's best minus the designed start alone, paired by seed "
+                   f"(+ = the search is better)"),
+                  f"{'dataset':<16}{'metric':<20}{'search':>14}{'start alone':>24}{'difference':>20}"]
+        lines.append("-" * len(lines[-1]))
+        ahead, within, behind, points, percent = 0, 0, 0, [], []
+        for row in rows:
+            metric, best, alone = row["metric"], row["entries"]["best"], row["start_alone"]
+            gap = alone["search_minus_start"]
+            sign = -1.0 if lower_is_better(metric) else 1.0
+            better, spread = sign * gap["mean"], gap["std"] or 0.0
+            ahead += better > 0
+            within += better <= 0 and -better <= spread
+            behind += better < 0 and -better > spread
+            if in_points(metric):
+                points.append(100 * better)
+                cells = (f"{100 * best['mean']:.1f} ± {100 * best['std']:.1f}",
+                         f"{100 * alone['mean']:.1f} ± {100 * alone['std']:.1f}", f"{100 * better:+.1f} ± {100 * spread:.1f}")
+            else:
+                percent.append(100 * better / alone["mean"])
+                cells = (f"{best['mean']:.4g} ± {best['std']:.2g}", f"{alone['mean']:.4g} ± {alone['std']:.2g}",
+                         f"{better:+.3g} ± {spread:.2g}")
+            lines.append(f"{row['dataset']:<16}{metric[5:]:<20}{cells[0]:>14}{cells[1] + ' ' + alone['start']:>24}"
+                         f"{cells[2]:>20}")
+        lines.append(f"search ahead on {ahead} of {len(rows)}, behind within the spread on {within}, behind beyond it "
+                     f"on {behind}; mean difference {statistics.fmean(points) if points else float('nan'):+.2f} points "
+                     f"(classification), {statistics.fmean(percent) if percent else float('nan'):+.1f}% of the error "
+                     f"(regression)")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="digits only, 30 s a search, 1 seed")
@@ -368,8 +413,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-record", action="store_true", help="do not append to benchmarks/RESULTS.md")
     parser.add_argument("--resume", action="store_true", help="keep the runs already in --json with the same "
                         "dataset, budget, max epochs, method and seed; run only the missing ones")
+    parser.add_argument("--suite", default=None, metavar="JSON[,JSON]",
+                        help="print the development-suite row from runs of benchmarks/suite.py --start-alone --json")
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.suite:
+        print(suite_table(args.suite.split(",")))
+        print(f"\n{shlex.join(['python', 'benchmarks/search_quality.py', *(sys.argv[1:] if argv is None else argv)])}")
+        return 0
     if args.run:
         job = json.loads(args.run)
         setting = Setting(**job["setting"])

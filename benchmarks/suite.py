@@ -196,7 +196,11 @@ def origin(storage: str, name: str) -> str:
     if number is None:
         return "-"
     attrs = study.trials[number].user_attrs
-    return f"warm start {attrs['warm_start']}" if attrs.get("warm_start") else f"sampled (trial {number})"
+    if attrs.get("warm_start"):
+        return f"warm start {attrs['warm_start']}"
+    if attrs.get("local_move_of") is not None:
+        return f"local move (trial {number}, from trial {attrs['local_move_of']})"
+    return f"sampled (trial {number})"
 
 
 def chance_stops(storage: str, name: str) -> dict[str, int]:
@@ -207,6 +211,20 @@ def chance_stops(storage: str, name: str) -> dict[str, int]:
     trials = [t for t in optuna.load_study(study_name=name, storage=storage).trials if "baseline" not in t.user_attrs]
     return {"searched": len(trials),
             "stopped_at_chance": sum("never beat chance" in t.user_attrs.get("reason", "") for t in trials)}
+
+
+def start_alone(storage: str, name: str) -> dict[str, Any]:
+    """The designed start alone in the finished study (:mod:`start_alone`), without its runs."""
+    from autodnn.backend import select_backend
+
+    select_backend("auto")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from start_alone import designed_start_alone
+
+    began = time.monotonic()
+    found = designed_start_alone(storage, name)
+    found.pop("runs", None)
+    return {**found, "seconds": round(time.monotonic() - began, 1)} if found else {}
 
 
 def _cell(entry: dict[str, Any] | None, metric: str) -> str:
@@ -226,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=REPO / "benchmarks" / "out" / "suite")
     parser.add_argument("--timeout", default=None, help="--timeout of every search (default: the command's own)")
     parser.add_argument("--seeds", default=None, help="--seeds of every final evaluation")
+    parser.add_argument("--sampler", default=None, help="--sampler of every search (default: the command's own)")
+    parser.add_argument("--start-alone", action="store_true",
+                        help="also test the designed start alone: its pick among the study's designed "
+                             "configurations, retrained with the final seeds (benchmarks/start_alone.py)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     chosen = [d for d in DATASETS if args.only is None or d.name in args.only.split(",")]
@@ -234,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{dataset.name:<15} {dataset.task:<15} {dataset.what}")
         return 0 if chosen else 2
     args.cache.mkdir(parents=True, exist_ok=True)
-    extra = [*(["--timeout", args.timeout] if args.timeout else []), *(["--seeds", args.seeds] if args.seeds else [])]
+    extra = [*(["--timeout", args.timeout] if args.timeout else []), *(["--seeds", args.seeds] if args.seeds else []),
+             *(["--sampler", args.sampler] if args.sampler else [])]
     print(f"suite on {platform.processor() or platform.machine()}, {len(chosen)} datasets, "
           f"extra flags: {' '.join(extra) or 'none (the headline command)'}")
     rows = []
@@ -257,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
                 row["origin"] = origin(f"sqlite:///{args.cache / (dataset.name + '.db')}", dataset.name)
                 row["budget"] = next((line for line in done.stdout.splitlines() if line.startswith("Time budget")),
                                      "")
+                if args.start_alone:
+                    row["start_alone"] = start_alone(f"sqlite:///{args.cache / (dataset.name + '.db')}", dataset.name)
         rows.append(row)
         print(_format(row), flush=True)
     if args.json is not None:
@@ -273,8 +298,15 @@ def _format(row: dict[str, Any]) -> str:
     metric = row["metric"]
     baselines = "  ".join(f"{name} {_cell(e, metric)}" for name, e in entries.items() if e["kind"] == "baseline")
     trees = next((e for e in entries.values() if e["kind"] == "reference"), None)
+    alone = row.get("start_alone") or {}
+    start = ""
+    if alone:
+        gap = alone["search_minus_start"]
+        start = (f"  start alone ({alone['start']}) {_cell(alone, metric)}, search minus it "
+                 f"{_cell({'mean': gap['mean'], 'std': gap['std']}, metric)} over {gap['paired_seeds']} paired seeds")
     return (f"{row['dataset']:<15} {row['task']:<15} {metric[5:]:<18} best {_cell(entries.get('best'), metric)}  "
-            f"{baselines}  trees {_cell(trees, metric)}  {row['seconds']:.0f} s  best from: {row.get('origin', '-')}")
+            f"{baselines}  trees {_cell(trees, metric)}  {row['seconds']:.0f} s  best from: {row.get('origin', '-')}"
+            f"{start}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from autodnn.progress._lines import (
     wait_line,
 )
 from autodnn.study.options import stored_options
-from autodnn.study.trial_record import CONFIG, ENGINE, WARM_START
+from autodnn.study.trial_record import CONFIG, ENGINE, LOCAL_MOVE, WARM_START
 
 #: Seconds between two plain progress lines of a running trial where output is not a terminal.
 INTERVAL_ENV = "AUTODNN_PROGRESS_INTERVAL"
@@ -342,6 +342,8 @@ class StudyProgress(Shown):
         description = describe_config(attrs.get(CONFIG, {}))
         if attrs.get(WARM_START):
             description += f" (warm start {attrs['warm_start']})"
+        elif attrs.get(LOCAL_MOVE) is not None:
+            description += f" (a move from trial {attrs[LOCAL_MOVE]})"
         self.display.trial_started(label, description)
 
     def on_epoch(self, trial: Any, epoch: int, metrics: dict[str, float]) -> None:

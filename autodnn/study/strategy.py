@@ -9,7 +9,9 @@ import optuna
 
 ENGINES = ("optuna", "keras-tuner")
 STRATEGIES = ("hyperband", "bayesian", "random")
-SAMPLERS = ("tpe", "random")
+SAMPLERS = ("tpe-local", "tpe", "random")
+#: Samplers whose model learns from the designed start (it is enqueued only for them).
+TPE_SAMPLERS = ("tpe-local", "tpe")
 PRUNERS = ("median", "hyperband", "halving", "none")
 
 
@@ -18,13 +20,19 @@ def make_sampler(seed: int | None, kind: str = "tpe") -> optuna.samplers.BaseSam
 
     ``tpe``: TPE over the whole (conditional) space at once; constant liar keeps parallel workers apart. It is
     Optuna's TPE with its bookkeeping made cheaper for large studies (:mod:`autodnn.study._tpe`).
-    ``random``: independent uniform draws (random search).
+    ``tpe-local``: the same TPE, and a third of the trials moves around the best configuration so far
+    (:mod:`autodnn.study._local`). ``random``: independent uniform draws (random search).
     """
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     from autodnn.study._tpe import TPESampler
 
-    return TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=10)
+    tpe = TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=10)
+    if kind == "tpe-local":
+        from autodnn.study._local import LocalMoves
+
+        return LocalMoves(tpe, seed=seed)
+    return tpe
 
 
 def resumed_seed(seed: int, n_trials: int) -> int:

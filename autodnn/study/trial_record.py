@@ -28,6 +28,8 @@ BASELINE = "baseline"
 TITLE = "title"
 #: The name of the designed configuration an enqueued warm start trains.
 WARM_START = "warm_start"
+#: The number of the incumbent a local move stepped from (:mod:`autodnn.study._local`); absent on TPE's draws.
+LOCAL_MOVE = "local_move_of"
 #: What the training measured on validation (``val_accuracy``, ``val_loss``, ``epochs`` ...), never the test split.
 RESULT = "result"
 #: Per-epoch metrics.

@@ -67,12 +67,13 @@ class SearchOptions:
         engine: ``optuna`` (autodnn's own loop) or ``keras-tuner`` (KerasTuner's oracles drive the same
             trainer; every trial is recorded in the same study).
         strategy: KerasTuner's search algorithm: ``hyperband``, ``bayesian`` or ``random``.
-        sampler: Optuna engine's sampler: ``tpe`` (multivariate, grouped) or ``random``.
+        sampler: Optuna engine's sampler: ``tpe`` (multivariate, grouped), ``tpe-local`` (the same, a third of
+            the trials moving around the best so far) or ``random``.
         pruner: Optuna engine's pruner: ``median``, ``hyperband``, ``halving`` or ``none``.
         lr_finder: Run the learning-rate finder in every searched trial, whatever the space says.
         epoch_budget: Stop starting searched trials once they have trained this many epochs in all.
         warm_start: Enqueue :mod:`autodnn.tuning.warm_start`'s designed configurations (at most a quarter of
-            ``n_trials``) before TPE's own draws; only with the optuna engine and the ``tpe`` sampler.
+            ``n_trials``) before TPE's own draws; only with the optuna engine and a TPE sampler.
         reference: On a table, the final evaluation also trains gradient-boosted trees with the same seeds
             (:mod:`autodnn.training.reference`); ``--no-reference`` leaves them out.
         tensorboard: Folder of TensorBoard logs, one subfolder per trial, and the HParams experiment at its

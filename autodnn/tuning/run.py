@@ -17,7 +17,7 @@ from autodnn.config import DEFAULT_MC_SAMPLES
 from autodnn.study.deadline import Deadline
 from autodnn.study.records import finished_count, queued_count, run_target
 from autodnn.study.storage import heartbeat_settings, open_storage
-from autodnn.study.strategy import make_pruner, make_sampler, resumed_seed
+from autodnn.study.strategy import TPE_SAMPLERS, make_pruner, make_sampler, resumed_seed
 from autodnn.study.trial_record import BASELINE, CONFIG, TITLE
 from autodnn.study.urls import default_study_name, normalize_url, storage_url
 from autodnn.tuning.budget import TimeBudget, default_seconds
@@ -96,7 +96,7 @@ def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str
         record_options(study, options, dataset, space)
     # The warm starts first: they are cheap and reach a good result in the search's first minutes; the
     # baselines follow, and the sampler learns from both before its own draws.
-    if options.warm_start and options.engine == "optuna" and options.sampler == "tpe":
+    if options.warm_start and options.engine == "optuna" and options.sampler in TPE_SAMPLERS:
         enqueue_warm_starts(study, space, options.n_trials, n_train=len(dataset.x_train),
                             kind="images" if dataset.image_shape is not None else "tables")
     if options.baselines:
