@@ -90,6 +90,24 @@ CHAPTER_10 = Baseline(
 )
 
 
+#: Chapter 14's CNN (3rd edition, the Fashion-MNIST network), adapted only in its input shape:
+#: ``DefaultConv2D = partial(Conv2D, kernel_size=3, padding="same", activation="relu",
+#: kernel_initializer="he_normal")``; ``DefaultConv2D(64, kernel_size=7)``, ``MaxPool2D()``, two
+#: ``DefaultConv2D(128)``, ``MaxPool2D()``, two ``DefaultConv2D(256)``, ``MaxPool2D()``, ``Flatten()``,
+#: ``Dense(128, relu, he_normal)``, ``Dropout(0.5)``, ``Dense(64, relu, he_normal)``, ``Dropout(0.5)``, the softmax
+#: output; compiled with ``optimizer="nadam"`` (Keras' learning rate, 1e-3) and trained for ``epochs=10`` at
+#: Keras' batch size of 32, without early stopping (a patience of 10 never stops 10 epochs) and without
+#: augmentation. autodnn keeps the epoch of best validation loss, as in every run.
+BOOK_CNN = Baseline(
+    "book-cnn", "The book's CNN (chapter 14, 3rd edition)", "Chapter 14, 3rd edition (DefaultConv2D network)",
+    TrialConfig(family="conv", stem_kernel=7, conv_filters=64, stem_downsample=True, conv_groups=2, conv_blocks=2,
+                filter_growth=2.0, kernel_size=3, conv_block="plain", downsample="max_pool", conv_head="flatten",
+                n_hidden=2, n_units=64, first_layer_factor=2.0, dropout=0.5, dropout_placement="all",
+                activation="relu", initializer="he", init_distribution="normal", normalization="none",
+                optimizer="nadam", learning_rate=1e-3, batch_size=32, epochs=10, patience=10, output_bias="zeros"),
+)
+
+
 def book_baselines(n_hidden: int = 20, n_units: int = 100, *, regression: bool = False) -> tuple[Baseline, ...]:
     """The three book defaults, concrete, for a net of ``n_hidden`` x ``n_units`` (a regression's output is one
     linear unit, :func:`autodnn.network.model.build_model`), and for a regression chapter 10's :data:`CHAPTER_10`.

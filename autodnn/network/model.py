@@ -27,11 +27,14 @@ from autodnn.network.layers import GeneralizedSwish, HeldAlphaDropout, HeldDropo
 __all__ = [
     "INITIALIZER_FAMILIES",
     "TABLE_11_1",
+    "activation_layer",
     "build_model",
     "count_params",
+    "derived_seed",
     "dropout_layer_indices",
     "hidden_units",
     "initializer_spec",
+    "output_bias",
     "resolve_initializer",
 ]
 
@@ -61,7 +64,8 @@ INITIALIZER_FAMILIES: dict[str, tuple[float, str]] = {
 _KERNEL, _OUTPUT, _DROPOUT, _ALPHA_DROPOUT, _RRELU = range(5)
 
 
-def _derived_seed(seed: int | None, stream: int, index: int = 0) -> int | None:
+def derived_seed(seed: int | None, stream: int, index: int = 0) -> int | None:
+    """The seed of layer ``index``'s draws in random ``stream``, derived from the network's ``seed``."""
     if seed is None:
         return None
     state = np.random.SeedSequence(entropy=seed, spawn_key=(stream, index)).generate_state(1)[0]
@@ -144,15 +148,18 @@ def count_params(config: TrialConfig, n_features: int, n_classes: int) -> int:
     return total + fan_in * n_classes + n_classes
 
 
-def _activation_layer(config: TrialConfig, index: int, seed: int | None) -> keras.layers.Layer:
-    name = f"act_{index}"
+def activation_layer(config: TrialConfig, index: int, seed: int | None, name: str | None = None
+                     ) -> keras.layers.Layer:
+    """The hidden activation of ``config`` as a layer of its own, named ``name`` (default ``act_{index}``); an
+    RReLU draws its slopes from stream ``index`` of ``seed``."""
+    name = name or f"act_{index}"
     activation = config.activation
     if activation == "leaky_relu":
         return keras.layers.LeakyReLU(negative_slope=config.activation_alpha, name=name)
     if activation == "prelu":
         return keras.layers.PReLU(name=name)
     if activation == "rrelu":
-        return RReLU(config.rrelu_lower, config.rrelu_upper, seed=_derived_seed(seed, _RRELU, index), name=name)
+        return RReLU(config.rrelu_lower, config.rrelu_upper, seed=derived_seed(seed, _RRELU, index), name=name)
     if activation == "elu":
         return keras.layers.ELU(alpha=config.elu_alpha, name=name)
     if activation == "swish":
@@ -196,13 +203,13 @@ def build_model(config: TrialConfig, n_features: int, n_classes: int, *, seed: i
             keras.layers.Dense(
                 units,
                 use_bias=config.normalization != "batch_norm_before",
-                kernel_initializer=resolve_initializer(config, seed=_derived_seed(seed, _KERNEL, i)),
+                kernel_initializer=resolve_initializer(config, seed=derived_seed(seed, _KERNEL, i)),
                 kernel_regularizer=keras.regularizers.L1L2(l1=config.l1, l2=config.l2) if regularize else None,
                 kernel_constraint=keras.constraints.MaxNorm(config.max_norm, axis=0) if config.max_norm else None,
                 name=f"hidden_{i}",
             )
         )
-        activation = _activation_layer(config, i, seed)
+        activation = activation_layer(config, i, seed)
         if config.normalization == "none":
             layers.append(activation)
         else:
@@ -210,27 +217,27 @@ def build_model(config: TrialConfig, n_features: int, n_classes: int, *, seed: i
             layers.extend([bn, activation] if config.normalization == "batch_norm_before" else [activation, bn])
         if i in dropout_after:
             layers.append(
-                HeldDropout(config.dropout, seed=_derived_seed(seed, _DROPOUT, i), name=f"dropout_{i}")
+                HeldDropout(config.dropout, seed=derived_seed(seed, _DROPOUT, i), name=f"dropout_{i}")
             )
     if config.alpha_dropout > 0:
         layers.append(
             HeldAlphaDropout(
-                config.alpha_dropout, seed=_derived_seed(seed, _ALPHA_DROPOUT), name="alpha_dropout"
+                config.alpha_dropout, seed=derived_seed(seed, _ALPHA_DROPOUT), name="alpha_dropout"
             )
         )
     layers.append(
         keras.layers.Dense(
             1 if regression else n_classes,
             activation=None if regression else "softmax",
-            kernel_initializer=keras.initializers.GlorotUniform(seed=_derived_seed(seed, _OUTPUT)),
-            bias_initializer="zeros" if regression else _output_bias(config, priors, n_classes),
+            kernel_initializer=keras.initializers.GlorotUniform(seed=derived_seed(seed, _OUTPUT)),
+            bias_initializer="zeros" if regression else output_bias(config, priors, n_classes),
             name="output",
         )
     )
     return keras.Sequential(layers, name="autodnn_mlp")
 
 
-def _output_bias(config: TrialConfig, priors: Sequence[float] | None, n_classes: int) -> Any:
+def output_bias(config: TrialConfig, priors: Sequence[float] | None, n_classes: int) -> Any:
     """Log class shares (clipped away from zero) where the configuration asks for them and they are known."""
     if config.output_bias != "priors" or priors is None:
         return "zeros"

@@ -1,4 +1,5 @@
-"""The loss a network trains on: cross-entropy (weighted by class where asked), or a regression's MSE or Huber."""
+"""The loss a network trains on: cross-entropy (weighted by class, smoothed, where asked), or a regression's MSE or
+Huber."""
 
 from __future__ import annotations
 
@@ -17,27 +18,37 @@ LOSS = "sparse_categorical_crossentropy"
 
 
 class WeightedCrossEntropy(keras.losses.Loss):
-    """Sparse categorical cross-entropy with each row's loss times its class's weight.
+    """Sparse categorical cross-entropy with each row's loss times its class's weight, and label smoothing.
 
-    The same as Keras' ``fit(class_weight=...)`` computes, but inside the loss, so that the compiled epochs of
-    every backend (:mod:`autodnn.training.loops`) and the LR finder weigh rows alike without sample weights.
+    The weights are what Keras' ``fit(class_weight=...)`` computes, but inside the loss, so that the compiled
+    epochs of every backend (:mod:`autodnn.training.loops`) and the LR finder weigh rows alike without sample
+    weights. Label smoothing moves ``smoothing`` of the target from the true class to all classes alike, as
+    Keras' ``CategoricalCrossentropy(label_smoothing=...)`` does for one-hot targets: the loss is
+    ``(1 - smoothing) * CE(true class) + smoothing * mean over classes of CE``.
 
     Args:
-        weights: One weight a class.
+        weights: One weight a class; None weighs every row alike.
+        smoothing: The label smoothing, in ``[0, 1)``.
     """
 
-    def __init__(self, weights: list[float], name: str = "weighted_crossentropy", reduction: Any = "sum_over_batch_size"
-                 ) -> None:
+    def __init__(self, weights: list[float] | None = None, smoothing: float = 0.0, name: str = "weighted_crossentropy",
+                 reduction: Any = "sum_over_batch_size") -> None:
         super().__init__(name=name, reduction=reduction)
-        self.weights = [float(w) for w in weights]
+        self.weights = None if weights is None else [float(w) for w in weights]
+        self.smoothing = float(smoothing)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
-        weights = keras.ops.take(keras.ops.convert_to_tensor(self.weights, dtype=y_pred.dtype), labels)
-        return keras.losses.sparse_categorical_crossentropy(labels, y_pred) * weights
+        loss = keras.losses.sparse_categorical_crossentropy(labels, y_pred)
+        if self.smoothing > 0:
+            every = -keras.ops.mean(keras.ops.log(keras.ops.clip(y_pred, keras.config.epsilon(), 1.0)), axis=-1)
+            loss = (1.0 - self.smoothing) * loss + self.smoothing * every
+        if self.weights is None:
+            return loss
+        return loss * keras.ops.take(keras.ops.convert_to_tensor(self.weights, dtype=y_pred.dtype), labels)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "weights": self.weights}
+        return {**super().get_config(), "weights": self.weights, "smoothing": self.smoothing}
 
 
 def row_weights(config: TrialConfig, dataset: Dataset) -> np.ndarray | None:
@@ -48,14 +59,17 @@ def row_weights(config: TrialConfig, dataset: Dataset) -> np.ndarray | None:
 
 
 def loss_of(config: TrialConfig, dataset: Dataset) -> Any:
-    """The training loss: cross-entropy for classes (weighted under ``class_weight: balanced``); for a regression
+    """The training loss: cross-entropy for classes (weighted under ``class_weight: balanced``, smoothed under
+    ``label_smoothing``); for a regression
     MSE or Huber (``config.regression_loss``), on the standardized target."""
     if dataset.is_regression:
         if config.regression_loss == "huber":
             return keras.losses.Huber(delta=config.huber_delta)
         return "mean_squared_error"
     weights = row_weights(config, dataset)
-    return LOSS if weights is None else WeightedCrossEntropy(weights.tolist())
+    if weights is None and config.label_smoothing == 0:
+        return LOSS
+    return WeightedCrossEntropy(None if weights is None else weights.tolist(), config.label_smoothing)
 
 
 def loss_key(config: TrialConfig, dataset: Dataset) -> tuple[float, ...] | None:

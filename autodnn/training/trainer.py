@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import keras
 import numpy as np
 
+from autodnn.errors import ConfigError
 from autodnn.metrics import IN_GRAPH_SCORES
+from autodnn.network.conv import build_conv_model
 from autodnn.network.layers import mc_accuracy, trained_params
 from autodnn.network.model import build_model
 from autodnn.optim import build_optimizer, current_learning_rate
@@ -235,6 +237,13 @@ def finish(
 
 
 def _network(config: TrialConfig, dataset: Dataset, seed: int) -> keras.Model:
+    if config.family == "conv":
+        if dataset.image_shape is None:
+            raise ConfigError("family 'conv' needs images (a dataset with an image shape); this dataset is a table: "
+                              "search it with a dense space such as --space default")
+        regression = dataset.is_regression
+        return build_conv_model(config, dataset.image_shape, 1 if regression else dataset.n_classes, seed=seed,
+                                priors=None if regression else class_shares(dataset), regression=regression)
     if dataset.is_regression:
         return build_model(config, dataset.n_features, 1, seed=seed, regression=True)
     return build_model(config, dataset.n_features, dataset.n_classes, seed=seed, priors=class_shares(dataset))

@@ -1,112 +1,28 @@
-"""The configuration of one trial: plain, validated, JSON-able.
-
-A :class:`TrialConfig` is what a search space samples and what the trainer trains. Field names are the keys
-of the YAML search spaces and of the parameters stored in the study, so one spelling is used everywhere.
-"""
+"""One trial's configuration: every hyperparameter of the network and of its training."""
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from autodnn.config._values import DEFAULT_MC_SAMPLES, MOMENTUM_OPTIMIZERS
 from autodnn.errors import ConfigError
-
-ACTIVATIONS = (
-    "relu",
-    "leaky_relu",
-    "prelu",
-    "rrelu",
-    "elu",
-    "selu",
-    "gelu",
-    "swish",
-    "mish",
-    "tanh",
-    "sigmoid",
-)
-INITIALIZERS = ("auto", "glorot", "he", "lecun")
-INIT_DISTRIBUTIONS = ("normal", "uniform")
-INIT_MODES = ("auto", "fan_in", "fan_avg")
-NORMALIZATIONS = ("none", "batch_norm_before", "batch_norm_after")
-DROPOUT_PLACEMENTS = ("all", "top", "last")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamax", "nadam", "adamw")
-SCHEDULES = ("constant", "power", "exponential", "piecewise", "performance", "1cycle", "cosine")
-RESTORES = ("auto", "val_loss", "val_accuracy")
-OUTPUT_BIASES = ("priors", "zeros")
-REGRESSION_LOSSES = ("mse", "huber")
-CLASS_WEIGHTINGS = ("none", "balanced")
-
-#: Validation splits under this many rows are small: one row moves the accuracy by more than 0.1 points, so
-#: a run keeps its best-loss epoch there (``restore_best: auto``) and the final evaluation picks among finalists.
-SMALL_VALIDATION = 1000
-#: MC-dropout passes with which a net with dropout is tested (the final evaluation, and a baseline's search run
-#: that counts as one of its seeds there), unless ``--mc-samples`` says otherwise.
-DEFAULT_MC_SAMPLES = 30
-
-#: Optimizers whose momentum 1cycle cycles (``momentum`` for SGD, ``beta_1`` for Adam's family).
-MOMENTUM_OPTIMIZERS = ("momentum", "nesterov", "adam", "adamax", "nadam", "adamw")
-
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "activation": ACTIVATIONS,
-    "initializer": INITIALIZERS,
-    "init_distribution": INIT_DISTRIBUTIONS,
-    "init_mode": INIT_MODES,
-    "normalization": NORMALIZATIONS,
-    "dropout_placement": DROPOUT_PLACEMENTS,
-    "optimizer": OPTIMIZERS,
-    "schedule": SCHEDULES,
-    "restore_best": RESTORES,
-    "output_bias": OUTPUT_BIASES,
-    "regression_loss": REGRESSION_LOSSES,
-    "class_weight": CLASS_WEIGHTINGS,
-}
-
-# (low, high, low_inclusive, high_inclusive); None means unbounded on that side.
-_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
-    "n_hidden": (0, None, True, True),
-    "n_units": (1, None, True, True),
-    "first_layer_factor": (1.0, None, True, True),
-    "activation_alpha": (0.0, None, True, True),
-    "elu_alpha": (0.0, None, False, True),
-    "swish_beta": (0.0, None, False, True),
-    "rrelu_lower": (0.0, 1.0, True, True),
-    "rrelu_upper": (0.0, 1.0, True, True),
-    "bn_momentum": (0.0, 1.0, False, False),
-    "dropout": (0.0, 1.0, True, False),
-    "dropout_top_k": (1, None, True, True),
-    "alpha_dropout": (0.0, 1.0, True, False),
-    "l1": (0.0, None, True, True),
-    "l2": (0.0, None, True, True),
-    "weight_decay": (0.0, None, True, True),
-    "learning_rate": (0.0, None, False, True),
-    "huber_delta": (0.0, None, False, True),
-    "momentum": (0.0, 1.0, True, False),
-    "rho": (0.0, 1.0, False, False),
-    "beta_1": (0.0, 1.0, True, False),
-    "beta_2": (0.0, 1.0, False, False),
-    "decay_epochs": (0.0, None, False, True),
-    "power_c": (0.0, None, False, True),
-    "plateau_factor": (0.0, 1.0, False, False),
-    "plateau_patience": (1, None, True, True),
-    "onecycle_div": (1.0, None, True, True),
-    "onecycle_final_div": (1.0, None, True, True),
-    "onecycle_last_fraction": (0.0, 0.5, True, False),
-    "momentum_max": (0.0, 1.0, True, False),
-    "momentum_min": (0.0, 1.0, True, False),
-    "batch_size": (1, None, True, True),
-    "patience": (1, None, True, True),
-    "mc_samples": (0, None, True, True),
-}
 
 
 @dataclass(frozen=True)
 class TrialConfig:
-    """Every hyperparameter of one dense network and its training.
+    """Every hyperparameter of one network, dense or convolutional, and of its training.
+
+    A convolutional network (``family: conv``, for images) is a stem, ``conv_groups`` groups of ``conv_blocks``
+    blocks that each end in a downsampling, and a head: global average pooling or a flatten, then the dense
+    fields' ``n_hidden`` layers of ``n_units`` (with their dropout) and the output. Its activation,
+    initializer, normalization, regularization, optimizer, schedule and batch size are the same fields as a
+    dense network's.
 
     Attributes:
+        family: ``dense`` (a stack of dense layers over the features) or ``conv`` (a convolutional network over
+            the image; :mod:`autodnn.network.conv`).
         n_hidden: Number of hidden dense layers.
         n_units: Units of every hidden layer (the first one is ``first_layer_factor`` times wider).
         first_layer_factor: Width of the first hidden layer relative to ``n_units`` (1 = constant width).
@@ -169,6 +85,24 @@ class TrialConfig:
             (quadratic within ``huber_delta`` standard deviations of the target, linear beyond: outliers pull
             less). Classification ignores it.
         huber_delta: Where the Huber loss turns linear, in standard deviations of the target.
+        conv_groups: Groups of blocks after the stem; each group ends in a downsampling by 2.
+        conv_blocks: Blocks in each group (a plain block is one convolution, a residual block two).
+        conv_filters: Filters of the stem; group ``g`` (1-based) has ``conv_filters * filter_growth ** g``.
+        filter_growth: How much wider each group is than the one before.
+        kernel_size: Kernel size of the blocks' convolutions.
+        stem_kernel: Kernel size of the stem's convolution (the book's CNN: 7).
+        stem_downsample: Downsample by 2 after the stem too (the book's CNN does; on 32 x 32 images most nets
+            do not).
+        conv_block: ``plain`` (convolution, normalization, activation) or ``residual`` (two of them and a
+            shortcut, projected by a 1 x 1 convolution where the width changes; the book's ``ResidualUnit``).
+        downsample: ``max_pool`` (2 x 2 max pooling after the group) or ``stride`` (the group's last block
+            convolves with stride 2).
+        conv_head: ``gap`` (global average pooling, few weights) or ``flatten`` (the book's CNN).
+        spatial_dropout: Rate of spatial dropout (whole feature maps) after each group; 0 disables it.
+        augment_flip: Training sees each image flipped left to right with probability 1/2.
+        augment_shift: Training sees each image shifted by up to this share of its height and width, the
+            uncovered border filled with zeros (the standardized mean); 0 disables it.
+        label_smoothing: Share of the target moved from the true class to all classes alike (classification).
         class_weight: ``balanced`` weighs each training row's loss by ``n / (classes x its class's rows)``
             (scikit-learn's rule), so that every class weighs the same in all; ``none`` weighs rows alike. A
             regression ignores it.
@@ -226,9 +160,26 @@ class TrialConfig:
     regression_loss: str = "mse"
     huber_delta: float = 1.0
     class_weight: str = "none"
+    family: str = "dense"
+    conv_groups: int = 3
+    conv_blocks: int = 1
+    conv_filters: int = 32
+    filter_growth: float = 2.0
+    kernel_size: int = 3
+    stem_kernel: int = 3
+    stem_downsample: bool = False
+    conv_block: str = "plain"
+    downsample: str = "max_pool"
+    conv_head: str = "gap"
+    spatial_dropout: float = 0.0
+    augment_flip: bool = False
+    augment_shift: float = 0.0
+    label_smoothing: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        from autodnn.config._checks import validate
+
         problems = validate(self)
         if problems:
             raise ConfigError("; ".join(problems))
@@ -250,6 +201,8 @@ class TrialConfig:
         Raises:
             ConfigError: A key is unknown or a value is invalid.
         """
+        from autodnn.config._checks import unknown_key_message
+
         names = field_names()
         unknown = [k for k in data if k not in names]
         if unknown:
@@ -278,9 +231,15 @@ class TrialConfig:
         return budget if self.epochs is None else min(budget, self.epochs)
 
     @property
+    def group_filters(self) -> list[int]:
+        """Filters of each group of a convolutional network (:attr:`conv_filters` grown per group)."""
+        return [max(1, round(self.conv_filters * self.filter_growth ** g)) for g in range(1, self.conv_groups + 1)]
+
+    @property
     def has_dropout(self) -> bool:
-        """Whether any dropout layer is active, so that MC dropout makes sense."""
-        return (self.dropout > 0 and self.n_hidden > 0) or self.alpha_dropout > 0
+        """Whether a dense network has an active dropout layer, so that MC dropout makes sense (it needs the
+        dense family's layer stack: a convolutional network is tested without it)."""
+        return self.family == "dense" and ((self.dropout > 0 and self.n_hidden > 0) or self.alpha_dropout > 0)
 
     def evaluation_mc_samples(self, asked: int = 0) -> int:
         """MC-dropout passes when this configuration is tested: ``asked``, else :data:`DEFAULT_MC_SAMPLES`;
@@ -308,92 +267,3 @@ def field_type(name: str) -> type:
     if name == "epochs":
         return int
     return type(default)
-
-
-def unknown_key_message(key: str, known: tuple[str, ...] | list[str], what: str) -> str:
-    """One sentence saying ``key`` is not ``what``, with a suggestion when a known name is close."""
-    close = difflib.get_close_matches(key, list(known), n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else f" Known: {', '.join(known)}."
-    return f"'{key}' is not {what}.{hint}"
-
-
-def validate(config: TrialConfig) -> list[str]:
-    """Lists every problem of ``config``, one sentence each (empty when it is valid)."""
-    problems = [p for name in field_names() if (p := field_problem(name, getattr(config, name)))]
-    if problems:
-        return problems
-    if config.rrelu_lower > config.rrelu_upper:
-        problems.append(f"rrelu_lower ({config.rrelu_lower}) must be <= rrelu_upper ({config.rrelu_upper})")
-    if config.clipnorm is not None and config.clipvalue is not None:
-        problems.append(f"clipnorm ({config.clipnorm}) and clipvalue ({config.clipvalue}) exclude each other: "
-                        "Keras clips by one of them; set the other to null")
-    if config.momentum_min > config.momentum_max:
-        problems.append(f"momentum_min ({config.momentum_min}) must be <= momentum_max ({config.momentum_max})")
-    if len(config.piecewise_factors) != len(config.piecewise_epochs) + 1:
-        problems.append(
-            f"piecewise_factors needs one more value than piecewise_epochs ({len(config.piecewise_epochs)}), "
-            f"but has {len(config.piecewise_factors)}"
-        )
-    if list(config.piecewise_epochs) != sorted(config.piecewise_epochs):
-        problems.append(f"piecewise_epochs must increase, but got {list(config.piecewise_epochs)}")
-    return problems
-
-
-def field_problem(name: str, value: Any) -> str | None:
-    """Says what is wrong with ``value`` for the field ``name``, or None when it is allowed.
-
-    Args:
-        name: A :class:`TrialConfig` field.
-        value: A candidate value (as read from YAML or JSON).
-
-    Returns:
-        One sentence, or None.
-    """
-    if name in _CHOICES:
-        choices = _CHOICES[name]
-        if value in choices:
-            return None
-        close = difflib.get_close_matches(str(value), list(choices), n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        return f"{name} is {value!r}, not one of {', '.join(choices)}.{hint}"
-    if name in ("max_norm", "clipnorm", "clipvalue"):
-        if value is None or (_is_number(value) and value > 0):
-            return None
-        return f"{name} must be a positive number or null, but got {value!r}"
-    if name == "epochs":
-        if value is None or (_is_number(value) and float(value).is_integer() and value >= 1):
-            return None
-        return f"epochs must be a whole number >= 1 or null (the run's budget), but got {value!r}"
-    if name == "lr_finder":
-        return None if isinstance(value, bool) else f"lr_finder must be true or false, but got {value!r}"
-    if name in ("piecewise_epochs", "piecewise_factors"):
-        if isinstance(value, (list, tuple)) and all(_is_number(v) and v >= 0 for v in value):
-            return None
-        return f"{name} must be a list of non-negative numbers, but got {value!r}"
-    if name not in _RANGES:
-        return None
-    low, high, low_inc, high_inc = _RANGES[name]
-    if not _is_number(value):
-        hint = f" (write {value} with a decimal point, e.g. 1.0e-4)" if isinstance(value, str) else ""
-        return f"{name} must be a number, but got {value!r}{hint}"
-    if field_type(name) is int and not float(value).is_integer():
-        return f"{name} must be a whole number, but got {value!r}"
-    if not math.isfinite(value) or _outside(value, low, high, low_inc, high_inc):
-        return f"{name} must be in {_interval(low, high, low_inc, high_inc)}, but got {value!r}"
-    return None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _outside(value: float, low: float | None, high: float | None, low_inc: bool, high_inc: bool) -> bool:
-    if low is not None and (value < low or (value == low and not low_inc)):
-        return True
-    return high is not None and (value > high or (value == high and not high_inc))
-
-
-def _interval(low: float | None, high: float | None, low_inc: bool, high_inc: bool) -> str:
-    left = "(-inf" if low is None else ("[" if low_inc else "(") + f"{low:g}"
-    right = "inf)" if high is None else f"{high:g}" + ("]" if high_inc else ")")
-    return f"{left}, {right}"

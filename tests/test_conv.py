@@ -1,0 +1,116 @@
+"""The convolutional family: its networks, the book's CNN, augmentation inside the step, label smoothing."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import keras
+import numpy as np
+import pytest
+
+from autodnn.config import TrialConfig
+from autodnn.datasets import Dataset
+from autodnn.defaults import BOOK_CNN
+from autodnn.errors import ConfigError
+from autodnn.network.augment import FlipShift
+from autodnn.network.conv import build_conv_model
+from autodnn.training.losses import WeightedCrossEntropy
+from autodnn.training.trainer import train
+
+
+def test_the_books_cnn_is_chapter_14s_network_layer_for_layer() -> None:
+    default_conv = partial(keras.layers.Conv2D, kernel_size=3, padding="same", activation="relu",
+                           kernel_initializer="he_normal")
+    book = keras.Sequential([
+        keras.Input(shape=(32, 32, 3)),
+        default_conv(filters=64, kernel_size=7), keras.layers.MaxPool2D(),
+        default_conv(filters=128), default_conv(filters=128), keras.layers.MaxPool2D(),
+        default_conv(filters=256), default_conv(filters=256), keras.layers.MaxPool2D(),
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu", kernel_initializer="he_normal"), keras.layers.Dropout(0.5),
+        keras.layers.Dense(64, activation="relu", kernel_initializer="he_normal"), keras.layers.Dropout(0.5),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    mine = build_conv_model(BOOK_CNN.config, (32, 32, 3), 10, seed=0)
+    held_rates = 2  # the two dropout layers hold their rate in a weight
+    assert mine.count_params() - held_rates == book.count_params()
+    kernels = [layer.kernel.shape for layer in mine.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert kernels == [layer.kernel.shape for layer in book.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [layer.name for layer in mine.layers if "pool" in layer.name] == ["stem_pool", "g1_pool", "g2_pool"]
+    assert BOOK_CNN.config.epochs == 10 and BOOK_CNN.config.optimizer == "nadam"
+
+
+def test_a_residual_block_projects_its_shortcut_only_where_the_width_or_size_changes() -> None:
+    config = TrialConfig(family="conv", conv_block="residual", conv_groups=2, conv_blocks=2, conv_filters=8,
+                         downsample="stride", normalization="batch_norm_before", n_hidden=0)
+    model = build_conv_model(config, (16, 16, 3), 4, seed=0)
+    names = {layer.name for layer in model.layers}
+    # Each group's first block widens (8 -> 16 -> 32) and its last one halves the size: both project.
+    assert {"g1b1_project", "g1b2_project", "g2b1_project", "g2b2_project"} <= names
+    assert model.get_layer("g2b2_add").output.shape[1:] == (4, 4, 32)
+    assert not model.get_layer("g1b1a_conv").use_bias  # batch norm before the activation drops the bias
+    same = TrialConfig(family="conv", conv_block="residual", conv_groups=1, conv_blocks=2, conv_filters=8,
+                       filter_growth=1.0, n_hidden=0)
+    plain_names = {layer.name for layer in build_conv_model(same, (16, 16, 3), 4, seed=0).layers}
+    assert "g1b1_project" not in plain_names and "g1b2_project" not in plain_names
+
+
+def test_augmentation_flips_and_shifts_in_training_and_leaves_inference_alone() -> None:
+    images = np.arange(2 * 8 * 8 * 1, dtype="float32").reshape(2, 8, 8, 1) + 1.0
+    layer = FlipShift(flip=True, shift=0.25, seed=3)
+    assert np.array_equal(np.asarray(layer(images, training=False)), images)
+    seen = set()
+    for _ in range(30):
+        out = np.asarray(layer(images, training=True))
+        for original, moved in zip(images, out):
+            seen.add(_which_move(original[..., 0], moved[..., 0]))
+    assert None not in seen  # every output is the input, mirrored or not, moved by at most 2 pixels
+    assert {flip for flip, _, _ in seen} == {False, True}
+    assert len({(dy, dx) for _, dy, dx in seen}) > 10
+
+
+def _which_move(original: np.ndarray, moved: np.ndarray) -> tuple[bool, int, int] | None:
+    for flip in (False, True):
+        source = original[:, ::-1] if flip else original
+        padded = np.pad(source, 2)
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                if np.array_equal(padded[2 + dy:10 + dy, 2 + dx:10 + dx], moved):
+                    return flip, dy, dx
+    return None
+
+
+def test_label_smoothing_is_kerass_on_one_hot_targets() -> None:
+    probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], dtype="float32")
+    labels = np.array([0, 2])
+    smoothed = WeightedCrossEntropy(smoothing=0.2)(labels, probabilities)
+    keras_loss = keras.losses.CategoricalCrossentropy(label_smoothing=0.2)(np.eye(3)[labels], probabilities)
+    assert float(smoothed) == pytest.approx(float(keras_loss), rel=1e-5)
+
+
+def _bright_half(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """8 x 8 x 3 noise; the class is which half (top or bottom) and which channel is bright: a flip keeps it."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n).astype("int32")
+    x = rng.normal(0.0, 0.5, (n, 8, 8, 3)).astype("float32")
+    for i, c in enumerate(y):
+        half, channel = divmod(int(c), 2)
+        x[i, half * 4:(half + 1) * 4, :, channel] += 1.5
+    return x.reshape(n, -1), y
+
+
+def test_a_convnet_with_augmentation_learns_small_images_in_the_compiled_step() -> None:
+    (xt, yt), (xv, yv), (xs, ys) = _bright_half(384, 0), _bright_half(128, 1), _bright_half(128, 2)
+    data = Dataset("halves", xt, yt, xv, yv, xs, ys, ("a", "b", "c", "d"), "halves", "test", image_shape=(8, 8, 3))
+    config = TrialConfig(family="conv", conv_groups=1, conv_filters=8, conv_block="residual",
+                         normalization="batch_norm_before", augment_flip=True, augment_shift=0.125,
+                         label_smoothing=0.1, n_hidden=0, batch_size=32, epochs=6, learning_rate=3e-3)
+    result = train(config, data, max_epochs=6, seed=0, evaluate_test=True)
+    assert result.val_accuracy > 0.9 and result.test_accuracy > 0.9
+
+
+def test_the_conv_family_on_a_table_says_it_needs_images() -> None:
+    from autodnn import load_dataset
+
+    with pytest.raises(ConfigError, match="family 'conv' needs images"):
+        train(TrialConfig(family="conv"), load_dataset("digits"), max_epochs=1)
