@@ -294,8 +294,9 @@ class Objective:
         rows = len(data.x_train)
         self._cost_limit = None
         trials = trial.study.get_trials(deepcopy=False)  # read once for the three estimates below
-        rates = cost.calibrate(trials, data.n_features, data.n_outputs, rows)
-        predicted = cost.predict_epoch_seconds(config, data.n_features, data.n_outputs, rows, rates)
+        shape = data.image_shape
+        rates = cost.calibrate(trials, data.n_features, data.n_outputs, rows, shape, config.family)
+        predicted = cost.predict_epoch_seconds(config, data.n_features, data.n_outputs, rows, rates, shape)
         trial.set_user_attr(PREDICTED, predicted)
         if not self.deadline.bounded:
             return predicted
@@ -308,7 +309,8 @@ class Objective:
             self._refuse(trial, f"not started: its first epoch would take about {first:.1f} s (predicted, building "
                                 f"and compiling included) and the search has {max(left, 0.0):.1f} s left")
         self._refused = 0
-        frontier = cost.frontier(trials, data.n_features, data.n_outputs, rows, rates) if sampled else None
+        frontier = (cost.frontier(trials, data.n_features, data.n_outputs, rows, rates, shape, config.family)
+                    if sampled else None)
         if frontier is not None and predicted > self._growth * frontier:
             reason = (f"not started: its epochs would take about {predicted:.2g} s, more than {self._growth:g} x "
                       f"those of the priciest configuration the search has trained ({frontier:.2g} s); the search "

@@ -109,6 +109,8 @@ CASES = [
                              "--storage", EXISTING), ["--drop names no column 'zz'", "columns are: a, b, y"]),
     ("drop-the-target", (*SEARCH, "--dataset", "csv:no_target.csv", "--target", "y", "--drop", "y",
                          "--storage", EXISTING), ["--drop names the target column 'y'"]),
+    ("conv-space-on-a-table", (*SEARCH, "--dataset", "iris", "--space", "conv", "--storage", EXISTING),
+     ["--space conv searches convolutional nets, which need images", "--space default"]),
     ("drop-for-builtin", (*SEARCH, "--dataset", "iris", "--drop", "a", "--storage", EXISTING),
      ["--drop a only applies to csv: and parquet: tables"]),
     ("csv-class-too-small", (*SEARCH, "--dataset", "csv:small_class.csv", "--target", "y", "--storage", EXISTING),

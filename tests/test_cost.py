@@ -21,6 +21,36 @@ def test_multiply_adds_count_the_weights_of_the_dense_layers() -> None:
     assert cost.multiply_adds(config, 64, 10) == 64 * 200 + 200 * 100 + 100 * 10
 
 
+def test_a_convnet_counts_the_multiply_adds_of_its_convolutions_at_each_resolution() -> None:
+    config = TrialConfig(family="conv", conv_filters=16, conv_groups=2, conv_blocks=1, stem_kernel=3, kernel_size=3,
+                         n_hidden=1, n_units=32, conv_head="gap")
+    stem = 32 * 32 * 9 * 3 * 16
+    group_1 = 32 * 32 * 9 * 16 * 32  # pooled to 16 x 16 after it
+    group_2 = 16 * 16 * 9 * 32 * 64  # pooled to 8 x 8
+    head = 64 * 32 + 32 * 10
+    assert cost.conv_multiply_adds(config, (32, 32, 3), 10) == (stem + group_1 + group_2 + head, 3 + 2)
+    assert cost.multiply_adds(config, 3072, 10, (32, 32, 3)) == stem + group_1 + group_2 + head
+    strided = config.replace(conv_block="residual", downsample="stride", conv_head="flatten")
+    # A residual block's two convolutions and its projection, its first at the stride: 32 -> 16 -> 8.
+    residual = (16 * 16 * (9 * 16 * 32 + 9 * 32 * 32 + 16 * 32) + 8 * 8 * (9 * 32 * 64 + 9 * 64 * 64 + 32 * 64))
+    assert cost.conv_multiply_adds(strided, (32, 32, 3), 10) == (stem + residual + 8 * 8 * 64 * 32 + 32 * 10, 1 + 6 + 2)
+
+
+def test_convnets_and_dense_nets_are_calibrated_apart() -> None:
+    study = optuna.create_study(direction="maximize")
+    dense = TrialConfig(n_hidden=2, n_units=100, batch_size=64)
+    conv = TrialConfig(family="conv", conv_filters=16, conv_groups=2, batch_size=64)
+    for config, seconds in ((dense, 1.0), (conv, 50.0)):
+        study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"config": config.to_dict(),
+                                                                         MEASURED: seconds}))
+    shape = (32, 32, 3)
+    for config, seconds in ((dense, 1.0), (conv, 50.0)):
+        rates = cost.calibrate(study.trials, 3072, 10, 45_000, shape, config.family)
+        assert cost.predict_epoch_seconds(config, 3072, 10, 45_000, rates, shape) == pytest.approx(seconds)
+    fresh = optuna.create_study(direction="maximize")
+    assert cost.calibrate(fresh.trials, 3072, 10, 45_000, shape, "conv")[0] == cost.PRIOR_SECONDS_PER_CONV_MAC
+
+
 def test_the_prediction_follows_the_rates_the_study_measured() -> None:
     study = optuna.create_study(direction="maximize")
     small = TrialConfig(n_hidden=1, n_units=50, batch_size=100)

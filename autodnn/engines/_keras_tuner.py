@@ -227,8 +227,9 @@ class _TrialRunner:
         seed = self.seed + number
         data = self.dataset
         rows = len(data.x_train)
-        rates = cost.calibrate(trials, data.n_features, data.n_outputs, rows)
-        predicted = cost.predict_epoch_seconds(config, data.n_features, data.n_outputs, rows, rates)
+        rates = cost.calibrate(trials, data.n_features, data.n_outputs, rows, data.image_shape, config.family)
+        predicted = cost.predict_epoch_seconds(config, data.n_features, data.n_outputs, rows, rates,
+                                               data.image_shape)
         attrs: dict[str, Any] = {
             CONFIG: config.to_dict(),
             SEED: seed,

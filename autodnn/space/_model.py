@@ -151,6 +151,12 @@ class SearchSpace:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @property
+    def family(self) -> str:
+        """The family of networks the space holds: its fixed ``family`` (``dense`` where it does not say)."""
+        fixed = next((p for p in self.params if p.name == "family" and p.kind == "fixed" and not p.when), None)
+        return str(fixed.value) if fixed is not None else "dense"
+
+    @property
     def searched(self) -> tuple[str, ...]:
         """Names of the parameters that are sampled rather than fixed."""
         return tuple(p.name for p in self.params if p.kind != "fixed")

@@ -104,13 +104,16 @@ class TimeBudget:
             return 0.0
         trials = study.get_trials(deepcopy=False)
         rows = len(dataset.x_train)
-        rates = cost.calibrate(trials, dataset.n_features, dataset.n_outputs, rows)
+        shape = getattr(dataset, "image_shape", None)
+        rates = {family: cost.calibrate(trials, dataset.n_features, dataset.n_outputs, rows, shape, family)
+                 for family in ("dense", "conv")}
         epochs = epoch_share(trials, self.max_epochs) * self.max_epochs
         fixed = cost.fixed_seconds(trials)
 
         def epoch_of(config: dict[str, Any]) -> float:
             parsed = TrialConfig.from_dict(config)
-            return cost.predict_epoch_seconds(parsed, dataset.n_features, dataset.n_outputs, rows, rates)
+            return cost.predict_epoch_seconds(parsed, dataset.n_features, dataset.n_outputs, rows,
+                                              rates[parsed.family], shape)
 
         def predicted(config: dict[str, Any]) -> float:
             planned = min(epochs, TrialConfig.from_dict(config).trained_epochs(self.max_epochs))

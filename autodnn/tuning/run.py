@@ -14,6 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from autodnn.config import DEFAULT_MC_SAMPLES
+from autodnn.errors import UsageError
 from autodnn.study.deadline import Deadline
 from autodnn.study.records import finished_count, queued_count, run_target
 from autodnn.study.storage import heartbeat_settings, open_storage
@@ -51,6 +52,9 @@ def prepare(options: SearchOptions) -> tuple[Any, Any, str, str]:
         valid_fraction=options.valid_fraction,
         seed=options.seed,
     )
+    if space.family == "conv" and dataset.image_shape is None:
+        raise UsageError(f"--space {options.space} searches convolutional nets, which need images, but "
+                         f"{options.dataset} is a table: search it with a dense space such as --space default")
     from autodnn.metrics import resolve
 
     options.extra["asked"] = {"metric": options.metric, "class_weight": options.class_weight}
@@ -97,8 +101,8 @@ def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str
     # The warm starts first: they are cheap and reach a good result in the search's first minutes; the
     # baselines follow, and the sampler learns from both before its own draws.
     if options.warm_start and options.engine == "optuna" and options.sampler in TPE_SAMPLERS:
-        enqueue_warm_starts(study, space, options.n_trials, n_train=len(dataset.x_train),
-                            kind="images" if dataset.image_shape is not None else "tables")
+        kind = "conv" if space.family == "conv" else "images" if dataset.image_shape is not None else "tables"
+        enqueue_warm_starts(study, space, options.n_trials, n_train=len(dataset.x_train), kind=kind)
     if options.baselines:
         enqueue_baselines(study, space, regression=dataset.is_regression, reused=reused)
     return study
@@ -119,7 +123,8 @@ def enqueue_baselines(study: optuna.Study, space: Any, *, regression: bool = Fal
     """Enqueues the book's defaults (``autodnn.defaults``) that the study does not hold yet; one that another study
     of the storage trained on the same data and settings is taken from there instead (:mod:`autodnn.study.reuse`).
 
-    Depth and width are the space's when it fixes both, else exercise 8's 20 x 100.
+    Depth and width are the space's when it fixes both, else exercise 8's 20 x 100. A convolutional space's study
+    (images) also trains chapter 14's CNN (:data:`autodnn.defaults.BOOK_CNN`).
 
     Args:
         reused: Filled with baseline name -> the study its run was taken from.
@@ -127,7 +132,7 @@ def enqueue_baselines(study: optuna.Study, space: Any, *, regression: bool = Fal
     Returns:
         How many were enqueued or reused.
     """
-    from autodnn.defaults import book_baselines
+    from autodnn.defaults import BOOK_CNN, book_baselines
     from autodnn.study.reuse import reuse_baseline
 
     fixed = {p.name: p.value for p in space.params if p.kind == "fixed" and not p.when}
@@ -136,7 +141,8 @@ def enqueue_baselines(study: optuna.Study, space: Any, *, regression: bool = Fal
         shape = {"n_hidden": fixed["n_hidden"], "n_units": fixed["n_units"]}
     present = {t.user_attrs.get(BASELINE) for t in study.get_trials(deepcopy=False)}
     added = 0
-    for baseline in book_baselines(**shape, regression=regression):
+    cnn = (BOOK_CNN,) if space.family == "conv" else ()
+    for baseline in (*book_baselines(**shape, regression=regression), *cnn):
         if baseline.name in present:
             continue
         added += 1

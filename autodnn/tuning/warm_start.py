@@ -187,7 +187,8 @@ def fitted(values: dict[str, Any], n_train: int | None) -> dict[str, Any]:
 
 
 def designed_start(kind: str) -> tuple[WarmStart, ...]:
-    """The warm starts of ``kind`` (``tables`` or ``images``) data, in the order they train."""
+    """The warm starts of ``kind`` (``tables`` or ``images``: dense nets) data, in the order they train; a
+    convolutional space (``conv``) has none of its own, and none of the dense ones fits it."""
     return tuple(start for start in WARM_STARTS if kind in start.kinds)
 
 
