@@ -15,8 +15,9 @@ of autodnn's activation layers (Mish, generalized Swish, RReLU) needs ``import a
 registers them under the package name ``autodnn`` (Keras imports no module outside its own to find a class).
 The record says which imports a file needs (``imports``), and ``autodnn export`` prints the line to load it.
 
-The kept network takes the data as it comes and answers in the data's own terms: its first layer scales the
-features with the training statistics (a ``Normalization`` layer, as the book advises), and a regression's last
+The kept network takes the data as it comes and answers in the data's own terms: images as arrays of
+``(height, width, channels)`` pixel values, a table's encoded rows; its first layers scale the features with the
+training statistics (a ``Normalization`` layer, as the book advises), and a regression's last
 layer turns the standardized prediction back into the target's units (``Rescaling``). A table's columns are
 encoded before that by the study's fitted ``ColumnTransformer`` (:mod:`autodnn.datasets._columns`: imputation,
 one-hot codes), which no Keras layer rebuilds: it is kept beside the network and written next to the ``.keras``
@@ -79,8 +80,12 @@ def _in_data_units(network: keras.Model, dataset: Dataset) -> keras.Model:
     import keras
     import numpy as np
 
-    inputs = keras.Input(shape=(dataset.n_features,), name="raw_features")
-    x = inputs
+    if dataset.image_shape is not None:
+        inputs = keras.Input(shape=tuple(dataset.image_shape), name="raw_images")
+        x = keras.layers.Flatten(name="pixels")(inputs)
+    else:
+        inputs = keras.Input(shape=(dataset.n_features,), name="raw_features")
+        x = inputs
     if dataset.feature_scale is not None:
         mean = np.zeros(dataset.n_features) if dataset.feature_mean is None else dataset.feature_mean
         x = keras.layers.Normalization(mean=mean.astype(np.float32).tolist(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -114,3 +115,53 @@ def test_the_conv_family_on_a_table_says_it_needs_images() -> None:
 
     with pytest.raises(ConfigError, match="family 'conv' needs images"):
         train(TrialConfig(family="conv"), load_dataset("digits"), max_epochs=1)
+
+
+def _write_halves(root: Path, per_class: int = 40) -> Path:
+    """An image folder of 8 x 8 RGB PNGs whose class is which half and channel is bright (as above)."""
+    from PIL import Image
+
+    x, y = _bright_half(per_class * 4, 7)
+    pixels = np.clip((x.reshape(-1, 8, 8, 3) + 1.5) * 60, 0, 255).astype("uint8")
+    for i, (image, label) in enumerate(zip(pixels, y)):
+        folder = root / "train" / f"class{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i}.png")
+    return root
+
+
+def test_a_conv_study_searches_convnets_and_trains_the_books_cnn_beside_the_dense_defaults(
+        run_cli, tmp_path: Path) -> None:
+    import optuna
+
+    root = _write_halves(tmp_path / "halves")
+    url = f"sqlite:///{tmp_path / 'conv.db'}"
+    done = run_cli("search", "--dataset", f"images:{root}", "--space", "conv", "--study", "halves", "--storage", url,
+                   "--n-trials", "2", "--max-epochs", "2", "--no-final", "--quiet")
+    assert done.code == 0, done.err
+    trials = optuna.load_study(study_name="halves", storage=url).trials
+    baselines = {t.user_attrs["baseline"]: t for t in trials if "baseline" in t.user_attrs}
+    assert set(baselines) == {"book-2e", "book-3e", "book-selu", "book-cnn"}
+    assert baselines["book-cnn"].user_attrs["config"]["family"] == "conv"
+    assert baselines["book-2e"].user_attrs["config"]["family"] == "dense"
+    searched = [t for t in trials if "baseline" not in t.user_attrs]
+    assert searched and all(t.user_attrs["config"]["family"] == "conv" for t in searched)
+    assert not any("warm_start" in t.user_attrs for t in trials)  # no dense designed start in a conv space
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials), [t.user_attrs.get("reason") for t in trials]
+
+
+def test_the_exported_convnet_takes_raw_images_and_scales_them_itself() -> None:
+    from autodnn.export import load_model_bytes, model_bytes
+
+    raw, y = _bright_half(64, 3)
+    raw = (raw + 2.0) * 50.0  # pixel-like values
+    mean, scale = raw.mean(axis=0), raw.std(axis=0)
+    scaled = ((raw - mean) / scale).astype("float32")
+    data = Dataset("halves", scaled, y, scaled[:16], y[:16], scaled[:16], y[:16], ("a", "b", "c", "d"), "halves",
+                   "test", image_shape=(8, 8, 3), feature_mean=mean, feature_scale=scale)
+    network = build_conv_model(TrialConfig(family="conv", conv_groups=1, conv_filters=4, n_hidden=0), (8, 8, 3), 4,
+                               seed=0)
+    exported = load_model_bytes(model_bytes(network, data))
+    images = raw[:5].reshape(5, 8, 8, 3)
+    assert exported.input_shape == (None, 8, 8, 3)
+    assert np.allclose(exported.predict(images, verbose=0), network.predict(scaled[:5], verbose=0), atol=1e-4)

@@ -231,6 +231,19 @@ class TrialConfig:
         return budget if self.epochs is None else min(budget, self.epochs)
 
     @property
+    def shape_words(self) -> str:
+        """The network's shape in a few words: ``2 x 64`` (dense), or a convnet's stem, groups and head:
+        ``conv 3x3 32, 3 groups of 1 plain block (64-128-256), max pool, gap, dense 128``."""
+        if self.family != "conv":
+            return f"{self.n_hidden} x {self.n_units}"
+        blocks = f"{self.conv_blocks} {self.conv_block} block{'s' if self.conv_blocks > 1 else ''}"
+        stem = f"{self.stem_kernel}x{self.stem_kernel} {self.conv_filters}" + (" pooled" if self.stem_downsample else "")
+        head = f", dense {'-'.join(map(str, self.hidden_units))}" if self.n_hidden else ""
+        return (f"conv {stem}, {self.conv_groups} groups of {blocks} "
+                f"({'-'.join(map(str, self.group_filters))}), {self.downsample.replace('_', ' ')}, "
+                f"{self.conv_head}{head}")
+
+    @property
     def group_filters(self) -> list[int]:
         """Filters of each group of a convolutional network (:attr:`conv_filters` grown per group)."""
         return [max(1, round(self.conv_filters * self.filter_growth ** g)) for g in range(1, self.conv_groups + 1)]

@@ -16,12 +16,20 @@ def describe_config(config: dict[str, Any]) -> str:
 
     The epochs are named where the configuration sets its own (``epochs``), not where it trains the budget.
     """
-    parts = [f"{config.get('n_hidden', '?')} x {config.get('n_units', '?')} {config.get('activation', '?')}"]
+    if config.get("family") == "conv":
+        from autodnn.config import TrialConfig
+
+        shape = TrialConfig.from_dict(config).shape_words
+    else:
+        shape = f"{config.get('n_hidden', '?')} x {config.get('n_units', '?')}"
+    parts = [f"{shape} {config.get('activation', '?')}"]
     if config.get("normalization", "none") != "none":
         parts.append(str(config["normalization"]).replace("_", " "))
-    for key in ("dropout", "alpha_dropout"):
+    for key in ("dropout", "alpha_dropout", "spatial_dropout", "augment_shift", "label_smoothing"):
         if config.get(key):
             parts.append(f"{key.replace('_', ' ')} {config[key]:.2g}")
+    if config.get("augment_flip"):
+        parts.append("flips")
     rate = "lr finder" if config.get("lr_finder") else f"lr {config.get('learning_rate', float('nan')):.2g}"
     schedule = config.get("schedule", "constant")
     parts.append(f"{config.get('optimizer', '?')} {rate}" + ("" if schedule == "constant" else f" {schedule}"))

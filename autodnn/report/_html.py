@@ -118,6 +118,12 @@ def describe_config(config: dict[str, Any], learning_rate: float | None = None) 
     if c.get("dropout"):
         where = {"all": "every layer", "top": f"top {c['dropout_top_k']} layers", "last": "last layer"}
         regularization.append(f"dropout {_num(c['dropout'])} ({where.get(c['dropout_placement'], '')})")
+    for key, label in (("spatial_dropout", "spatial dropout"), ("augment_shift", "shifts up to"),
+                       ("label_smoothing", "label smoothing")):
+        if c.get(key):
+            regularization.append(f"{label} {_num(c[key])}")
+    if c.get("augment_flip"):
+        regularization.append("flips")
     optimizer = _OPTIMIZERS.get(c["optimizer"], str(c["optimizer"]))
     if c["optimizer"] in ("momentum", "nesterov"):
         optimizer += f" (momentum {_num(c['momentum'])})"
@@ -143,7 +149,7 @@ def describe_config(config: dict[str, Any], learning_rate: float | None = None) 
         "Regularization": "; ".join(regularization),
         "Optimizer": optimizer,
         "Learning rate schedule": schedule,
-        "Depth × width": f"{c['n_hidden']} × {c['n_units']}",
+        "Depth × width": TrialConfig.from_dict(c).shape_words.replace(" x ", " × "),
         "Learning rate": rate,
         "Batch size": str(c["batch_size"]),
     }
