@@ -12,7 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 from autodnn.config import TrialConfig
-from autodnn.tuning.budget import MIN_SEARCH_SHARE, TimeBudget, clock, epoch_share
+from autodnn.tuning.budget import MIN_SEARCH_SHARE, SEED_SPREAD, TimeBudget, clock, epoch_share
 
 
 class _Data:
@@ -46,10 +46,11 @@ def test_measured_trainings_make_the_estimate_a_tested_baseline_one_seed_fewer()
     study = _study(_trial(60.0, 0.90, baseline="book-2e", test_run={"seed": 5, "test_accuracy": 0.9}),
                    _trial(40.0, 0.85, baseline="book-3e"),  # not tested: all three seeds to train
                    _trial(20.0, 0.95))
-    budget = TimeBudget(total=3600.0, seeds=3, max_epochs=20)
+    budget = TimeBudget(total=3600.0, seeds=3, max_epochs=20, reload=7.0)
     estimate = budget.evaluation_seconds(study, _Data())
-    # book-2e: 2 more seeds of 60 s; book-3e: 3 of 40 s; the best: 3 of 20 s; plus the fixed overhead.
-    assert estimate == pytest.approx(2 * 60 + 3 * 40 + 3 * 20 + 10.0)
+    # book-2e: 2 more seeds of 60 s; book-3e: 3 of 40 s; the best: 3 of 20 s, each seed up to SEED_SPREAD
+    # longer than its search run; plus reading the data again and the fixed overhead.
+    assert estimate == pytest.approx(SEED_SPREAD * (2 * 60 + 3 * 40 + 3 * 20) + 7.0 + 10.0)
     assert TimeBudget(total=3600.0, seeds=0, max_epochs=20).evaluation_seconds(study, _Data()) == 0.0
 
 
@@ -57,17 +58,19 @@ def test_on_small_validation_the_finalists_are_counted() -> None:
     study = _study(_trial(20.0, 0.95))
     small = TimeBudget(total=3600.0, seeds=2, max_epochs=20).evaluation_seconds(study, _Data(n_valid=200))
     large = TimeBudget(total=3600.0, seeds=2, max_epochs=20).evaluation_seconds(study, _Data(n_valid=5000))
-    assert small - 10.0 == pytest.approx(3 * (large - 10.0))
+    assert small - 10.0 == pytest.approx(3 * (large - 10.0))  # the overhead once, the trainings thrice
 
 
 def test_the_search_deadline_leaves_the_evaluation_its_share_but_never_less_than_a_quarter_to_search() -> None:
     study = _study(_trial(100.0, 0.95, epoch_seconds=5.0))
     budget = TimeBudget(total=1000.0, seeds=3, max_epochs=20, start=time.monotonic())
-    assert budget.search_deadline(study, _Data()) == pytest.approx(budget.start + 1000.0 - 310.0)
+    evaluation = 3 * SEED_SPREAD * 100.0 + 10.0  # the best's three seeds, each up to SEED_SPREAD above its run
+    assert budget.search_deadline(study, _Data()) == pytest.approx(budget.start + 1000.0 - evaluation)
     tight = TimeBudget(total=400.0, seeds=3, max_epochs=20, start=budget.start)
     assert tight.search_deadline(study, _Data()) == pytest.approx(tight.start + MIN_SEARCH_SHARE * 400.0)
-    assert "will overrun" in tight.describe(study, _Data()) and "--timeout 10m20s" in tight.describe(study, _Data())
-    assert "the search about 11m" in budget.describe(study, _Data())
+    assert "will overrun" in tight.describe(study, _Data())
+    assert f"--timeout {clock(2 * evaluation)}" in tight.describe(study, _Data())
+    assert f"the search about {clock(1000.0 - evaluation)[:3]}" in budget.describe(study, _Data())
     unmeasured = _study(_trial(100.0, 0.95))
     assert "before any epoch is measured" in budget.describe(unmeasured, _Data())
     assert "overrun" not in budget.describe(unmeasured, _Data())

@@ -252,7 +252,8 @@ def search(
         options.timeout, why = default_seconds(dataset)
     budget = None if options.timeout is None else TimeBudget(
         options.timeout, options.final_seeds, options.max_epochs, start=started,
-        mc_samples=options.mc_samples or DEFAULT_MC_SAMPLES, reference=options.reference, why=why)
+        mc_samples=options.mc_samples or DEFAULT_MC_SAMPLES, reference=options.reference, why=why,
+        reload=time.monotonic() - started)
     plans = plan_workers(options.workers, options.gpus, options.trials_per_gpu, storage=url)
     reused: dict[str, str] = {}
     study = create_or_resume(options, dataset, space, name, url, reused=reused)
