@@ -367,7 +367,7 @@ def suite_table(paths: list[str]) -> str:
         rows = [r for r in run["rows"] if r.get("start_alone")]
         lines += [(f"\n{path} ({run['machine']}): search's best minus the designed start alone, paired by seed "
                    f"(+ = the search is better)"),
-                  f"{'dataset':<16}{'metric':<20}{'search':>14}{'start alone':>24}{'difference':>20}"]
+                  f"{'dataset':<16}{'metric':<19}{'search':>17}{'start alone':>30}{'difference':>18}"]
         lines.append("-" * len(lines[-1]))
         ahead, within, behind, points, percent = 0, 0, 0, [], []
         for row in rows:
@@ -386,8 +386,8 @@ def suite_table(paths: list[str]) -> str:
                 percent.append(100 * better / alone["mean"])
                 cells = (f"{best['mean']:.4g} ± {best['std']:.2g}", f"{alone['mean']:.4g} ± {alone['std']:.2g}",
                          f"{better:+.3g} ± {spread:.2g}")
-            lines.append(f"{row['dataset']:<16}{metric[5:]:<20}{cells[0]:>14}{cells[1] + ' ' + alone['start']:>24}"
-                         f"{cells[2]:>20}")
+            lines.append(f"{row['dataset']:<16}{metric[5:]:<19}{cells[0]:>17}{cells[1] + ' ' + alone['start']:>30}"
+                         f"{cells[2]:>18}")
         lines.append(f"search ahead on {ahead} of {len(rows)}, behind within the spread on {within}, behind beyond it "
                      f"on {behind}; mean difference {statistics.fmean(points) if points else float('nan'):+.2f} points "
                      f"(classification), {statistics.fmean(percent) if percent else float('nan'):+.1f}% of the error "

@@ -266,7 +266,7 @@ def test_a_hyperband_pruned_search_says_so_in_show_and_report(run_cli, sqlite_ur
     # Rungs after epochs 1 and 3 (1-based steps 1 and 3): a trial stops there or runs on.
     assert pruned and all(t.user_attrs["result"]["epochs"] in (1, 3) for t in pruned)
     shown = run_cli("show", "hb", "--storage", sqlite_url)
-    assert "optuna (tpe, hyperband pruner)" in shown.out
+    assert "optuna (tpe-local, hyperband pruner)" in shown.out
     out = tmp_path / "hb.html"
     assert run_cli("report", "hb", "--storage", sqlite_url, "-o", out).code == 0
     page = out.read_text()

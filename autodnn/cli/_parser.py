@@ -80,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "(same space, trainer and study; default: optuna)")
     strategy.add_argument("--strategy", default="hyperband", choices=["hyperband", "bayesian", "random"],
                           help="KerasTuner's algorithm with --engine keras-tuner (default: hyperband)")
-    strategy.add_argument("--sampler", default="tpe", choices=["tpe-local", "tpe", "random"],
-                          help="Optuna's sampler: TPE, TPE with a third of the trials moving around the best so "
-                               "far (tpe-local), or random search (default: tpe)")
+    strategy.add_argument("--sampler", default="tpe-local", choices=["tpe-local", "tpe", "random"],
+                          help="Optuna's sampler: TPE with a third of the trials moving around the best so far "
+                               "(tpe-local, the default), TPE alone, or random search")
     strategy.add_argument("--pruner", default="hyperband", choices=["hyperband", "halving", "median", "none"],
                           help="Optuna's pruner of hopeless trials (default: hyperband)")
     strategy.add_argument("--lr-finder", action="store_true",

@@ -67,8 +67,8 @@ class SearchOptions:
         engine: ``optuna`` (autodnn's own loop) or ``keras-tuner`` (KerasTuner's oracles drive the same
             trainer; every trial is recorded in the same study).
         strategy: KerasTuner's search algorithm: ``hyperband``, ``bayesian`` or ``random``.
-        sampler: Optuna engine's sampler: ``tpe`` (multivariate, grouped), ``tpe-local`` (the same, a third of
-            the trials moving around the best so far) or ``random``.
+        sampler: Optuna engine's sampler: ``tpe-local`` (TPE, multivariate and grouped, with a third of the
+            trials moving around the best so far), ``tpe`` (TPE alone) or ``random``.
         pruner: Optuna engine's pruner: ``median``, ``hyperband``, ``halving`` or ``none``.
         lr_finder: Run the learning-rate finder in every searched trial, whatever the space says.
         epoch_budget: Stop starting searched trials once they have trained this many epochs in all.
@@ -108,7 +108,7 @@ class SearchOptions:
     precision: str = "float32"
     engine: str = "optuna"
     strategy: str = "hyperband"
-    sampler: str = "tpe"
+    sampler: str = "tpe-local"
     pruner: str = "hyperband"
     lr_finder: bool = False
     epoch_budget: int | None = None

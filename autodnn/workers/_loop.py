@@ -338,7 +338,7 @@ def run_worker(
     configure_device(precision_of(options))
     # Workers sharing the search's seed would draw the same random startup trials: derive one per process.
     study.sampler = make_sampler(zlib.crc32(f"{options['seed']}:{worker_id()}".encode()),
-                                 options.get("sampler", "tpe"))
+                                 options.get("sampler") or "tpe")
     study.pruner = make_pruner(pruner_of(options), int(options["max_epochs"]))
     dataset = dataset_of(study)
     space = space_from_stored(study.user_attrs["space"])
