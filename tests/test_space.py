@@ -225,3 +225,10 @@ def test_config_validation_messages(changes: dict, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
         TrialConfig(**changes)
     assert fragment in str(info.value)
+
+
+def test_the_whole_number_fields_are_those_whose_type_is_int() -> None:
+    from autodnn.config import field_type
+    from autodnn.config._values import _INTEGERS, _RANGES
+
+    assert {name for name in field_names() if field_type(name) is int and name in _RANGES} == _INTEGERS

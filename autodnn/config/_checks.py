@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from autodnn.config._trial import field_names, field_type
-from autodnn.config._values import _CHOICES, _RANGES
-
-if TYPE_CHECKING:
-    from autodnn.config._trial import TrialConfig
+from autodnn.config._values import _CHOICES, _INTEGERS, _RANGES
 
 
 def unknown_key_message(key: str, known: tuple[str, ...] | list[str], what: str) -> str:
@@ -20,9 +17,10 @@ def unknown_key_message(key: str, known: tuple[str, ...] | list[str], what: str)
     return f"'{key}' is not {what}.{hint}"
 
 
-def validate(config: TrialConfig) -> list[str]:
+def validate(config: Any) -> list[str]:
     """Lists every problem of ``config``, one sentence each (empty when it is valid)."""
-    problems = [p for name in field_names() if (p := field_problem(name, getattr(config, name)))]
+    names = [f.name for f in dataclasses.fields(config) if f.name != "extra"]
+    problems = [p for name in names if (p := field_problem(name, getattr(config, name)))]
     if problems:
         return problems
     if config.rrelu_lower > config.rrelu_upper:
@@ -79,7 +77,7 @@ def field_problem(name: str, value: Any) -> str | None:
     if not _is_number(value):
         hint = f" (write {value} with a decimal point, e.g. 1.0e-4)" if isinstance(value, str) else ""
         return f"{name} must be a number, but got {value!r}{hint}"
-    if field_type(name) is int and not float(value).is_integer():
+    if name in _INTEGERS and not float(value).is_integer():
         return f"{name} must be a whole number, but got {value!r}"
     if not math.isfinite(value) or _outside(value, low, high, low_inc, high_inc):
         return f"{name} must be in {_interval(low, high, low_inc, high_inc)}, but got {value!r}"

@@ -60,6 +60,10 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "conv_head": CONV_HEADS,
 }
 
+#: The numeric fields that hold whole numbers.
+_INTEGERS = frozenset({"n_hidden", "n_units", "dropout_top_k", "plateau_patience", "batch_size", "patience",
+                       "mc_samples", "conv_groups", "conv_blocks", "conv_filters", "kernel_size", "stem_kernel"})
+
 # (low, high, low_inclusive, high_inclusive); None means unbounded on that side.
 _RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "n_hidden": (0, None, True, True),
