@@ -130,6 +130,7 @@ def _write_halves(root: Path, per_class: int = 40) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_a_conv_study_searches_convnets_and_trains_the_books_cnn_beside_the_dense_defaults(
         run_cli, tmp_path: Path) -> None:
     import optuna

@@ -131,6 +131,7 @@ def test_a_kerastuner_random_search_records_each_trial_in_the_optuna_study(run_c
     assert len(optuna.load_study(study_name="kt", storage=sqlite_url).trials) == 3
 
 
+@pytest.mark.slow
 def test_kerastuner_hyperband_trains_its_brackets_epochs_and_baselines_come_first(run_cli, sqlite_url,
                                                                                  tmp_path: Path) -> None:
     space = tmp_path / "tiny.yaml"
@@ -253,6 +254,7 @@ def test_quick_space_translates_completely() -> None:
     assert {p.name for p in hp.space} == set(load_space("default").searched)
 
 
+@pytest.mark.slow
 def test_a_hyperband_pruned_search_says_so_in_show_and_report(run_cli, sqlite_url, tmp_path: Path) -> None:
     space = tmp_path / "tiny.yaml"
     space.write_text(TINY.replace("patience: 3", "patience: 50"))

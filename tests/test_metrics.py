@@ -87,6 +87,7 @@ def test_the_weighted_loss_is_kerass_class_weight() -> None:
     assert float(WeightedCrossEntropy(weights)(y, p)) == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_a_rare_class_is_searched_on_balanced_accuracy_and_never_stopped_at_chance_once_learned(
         run_cli, tmp_path) -> None:
     import optuna

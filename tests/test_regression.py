@@ -71,6 +71,7 @@ def test_a_regression_trains_to_the_r2_it_reports_in_the_targets_units(tmp_path:
     assert np.isnan(result.val_accuracy) and result.test_accuracy is None
 
 
+@pytest.mark.slow
 def test_a_regression_search_evaluates_the_book_and_trees_in_the_targets_units(run_cli, tmp_path: Path) -> None:
     path = _table(tmp_path / "t.csv")
     url = f"sqlite:///{tmp_path / 'r.db'}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+import pytest
 
 from autodnn.study.reuse import REUSED
 
@@ -41,6 +42,7 @@ def test_a_second_study_on_the_same_data_reuses_the_book_baselines_runs_and_thei
     assert not any("started" in line for line in trained), "no baseline trial ran in the second search"
 
 
+@pytest.mark.slow
 def test_another_seed_or_other_data_trains_its_own_baselines(run_cli, tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 's.db'}"
     assert run_cli(*SEARCH, "--space", "quick", "--no-final", "--storage", storage, "--study", "a").code == 0

@@ -57,6 +57,7 @@ def test_every_warm_start_samples_a_valid_configuration_in_every_bundled_space(n
             assert getattr(config, key) == value or key in constrained, (start.name, key)
 
 
+@pytest.mark.slow
 def test_the_search_trains_the_warm_starts_first_then_searches(run_cli, sqlite_url: str) -> None:
     result = run_cli(*SEARCH, "--n-trials", "8", "--storage", sqlite_url, "--study", "w")
     assert result.code == 0, result.err
@@ -77,6 +78,7 @@ def test_the_search_trains_the_warm_starts_first_then_searches(run_cli, sqlite_u
     assert sum("warm_start" in t.user_attrs for t in resumed) == 2, "a resumed search enqueues none again"
 
 
+@pytest.mark.slow
 def test_no_warm_start_and_random_search_start_from_the_sampler_alone(run_cli, sqlite_url: str) -> None:
     for study, flags in (("off", ["--no-warm-start"]), ("random", ["--sampler", "random"])):
         result = run_cli(*SEARCH, "--n-trials", "4", "--storage", sqlite_url, "--study", study, *flags)
