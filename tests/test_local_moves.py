@@ -11,7 +11,7 @@ import pytest
 
 from autodnn.space import load_space
 from autodnn.study._local import LOCAL_SHARE, LocalMoves, incumbent_of
-from autodnn.study.strategy import make_sampler
+from autodnn.study.strategy import make_pruner, make_sampler
 from autodnn.study.trial_record import BASELINE, LOCAL_MOVE
 
 
@@ -26,20 +26,25 @@ def score(params: dict[str, Any]) -> float:
             - 0.3 * (params.get("batch_size") != 64) - 0.3 * (params.get("optimizer") != "adam"))
 
 
-def searched(sampler: optuna.samplers.BaseSampler, n: int, start: dict[str, Any] | None = None) -> optuna.Study:
-    study = optuna.create_study(direction="maximize", sampler=sampler)
+def searched(sampler: optuna.samplers.BaseSampler, n: int, start: dict[str, Any] | None = None,
+             pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
     space = load_space("default")
     if start is not None:
         study.enqueue_trial(start)
     for _ in range(n):
         trial = study.ask()
         space.sample(trial)
+        trial.report(score(trial.params), step=1)
+        trial.should_prune()
         study.tell(trial, score(trial.params))
     return study
 
 
-def test_a_share_of_trials_are_neighbours_of_the_best_so_far() -> None:
-    study = searched(make_sampler(3, "tpe-local"), 60)
+@pytest.mark.parametrize("pruner", ["none", "hyperband"])
+def test_a_share_of_trials_are_neighbours_of_the_best_so_far(pruner: str) -> None:
+    # Under Hyperband, Optuna hands the sampler a study of the trial's bracket only: the best is still the study's.
+    study = searched(make_sampler(3, "tpe-local"), 60, pruner=make_pruner(pruner, max_epochs=27))
     moved = [t for t in study.trials if LOCAL_MOVE in t.user_attrs]
     assert 0.2 * 60 < len(moved) < 0.5 * 60, len(moved)
     for trial in moved:

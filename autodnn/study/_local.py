@@ -102,13 +102,14 @@ class LocalMoves(optuna.samplers.BaseSampler):
 
 
 def incumbent_of(study: optuna.Study) -> FrozenTrial | None:
-    """The best finished trial with searched parameters (book baselines have none), or None."""
+    """The best finished trial of the whole study with searched parameters (book baselines have none), or None."""
     try:
         maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     except RuntimeError:
         return None
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.params and t.value is not None and math.isfinite(t.value)]
+    # Read from the storage: under Optuna's Hyperband the sampler is handed a study of one bracket's trials.
+    finished = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.COMPLETE,))
+    complete = [t for t in finished if t.params and t.value is not None and math.isfinite(t.value)]
     if not complete:
         return None
     return (max if maximize else min)(complete, key=lambda t: t.value)
