@@ -33,6 +33,9 @@ BACKENDS = ("jax", "tensorflow", "torch")
 #: the same net in 0.10 s at batch 128 (31x the book's plain fit on the same GPU at batch 32); TensorFlow and
 #: PyTorch were not measured there, so the order is kept.
 AUTO_ORDER = ("jax", "tensorflow", "torch")
+#: ``auto`` for convolutional nets on a machine without a GPU: TensorFlow's oneDNN convolutions beat XLA:CPU's
+#: (benchmarks/conv_throughput.py, RESULTS.md); on a GPU :data:`AUTO_ORDER` holds for them too.
+AUTO_ORDER_CONV_CPU = ("tensorflow", "jax", "torch")
 
 #: The ``--precision`` choices: Keras dtype policies. Mixed policies compute in 16 bits and keep variables in
 #: float32; they pay on GPUs with bfloat16 / float16 units, and cost time on CPUs without them.
@@ -47,12 +50,13 @@ def installed_backends() -> tuple[str, ...]:
     return tuple(b for b in BACKENDS if importlib.util.find_spec(b) is not None)
 
 
-def select_backend(name: str = "auto") -> str:
+def select_backend(name: str = "auto", family: str = "dense") -> str:
     """Sets ``KERAS_BACKEND`` for this process and returns the backend that will be used.
 
     Args:
         name: ``auto``, ``jax``, ``tensorflow`` or ``torch``. ``auto`` keeps a ``KERAS_BACKEND`` that is
-            already set, else takes the first installed backend of :data:`AUTO_ORDER`.
+            already set, else takes the first installed backend of :func:`auto_order`.
+        family: The family of networks the process will train (``dense`` or ``conv``), for ``auto``.
 
     Raises:
         UsageError: The backend is unknown, not installed, or Keras is already running on another one.
@@ -66,7 +70,7 @@ def select_backend(name: str = "auto") -> str:
         if current in installed:
             name = current
         elif installed:
-            name = next(b for b in AUTO_ORDER if b in installed)
+            name = next(b for b in auto_order(family) if b in installed)
         else:
             raise UsageError("no Keras backend is installed: pip install jax (or tensorflow, or torch)")
     elif name not in installed:
@@ -86,6 +90,13 @@ def select_backend(name: str = "auto") -> str:
         return name
     os.environ["KERAS_BACKEND"] = name
     return name
+
+
+def auto_order(family: str = "dense") -> tuple[str, ...]:
+    """The backends ``auto`` tries, fastest first, for ``family`` on this machine (no library is imported)."""
+    if family == "conv" and not visible_gpus():
+        return AUTO_ORDER_CONV_CPU
+    return AUTO_ORDER
 
 
 def environment() -> dict[str, object]:

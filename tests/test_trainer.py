@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -263,6 +266,27 @@ def test_configure_device_without_gpu_leaves_visibility_and_one_trial_has_no_cap
     assert visible_gpus() == []
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
     assert visible_gpus() == []
+
+
+@pytest.mark.parametrize(("family", "gpus", "expected"), [
+    ("dense", "", "jax"),
+    ("conv", "", "tensorflow"),  # oneDNN's convolutions on a CPU
+    ("conv", "0", "jax"),
+])
+def test_auto_backend_is_chosen_per_family_and_device(family: str, gpus: str, expected: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env["CUDA_VISIBLE_DEVICES"] = gpus
+    code = ("import sys; from autodnn.backend import select_backend; print(select_backend('auto', family=sys.argv[1]));"
+            "import os; print(os.environ['KERAS_BACKEND']); print('keras' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, family], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == [expected, expected, "False"]
+
+
+def test_auto_backend_keeps_the_one_the_user_set() -> None:
+    env = {**os.environ, "KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": ""}
+    code = "from autodnn.backend import select_backend; print(select_backend('auto', family='conv'))"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "jax"
 
 
 @pytest.mark.parametrize(("precision", "per_gpu", "fragment"), [

@@ -18,13 +18,14 @@ from autodnn.study.trial_record import CONFIG, RESULT
 def _search(args: argparse.Namespace) -> int:
     from autodnn.backend import configure_device, select_backend
     from autodnn.progress import StudyProgress, progress_mode
+    from autodnn.space import load_space
     from autodnn.study.records import searched_count
     from autodnn.study.urls import redact
     from autodnn.tuning import SearchOptions
     from autodnn.tuning.run import search
 
     began = time.monotonic()
-    select_backend(args.backend)
+    select_backend(args.backend, family=load_space(args.space).family)
     configure_device(args.precision)
     if args.seeds < 1:
         raise UsageError(f"--seeds must be >= 1, but got {args.seeds}")
@@ -130,10 +131,11 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from autodnn.backend import select_backend
+    from autodnn.space import stored_family
     from autodnn.study.storage import load_study
 
-    select_backend(args.backend)
     study = load_study(args.study, args.storage)
+    select_backend(args.backend, family=stored_family(study.user_attrs))
     _run_evaluation(study, args.seeds, quiet=False, max_epochs=args.max_epochs,
                     reference=False if args.no_reference else None)
     return 0

@@ -27,7 +27,7 @@ the YAML. Import both from here.
 from __future__ import annotations
 
 from autodnn.space._model import Constraint, Param, SearchSpace, TrialLike, config_from_values
-from autodnn.space._yaml import SPACES_DIR, load_space, space_from_dict, space_from_stored
+from autodnn.space._yaml import SPACES_DIR, load_space, space_from_dict, space_from_stored, stored_family
 
 __all__ = ["SPACES_DIR", "Constraint", "Param", "SearchSpace", "TrialLike", "config_from_values", "load_space",
-           "space_from_dict", "space_from_stored"]
+           "space_from_dict", "space_from_stored", "stored_family"]

@@ -237,3 +237,9 @@ def _parse_constraints(raw: Any, params: list[str], problems: list[str]) -> list
 def space_from_stored(data: dict[str, Any]) -> SearchSpace:
     """Rebuilds a space from :meth:`SearchSpace.to_dict` output (as stored in a study)."""
     return space_from_dict(data, source="stored space")
+
+
+def stored_family(user_attrs: dict[str, Any]) -> str:
+    """The family of networks of a study's stored space (``dense`` for a study that stored none)."""
+    stored = user_attrs.get("space")
+    return space_from_stored(stored).family if stored else "dense"

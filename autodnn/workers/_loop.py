@@ -321,16 +321,16 @@ def run_worker(
     """
     from autodnn.backend import configure_device, select_backend
     from autodnn.objective import build_objective
-    from autodnn.space import space_from_stored
+    from autodnn.space import space_from_stored, stored_family
     from autodnn.study.options import check_tensorboard, dataset_of, require_options
     from autodnn.study.records import run_target
     from autodnn.study.storage import load_study
     from autodnn.study.strategy import make_pruner, make_sampler, precision_of, pruner_of
     from autodnn.study.urls import storage_url
 
-    select_backend(backend)
     url = storage_url(study_name, storage or os.environ.get(STORAGE_ENV))
     study = load_study(study_name, url)
+    select_backend(backend, family=stored_family(study.user_attrs))
     options = require_options(study, redact(url))
     if options.get("tensorboard"):
         # A relative folder is this worker's own: its working directory may not be the search's.
