@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -108,6 +112,38 @@ def test_a_convnet_with_augmentation_learns_small_images_in_the_compiled_step() 
                          label_smoothing=0.1, n_hidden=0, batch_size=32, epochs=6, learning_rate=3e-3)
     result = train(config, data, max_epochs=6, seed=0, evaluate_test=True)
     assert result.val_accuracy > 0.9 and result.test_accuracy > 0.9
+
+
+def test_a_convnet_learns_on_tensorflow_the_backend_auto_picks_for_convnets_on_a_cpu() -> None:
+    code = """
+import json, sys, warnings
+sys.path.insert(0, sys.argv[1])
+import keras
+from test_conv import _bright_half
+from autodnn.config import TrialConfig
+from autodnn.datasets import Dataset
+from autodnn.training.trainer import train
+(xt, yt), (xv, yv), (xs, ys) = _bright_half(384, 0), _bright_half(128, 1), _bright_half(128, 2)
+data = Dataset("halves", xt, yt, xv, yv, xs, ys, ("a", "b", "c", "d"), "halves", "test", image_shape=(8, 8, 3))
+config = TrialConfig(family="conv", conv_groups=1, conv_filters=8, normalization="batch_norm_before",
+                     augment_flip=True, augment_shift=0.125, n_hidden=0, batch_size=32, epochs=6, learning_rate=3e-3)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    result = train(config, data, max_epochs=6, seed=0, evaluate_test=True)
+print(json.dumps({"backend": keras.backend.backend(), "val": result.val_accuracy, "test": result.test_accuracy,
+                  "warnings": [str(w.message) for w in caught
+                               if "keras" in w.filename and w.category is UserWarning]}))
+"""
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], env=env, capture_output=True,
+                          text=True, check=False, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["backend"] == "tensorflow"
+    assert outcome["val"] > 0.9 and outcome["test"] > 0.9
+    # Python shows a UserWarning (not a DeprecationWarning): Keras' "shuffle=True ... will be ignored" landed in a
+    # search's output.
+    assert outcome["warnings"] == []
 
 
 def test_the_conv_family_on_a_table_says_it_needs_images() -> None:

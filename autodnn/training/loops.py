@@ -222,7 +222,8 @@ def _fit_tensorflow(
         .prefetch(tf.data.AUTOTUNE)
     )
     valid = tf.data.Dataset.from_tensor_slices((x_valid, y_valid)).batch(EVAL_ROWS)
-    model.fit(train, epochs=epochs, validation_data=valid, callbacks=callbacks, verbose=verbose)
+    # The dataset shuffles its indices itself; Keras' own shuffle does not apply to a tf.data.Dataset (and warns).
+    model.fit(train, epochs=epochs, validation_data=valid, callbacks=callbacks, verbose=verbose, shuffle=False)
 
 
 # --- any other backend ---------------------------------------------------------------------------------------
