@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--growth", type=float, default=2.0)
     parser.add_argument("--backends", default=",".join(b for b in BACKENDS if importlib.util.find_spec(b)))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--limit", type=float, default=1800.0, help="seconds a row may take (default: 1800)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -129,8 +130,12 @@ def main(argv: list[str] | None = None) -> int:
             job = {"backend": backend, "runner": runner, "config": values, "samples": args.samples,
                    "epochs": args.epochs}
             env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO)}
-            done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], env=env, cwd=REPO,
-                                  capture_output=True, text=True, check=False)
+            try:
+                done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], env=env, cwd=REPO,
+                                      capture_output=True, text=True, check=False, timeout=args.limit)
+            except subprocess.TimeoutExpired:
+                rows.append({**job, "error": [f"did not finish {args.epochs} epochs in {args.limit:.0f} s"]})
+                continue
             lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
             if done.returncode != 0 or not lines:
                 rows.append({**job, "error": done.stderr.strip().splitlines()[-1:]})
