@@ -205,3 +205,22 @@ def test_the_default_budget_grows_with_the_data_and_says_why() -> None:
     cifar = _Data(n_train=45_000)
     cifar.image_shape, cifar.n_features = (32, 32, 3), 3072
     assert default_seconds(cifar) == (3600.0, "auto: images, 45,000 training rows x 3,072 features, over 50M cells")
+
+
+def test_a_budget_that_ends_before_a_searched_configuration_says_what_took_it_and_what_to_give() -> None:
+    from autodnn.cli._output import nothing_searched_line
+
+    study = _study(_trial(357.0, 0.53, baseline="book-2e"))  # CIFAR-10's conv space in 30 minutes on 2 cores
+    line = nothing_searched_line(study, 1800.0, "sqlite:///studies/c.db")
+    assert line.startswith("the 30m budget ended before any searched configuration completed")
+    assert "book-2e took 5m57s" in line and "sqlite:///studies/c.db" in line and "longer --timeout" in line
+
+
+def test_a_search_whose_budget_trains_nothing_of_its_own_ends_with_that_line_and_keeps_its_study(
+        run_cli, workdir) -> None:
+    result = run_cli("search", "--dataset", "iris", "--space", "quick", "--timeout", "2", "--study", "short")
+    assert result.code == 1
+    errors = [line for line in result.err.splitlines() if line.strip()]
+    assert errors[-1].startswith("Error: the 2s budget ended before any searched configuration completed")
+    assert "Traceback" not in result.err and "run 'autodnn search'" not in result.err
+    assert (workdir / "studies" / "short.db").exists()

@@ -48,7 +48,20 @@ def test_convnets_and_dense_nets_are_calibrated_apart() -> None:
         rates = cost.calibrate(study.trials, 3072, 10, 45_000, shape, config.family)
         assert cost.predict_epoch_seconds(config, 3072, 10, 45_000, rates, shape) == pytest.approx(seconds)
     fresh = optuna.create_study(direction="maximize")
-    assert cost.calibrate(fresh.trials, 3072, 10, 45_000, shape, "conv")[0] == cost.PRIOR_SECONDS_PER_CONV_MAC
+    assert cost.calibrate(fresh.trials, 3072, 10, 45_000, shape, "conv")[0] == cost.conv_prior()
+
+
+@pytest.mark.parametrize(("backend", "book_cnn_epoch"), [("tensorflow", (380, 480)), ("jax", (1700, 2100))])
+def test_a_convnets_prior_follows_the_backend_it_trains_on(monkeypatch: pytest.MonkeyPatch, backend: str,
+                                                           book_cnn_epoch: tuple[float, float]) -> None:
+    from autodnn.defaults import BOOK_CNN
+
+    # Before a study has measured a convnet, TensorFlow's oneDNN convolutions are priced at what they cost on
+    # 2 CPU cores (the book's CNN: about 430 s a CIFAR-10 epoch), not at JAX's 4.5x slower rate.
+    monkeypatch.setenv("KERAS_BACKEND", backend)
+    rates = cost.calibrate([], 3072, 10, 45_000, (32, 32, 3), "conv")
+    epoch = cost.predict_epoch_seconds(BOOK_CNN.config, 3072, 10, 45_000, rates, (32, 32, 3))
+    assert book_cnn_epoch[0] < epoch < book_cnn_epoch[1]
 
 
 def test_the_prediction_follows_the_rates_the_study_measured() -> None:

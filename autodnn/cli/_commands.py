@@ -10,8 +10,8 @@ import sys
 import time
 from typing import Any
 
-from autodnn.cli._output import evaluation_table, print_best
-from autodnn.errors import UsageError
+from autodnn.cli._output import evaluation_table, nothing_searched_line, print_best
+from autodnn.errors import SearchFailed, UsageError
 from autodnn.study.trial_record import CONFIG, RESULT
 
 
@@ -19,7 +19,7 @@ def _search(args: argparse.Namespace) -> int:
     from autodnn.backend import configure_device, select_backend
     from autodnn.progress import StudyProgress, progress_mode
     from autodnn.space import load_space
-    from autodnn.study.records import searched_count
+    from autodnn.study.records import best_trial, searched_count
     from autodnn.study.urls import redact
     from autodnn.tuning import SearchOptions
     from autodnn.tuning.run import search
@@ -62,6 +62,8 @@ def _search(args: argparse.Namespace) -> int:
                            on_worker_line=progress.on_worker_line, on_budget=progress.display.write)
         print_best(study)
         if not args.no_final:
+            if best_trial(study) is None:
+                raise SearchFailed(nothing_searched_line(study, options.timeout, redact(opened["url"])))
             deadline = began + options.timeout if isinstance(options.timeout, (int, float)) else None
             _run_evaluation(study, args.seeds, quiet=args.quiet, reference=options.reference, deadline=deadline)
     except KeyboardInterrupt:

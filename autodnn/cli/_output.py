@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from autodnn.study.trial_record import CONFIG, RESULT
+from autodnn.study.trial_record import BASELINE, CONFIG, RESULT
 
 
 def evaluation_table(evaluation: dict) -> str:
@@ -56,12 +56,28 @@ def _figure(value: float | None, spec: str = ".4g") -> str:
     return "nan" if value is None else format(value, spec)
 
 
+def nothing_searched_line(study: Any, timeout: Any, url: str) -> str:
+    """Why a search ends without a configuration of its own to evaluate, and what to give it instead."""
+    from optuna.trial import TrialState
+
+    from autodnn.study.records import baseline_trials
+    from autodnn.tuning.budget import clock
+
+    trained = [t for t in baseline_trials(study) if t.state == TrialState.COMPLETE and t.duration is not None]
+    spent = sum(t.duration.total_seconds() for t in trained)
+    took = f" (the book's {', '.join(t.user_attrs[BASELINE] for t in trained)} took {clock(spent)})" if trained else ""
+    budget = f"the {clock(timeout)} budget" if isinstance(timeout, (int, float)) else "the search"
+    return (f"{budget} ended before any searched configuration completed{took}, and the final evaluation needs one; "
+            f"the study is kept in {url}: run the same command with a longer --timeout to go on where it stopped, "
+            "or with fewer --seeds or --no-baselines")
+
+
 def print_best(study: Any, best: Any = None) -> None:
     from autodnn.study.records import best_trial
 
     best = best or best_trial(study)
     if best is None:
-        print("No trial completed yet.")
+        print("No searched configuration completed yet.")
         return
     result = best.user_attrs.get(RESULT, {})
     metric = (study.metric_names or ["val_accuracy"])[0] if hasattr(study, "metric_names") else "val_accuracy"

@@ -19,6 +19,7 @@ records it beside the measured epoch time (``autodnn show``).
 from __future__ import annotations
 
 import itertools
+import os
 import statistics
 from typing import TYPE_CHECKING
 
@@ -35,10 +36,13 @@ if TYPE_CHECKING:
 #: CIFAR-10 study's 20 x 100 baselines at batch 32 spend about 60 microseconds a layer and step besides).
 PRIOR_SECONDS_PER_MAC = 2.5e-10
 PRIOR_SECONDS_PER_STEP = 6.0e-5
-#: The same for a convolutional net before the study has measured one: a 2-core AMD EPYC with JAX trains a
+#: The same for a convolutional net before the study has measured one, by backend: a 2-core AMD EPYC trains a
 #: 32-64-128 convnet of two 3 x 3 convolutions a resolution (39M multiply-adds a 32 x 32 x 3 image) at 77
-#: images a second.
+#: images a second with JAX, and with TensorFlow (oneDNN, which ``--backend auto`` picks for convnets on a CPU)
+#: a 32-64-128-256 one of 170.8M multiply-adds at 77 images a second, 4.5x the rate (benchmarks/RESULTS.md,
+#: conv_throughput.py, 2026-12-06).
 PRIOR_SECONDS_PER_CONV_MAC = 3.4e-10
+PRIOR_SECONDS_PER_CONV_MAC_BY_BACKEND = {"tensorflow": 7.6e-11}
 #: Trials with measured epochs from which both rates are fitted rather than one.
 MIN_FIT_TRIALS = 4
 #: Seconds a trial spends besides its epochs (building, compiling, the final validation) before the study has
@@ -98,6 +102,13 @@ def layer_steps(config: TrialConfig, rows: int, image_shape: Sequence[int] | Non
     return steps(config, rows) * (config.n_hidden + 1)
 
 
+def conv_prior(backend: str | None = None) -> float:
+    """Seconds per multiply-add of a convolutional net's training on ``backend`` (default: this process's
+    ``KERAS_BACKEND``) before a study has measured one."""
+    backend = os.environ.get("KERAS_BACKEND", "") if backend is None else backend
+    return PRIOR_SECONDS_PER_CONV_MAC_BY_BACKEND.get(backend, PRIOR_SECONDS_PER_CONV_MAC)
+
+
 def calibrate(trials: Sequence[FrozenTrial], n_features: int, n_classes: int, rows: int,
               image_shape: Sequence[int] | None = None, family: str = "dense") -> tuple[float, float]:
     """``(seconds per multiply-add, seconds per layer and step)`` of ``family``'s networks from a study's
@@ -122,7 +133,7 @@ def calibrate(trials: Sequence[FrozenTrial], n_features: int, n_classes: int, ro
             return fitted
     rates = [(seconds - PRIOR_SECONDS_PER_STEP * work_steps) / macs for macs, work_steps, seconds in samples
              if macs > 0 and seconds > PRIOR_SECONDS_PER_STEP * work_steps]
-    prior = PRIOR_SECONDS_PER_CONV_MAC if family == "conv" else PRIOR_SECONDS_PER_MAC
+    prior = conv_prior() if family == "conv" else PRIOR_SECONDS_PER_MAC
     return (statistics.median(rates) if rates else prior), PRIOR_SECONDS_PER_STEP
 
 
