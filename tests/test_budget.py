@@ -224,3 +224,40 @@ def test_a_search_whose_budget_trains_nothing_of_its_own_ends_with_that_line_and
     assert errors[-1].startswith("Error: the 2s budget ended before any searched configuration completed")
     assert "Traceback" not in result.err and "run 'autodnn search'" not in result.err
     assert (workdir / "studies" / "short.db").exists()
+
+
+class _Cifar:
+    x_train = np.zeros((45_000, 1), dtype=np.float32)
+    n_features, n_outputs, image_shape = 3072, 10, (32, 32, 3)
+
+
+def test_the_books_cnn_is_left_out_where_one_training_would_take_half_the_budget_and_the_line_says_what_to_give(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from autodnn.defaults import BOOK_CNN, book_baselines
+
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")  # a convnet's prior on 2 CPU cores: ~70 min a seed here
+    study = optuna.create_study(direction="maximize")
+    short, long = TimeBudget(total=1800.0, seeds=3, max_epochs=50), TimeBudget(total=8 * 3600.0, seeds=3, max_epochs=50)
+    line = short.too_dear(study, _Cifar(), "book-cnn", BOOK_CNN.config)
+    assert line is not None and line.startswith("book-cnn is not trained: one training is predicted at 1h")
+    assert "half of the 30m budget" in line and "--timeout 7h" in line
+    assert long.too_dear(study, _Cifar(), "book-cnn", BOOK_CNN.config) is None
+    # The dense book baselines cost minutes and every figure compares with them: they always train.
+    tiny = TimeBudget(total=60.0, seeds=3, max_epochs=50)
+    assert all(tiny.too_dear(study, _Cifar(), b.name, b.config) is None for b in book_baselines())
+
+
+def test_a_conv_study_under_a_budget_that_cannot_pay_for_the_books_cnn_enqueues_the_dense_baselines_only() -> None:
+    from autodnn.space import load_space
+    from autodnn.study.trial_record import BASELINE
+    from autodnn.tuning import enqueue_baselines
+
+    study = optuna.create_study(direction="maximize")
+    left_out: list[str] = []
+    added = enqueue_baselines(study, load_space("conv"), left_out=left_out,
+                              dear=lambda name, config: f"{name} is not trained" if config.family == "conv" else None)
+    queued = [t.user_attrs[BASELINE] for t in study.get_trials(deepcopy=False)]
+    assert queued == ["book-2e", "book-3e", "book-selu"] and added == 3
+    assert left_out == ["book-cnn is not trained"]
+    enqueue_baselines(study, load_space("conv"))  # a resumed study with a budget that pays for it
+    assert [t.user_attrs[BASELINE] for t in study.get_trials(deepcopy=False)][-1] == "book-cnn"

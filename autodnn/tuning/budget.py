@@ -47,6 +47,11 @@ EVALUATION_OVERHEAD = 10.0
 SEED_SPREAD = 1.2
 #: A forward pass costs about this share of a training step's multiply-adds (backward is twice the forward).
 FORWARD_SHARE = 1 / 3
+#: The book's CNN is not trained (and the search says so) where one training of it is predicted above this share
+#: of the budget: it takes about 70 minutes a seed on CIFAR-10 on 2 CPU cores, and a 30-minute conv study that
+#: started with it searched nothing (benchmarks/RESULTS.md, 2026-12-06). The dense book baselines always train:
+#: they cost minutes, and every figure of the dense study compares with them.
+DEAR_SHARE = 0.5
 
 
 #: ``--timeout auto``: (training cells under which, seconds) for tables; anything larger, and images, get
@@ -163,6 +168,28 @@ class TimeBudget:
             tree_seconds = self.seeds * trees.estimated_seconds(rows, dataset.n_features, dataset.n_outputs)
         trainings = sum(baselines.values()) + n_best * self.seeds * per_run
         return trainings + tree_seconds + EVALUATION_OVERHEAD + self.reload
+
+    def one_training_seconds(self, study: optuna.Study, dataset: Any, config: TrialConfig) -> float:
+        """Predicted seconds of one training of ``config`` at the study's measured rates (the priors before),
+        every epoch it may train counted."""
+        trials = study.get_trials(deepcopy=False)
+        shape = getattr(dataset, "image_shape", None)
+        rows = len(dataset.x_train)
+        rates = cost.calibrate(trials, dataset.n_features, dataset.n_outputs, rows, shape, config.family)
+        epoch = cost.predict_epoch_seconds(config, dataset.n_features, dataset.n_outputs, rows, rates, shape)
+        return epoch * config.trained_epochs(self.max_epochs) + cost.fixed_seconds(trials)
+
+    def too_dear(self, study: optuna.Study, dataset: Any, name: str, config: TrialConfig) -> str | None:
+        """Why book baseline ``name`` (the book's CNN: :data:`DEAR_SHARE`) is not trained under this budget, or
+        None where it fits or is a dense one."""
+        if config.family != "conv":
+            return None
+        seconds = self.one_training_seconds(study, dataset, config)
+        if seconds <= DEAR_SHARE * self.total:
+            return None
+        return (f"{name} is not trained: one training is predicted at {clock(seconds)} on this machine, more than "
+                f"half of the {clock(self.total)} budget; give --timeout {clock(2 * max(1, self.seeds) * seconds)} "
+                "or more to compare with it")
 
     def deadline(self, study: optuna.Study, dataset: Any) -> BudgetDeadline:
         """The search's deadline, moved after every trial as measurements replace predictions."""

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
 
-from autodnn.config import DEFAULT_MC_SAMPLES
+from autodnn.config import DEFAULT_MC_SAMPLES, TrialConfig
 from autodnn.errors import UsageError
 from autodnn.study.deadline import Deadline
 from autodnn.study.records import finished_count, queued_count, run_target
@@ -68,10 +69,12 @@ def prepare(options: SearchOptions) -> tuple[Any, Any, str, str]:
 
 
 def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str, url: str,
-                     reused: dict[str, str] | None = None) -> optuna.Study:
+                     reused: dict[str, str] | None = None, budget: TimeBudget | None = None,
+                     left_out: list[str] | None = None) -> optuna.Study:
     """Creates the study, or resumes it after checking that it was made for the same dataset and space.
 
-    ``reused`` is filled with the book baselines taken from another study (:func:`enqueue_baselines`).
+    ``reused`` is filled with the book baselines taken from another study (:func:`enqueue_baselines`);
+    ``left_out`` with a line for each that ``budget`` cannot pay for (:meth:`TimeBudget.too_dear`).
 
     Raises:
         StudyError: The existing study holds another dataset or space and ``force`` is not set.
@@ -104,7 +107,9 @@ def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str
         kind = "conv" if space.family == "conv" else "images" if dataset.image_shape is not None else "tables"
         enqueue_warm_starts(study, space, options.n_trials, n_train=len(dataset.x_train), kind=kind)
     if options.baselines:
-        enqueue_baselines(study, space, regression=dataset.is_regression, reused=reused)
+        dear = None if budget is None else partial(budget.too_dear, study, dataset)
+        enqueue_baselines(study, space, regression=dataset.is_regression, reused=reused, dear=dear,
+                          left_out=left_out)
     return study
 
 
@@ -119,7 +124,9 @@ def reused_line(reused: dict[str, str]) -> str:
 
 
 def enqueue_baselines(study: optuna.Study, space: Any, *, regression: bool = False,
-                      reused: dict[str, str] | None = None) -> int:
+                      reused: dict[str, str] | None = None,
+                      dear: Callable[[str, TrialConfig], str | None] | None = None,
+                      left_out: list[str] | None = None) -> int:
     """Enqueues the book's defaults (``autodnn.defaults``) that the study does not hold yet; one that another study
     of the storage trained on the same data and settings is taken from there instead (:mod:`autodnn.study.reuse`).
 
@@ -128,6 +135,8 @@ def enqueue_baselines(study: optuna.Study, space: Any, *, regression: bool = Fal
 
     Args:
         reused: Filled with baseline name -> the study its run was taken from.
+        dear: Says why a baseline that no study of the storage trained is too dear to train here (None where it
+            is not); such a baseline is left out, and the line appended to ``left_out``.
 
     Returns:
         How many were enqueued or reused.
@@ -150,6 +159,12 @@ def enqueue_baselines(study: optuna.Study, space: Any, *, regression: bool = Fal
         if donor is not None:
             if reused is not None:
                 reused[baseline.name] = donor
+            continue
+        why = None if dear is None else dear(baseline.name, baseline.config)
+        if why is not None:
+            added -= 1
+            if left_out is not None:
+                left_out.append(why)
             continue
         study.enqueue_trial({}, user_attrs={BASELINE: baseline.name, TITLE: baseline.title,
                                             CONFIG: baseline.config.to_dict()})
@@ -256,11 +271,14 @@ def search(
         reload=time.monotonic() - started)
     plans = plan_workers(options.workers, options.gpus, options.trials_per_gpu, storage=url)
     reused: dict[str, str] = {}
-    study = create_or_resume(options, dataset, space, name, url, reused=reused)
+    left_out: list[str] = []
+    study = create_or_resume(options, dataset, space, name, url, reused=reused, budget=budget, left_out=left_out)
     if on_start is not None:
         on_start(study, dataset, space, url)
     if reused and on_budget is not None:
         on_budget(reused_line(reused))
+    for line in left_out if on_budget is not None else ():
+        on_budget(f"Book baseline {line}.")
     if budget is not None and on_budget is not None:
         on_budget(budget.describe(study, dataset))
     deadline = Deadline() if budget is None else budget.deadline(study, dataset)
