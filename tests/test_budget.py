@@ -214,6 +214,8 @@ def test_a_budget_that_ends_before_a_searched_configuration_says_what_took_it_an
     line = nothing_searched_line(study, 1800.0, "sqlite:///studies/c.db")
     assert line.startswith("the 30m budget ended before any searched configuration completed")
     assert "book-2e took 5m57s" in line and "sqlite:///studies/c.db" in line and "longer --timeout" in line
+    assert line.endswith("fewer --seeds or --no-baselines")
+    assert nothing_searched_line(_study(), 1800.0, "u").endswith("or with fewer --seeds")  # no baseline trained
 
 
 def test_a_search_whose_budget_trains_nothing_of_its_own_ends_with_that_line_and_keeps_its_study(

@@ -67,9 +67,10 @@ def nothing_searched_line(study: Any, timeout: Any, url: str) -> str:
     spent = sum(t.duration.total_seconds() for t in trained)
     took = f" (the book's {', '.join(t.user_attrs[BASELINE] for t in trained)} took {clock(spent)})" if trained else ""
     budget = f"the {clock(timeout)} budget" if isinstance(timeout, (int, float)) else "the search"
+    fewer = "fewer --seeds or --no-baselines" if trained else "fewer --seeds"
     return (f"{budget} ended before any searched configuration completed{took}, and the final evaluation needs one; "
             f"the study is kept in {url}: run the same command with a longer --timeout to go on where it stopped, "
-            "or with fewer --seeds or --no-baselines")
+            f"or with {fewer}")
 
 
 def print_best(study: Any, best: Any = None) -> None:
