@@ -5,8 +5,8 @@ autodnn's designed start is worth from what its search is worth: autodnn with ``
 Optuna script with the designed start enqueued, and the designed start alone (trained once each, no search).
 
 Every search gets the same seconds, the same standardized arrays (``autodnn.load_dataset`` with the run's
-seed) and at most the same epochs per trial. autodnn runs its CLI in a subprocess with ``--timeout``, its
-default space unless ``--space`` is given, and its book baselines inside the budget; the others stop at a
+seed) and at most the same epochs per trial. autodnn runs its CLI in a subprocess with ``--timeout``, chapter
+11's dense space (``--space default``, what the competitors' spaces hold) unless ``--space`` says otherwise, and its book baselines inside the budget; the others stop at a
 deadline that interrupts the trial in flight, as Ctrl-C would. Every budget counts from the start of the
 method's own process, imports and data loading included, as ``--timeout`` does for autodnn's command. Each
 (method, seed) runs in a fresh process of its own; each autodnn run also gets an empty JAX compilation cache,
@@ -406,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=0, help="wall seconds per search (default: digits 120, "
                         "wine and breast_cancer 60, cifar10 960; 30 with --quick)")
     parser.add_argument("--max-epochs", type=int, default=0, help="epochs per trial (default: 30, cifar10 50)")
-    parser.add_argument("--space", default=None, help="autodnn's --space (default: the CLI's own default)")
+    parser.add_argument("--space", default="default",
+                        help="autodnn's --space (default: chapter 11's dense space, as the competitors search)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated (default: all of "
                         f"{', '.join(METHODS)})")
     parser.add_argument("--json", default=str(OUT / "search_quality.json"))

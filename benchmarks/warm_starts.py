@@ -26,13 +26,8 @@ import time
 from pathlib import Path
 
 from autodnn.backend import select_backend
-
-select_backend("auto")  # before Keras is imported: the backend the CLI's --backend auto picks
-
-from autodnn import load_dataset
 from autodnn.config import TrialConfig
 from autodnn.errors import AutodnnError
-from autodnn.training.trainer import train
 from autodnn.tuning.warm_start import WARM_STARTS
 
 
@@ -48,21 +43,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", action="store_true",
                         help="also test each variant: for a final table, after the choice was made on validation")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--backend", default="auto", help="as the CLI's --backend (auto: by the start's family)")
     args = parser.parse_args(argv)
+    start = next(s for s in WARM_STARTS if s.name == args.start)
     try:
+        # Before Keras is imported: the backend the CLI's --backend picks for the start's family.
+        select_backend(args.backend, family=start.values.get("family", "dense"))
+        from autodnn import load_dataset
+
         variants = [json.loads(text) for text in (args.vary or ["{}"])]
         dataset = load_dataset(args.dataset, data_dir=args.data_dir, seed=0)
-        start = next(s for s in WARM_STARTS if s.name == args.start)
         configs = [TrialConfig.from_dict({**start.values, "restore_best": "val_accuracy", **v}) for v in variants]
     except (ValueError, AutodnnError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    import keras
+
     print(f"{args.start} on {args.dataset}, --max-epochs {args.max_epochs}, seed {args.seed}, "
-          f"{platform.processor() or platform.machine()}")
+          f"{keras.backend.backend()}, {platform.processor() or platform.machine()}")
     tested = f" {'test acc':>8}" if args.test else ""
     print(f"{'variant':<44} {'val acc':>8}{tested} {'epochs':>6} {'kept':>5} {'seconds':>8}")
     rows = []
     for variant, config in zip(variants, configs):
+        from autodnn.training.trainer import train
+
         began = time.perf_counter()
         result = train(config, dataset, max_epochs=args.max_epochs, seed=args.seed, evaluate_test=args.test)
         seconds = time.perf_counter() - began

@@ -230,26 +230,80 @@ def test_a_search_whose_budget_trains_nothing_of_its_own_ends_with_that_line_and
 
 class _Cifar:
     x_train = np.zeros((45_000, 1), dtype=np.float32)
+    y_valid, x_test = np.zeros(5_000), np.zeros((10_000, 1), dtype=np.float32)
     n_features, n_outputs, image_shape = 3072, 10, (32, 32, 3)
 
 
-def test_the_books_cnn_is_left_out_where_one_training_would_take_half_the_budget_and_the_line_says_what_to_give(
+def test_a_conv_studys_baselines_are_admitted_in_order_while_every_seed_of_them_fits_half_the_budget(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from autodnn.defaults import BOOK_CNN, book_baselines
 
-    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")  # a convnet's prior on 2 CPU cores: ~70 min a seed here
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")  # a conv study on 2 CPU cores: the convnet prior of TensorFlow
     study = optuna.create_study(direction="maximize")
-    short, long = TimeBudget(total=1800.0, seeds=3, max_epochs=50), TimeBudget(total=8 * 3600.0, seeds=3, max_epochs=50)
-    line = short.too_dear(study, _Cifar(), "book-cnn", BOOK_CNN.config)
-    assert line is not None and line.startswith("book-cnn is not trained: one training is predicted at 1h")
-    assert "half of the 30m budget" in line and "--timeout 7h" in line
-    assert long.too_dear(study, _Cifar(), "book-cnn", BOOK_CNN.config) is None
-    # The dense book baselines cost minutes and every figure compares with them: they always train.
-    tiny = TimeBudget(total=60.0, seeds=3, max_epochs=50)
-    assert all(tiny.too_dear(study, _Cifar(), b.name, b.config) is None for b in book_baselines())
+    offered = (*book_baselines(), BOOK_CNN)
+
+    def decided(hours: float) -> dict[str, str | None]:
+        gate = TimeBudget(total=hours * 3600.0, seeds=3, max_epochs=50).baseline_gate(study, _Cifar())
+        admitted = gate.plan(offered)
+        decisions = {b.name: gate(b.name, b.config) for b in offered}
+        assert admitted <= 0.5 * hours * 3600.0 and (admitted > 0) == any(w is None for w in decisions.values())
+        return decisions
+
+    # Each dense baseline is three seeds of 50 epochs at about 7.4 s (its prior): about 19 minutes.
+    half_hour = decided(0.5)
+    assert all(half_hour.values())
+    assert half_hour["book-2e"].startswith("book-2e is not trained: its 3 trainings are predicted at 18m")
+    assert "more than half of the 30m budget; give --timeout 37m" in half_hour["book-2e"]
+    hour = decided(1.0)
+    assert hour["book-2e"] is None and hour["book-3e"] and hour["book-selu"]
+    assert "give --timeout 1h14m or more" in hour["book-3e"]  # with book-2e's trainings
+    two_hours = decided(2.0)
+    assert [name for name, why in two_hours.items() if why is None] == ["book-2e", "book-3e", "book-selu"]
+    assert two_hours["book-cnn"].startswith("book-cnn is not trained: its 3 trainings are predicted at 8h")
+    assert all(why is None for why in decided(24.0).values())
+    # Judged once: asking again gives the same answer without counting its seconds twice.
+    gate = TimeBudget(total=3600.0, seeds=3, max_epochs=50).baseline_gate(study, _Cifar())
+    first = gate.plan(offered)
+    assert gate.plan(offered) == first and gate("book-2e", offered[0].config) is None
 
 
-def test_a_conv_study_under_a_budget_that_cannot_pay_for_the_books_cnn_enqueues_the_dense_baselines_only() -> None:
+def test_a_convolutional_start_shortens_its_epochs_to_what_the_budget_leaves_after_the_baselines(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from autodnn.tuning.budget import MIN_START_EPOCHS, START_SHARE
+    from autodnn.tuning.warm_start import designed_start
+
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    study = optuna.create_study(direction="maximize")
+    config = TrialConfig.from_dict(designed_start("conv")[0].values)
+    budget = TimeBudget(total=3600.0, seeds=3, max_epochs=50)
+    epoch = budget.epoch_seconds(study, _Cifar(), config)
+    runs = 4  # its search run and three seeds
+    expected = int((START_SHARE * 3600.0 / runs - 3.0) / epoch)  # 3 s besides the epochs before any is measured
+    assert MIN_START_EPOCHS < expected < config.epochs
+    assert budget.start_epochs(study, _Cifar(), config) == expected
+    assert budget.start_epochs(study, _Cifar(), config, reserved=1000.0) < expected
+    assert budget.start_epochs(study, _Cifar(), config, reserved=3590.0) == MIN_START_EPOCHS
+    assert TimeBudget(total=12 * 3600.0, seeds=3, max_epochs=50).start_epochs(study, _Cifar(), config) == config.epochs
+
+
+def test_before_anything_ran_a_conv_study_without_baselines_estimates_its_evaluation_at_its_designed_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from autodnn.space import load_space
+    from autodnn.tuning.warm_start import designed_start, enqueue_warm_starts
+
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("space", load_space("conv").to_dict())
+    budget = TimeBudget(total=1800.0, seeds=3, max_epochs=50)
+    nothing = budget.evaluation_seconds(study, _Cifar())
+    enqueue_warm_starts(study, load_space("conv"), 100, n_train=45_000, kind="conv")
+    start = TrialConfig.from_dict(designed_start("conv")[0].values)
+    one = budget.one_training_seconds(study, _Cifar(), start)
+    assert nothing < 60.0 < one  # a first estimate of seconds would leave the search all of the budget
+    assert budget.evaluation_seconds(study, _Cifar()) == pytest.approx(nothing - 3 * 3.0 + 3 * one)
+
+
+def test_a_conv_study_enqueues_the_baselines_its_gate_admits_and_says_why_of_the_others() -> None:
     from autodnn.space import load_space
     from autodnn.study.trial_record import BASELINE
     from autodnn.tuning import enqueue_baselines

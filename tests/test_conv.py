@@ -166,6 +166,60 @@ def _write_halves(root: Path, per_class: int = 40) -> Path:
     return root
 
 
+def test_images_get_the_convolutional_space_by_default_and_everything_else_the_dense_one() -> None:
+    from autodnn.tuning.options import space_name
+
+    for images in ("cifar10", "mnist", "fashion_mnist", "images:/data/flowers", "images:shapes.tar.gz"):
+        assert space_name("auto", images) == "conv"
+    for table in ("digits", "iris", "csv:cars.csv", "npz:x.npz"):
+        assert space_name("auto", table) == "default"
+    assert space_name("default", "cifar10") == "default" and space_name("quick", "cifar10") == "quick"
+
+
+def test_a_search_on_an_image_folder_without_space_searches_convnets(run_cli, tmp_path: Path) -> None:
+    import optuna
+
+    root = _write_halves(tmp_path / "halves", per_class=8)
+    url = f"sqlite:///{tmp_path / 'auto.db'}"
+    done = run_cli("search", "--dataset", f"images:{root}", "--storage", url, "--n-trials", "1", "--max-epochs", "1",
+                   "--no-baselines", "--no-final", "--no-warm-start", "--quiet")
+    assert done.code == 0, done.err
+    (name,) = optuna.get_all_study_names(url)
+    study = optuna.load_study(study_name=name, storage=url)
+    assert name.endswith("-conv") and study.user_attrs["space"]["name"] == "conv"
+    assert [t.user_attrs["config"]["family"] for t in study.trials] == ["conv"]
+
+
+def test_a_conv_study_under_a_short_budget_records_the_baselines_left_out_and_shortens_its_start(
+        tmp_path: Path) -> None:
+    from autodnn.study.trial_record import BASELINE, BASELINES_LEFT_OUT, WARM_START
+    from autodnn.tuning import SearchOptions, create_or_resume, prepare
+    from autodnn.tuning.budget import MIN_START_EPOCHS, TimeBudget
+    from autodnn.tuning.warm_start import designed_start
+
+    root = _write_halves(tmp_path / "halves", per_class=8)
+    options = SearchOptions(dataset=f"images:{root}", storage=f"sqlite:///{tmp_path / 'b.db'}", final_seeds=3)
+    dataset, space, _, url = prepare(options)
+    assert space.family == "conv"
+
+    def study_under(seconds: float, study: str) -> list:
+        budget = TimeBudget(seconds, seeds=3, max_epochs=options.max_epochs)
+        left_out: list[str] = []
+        made = create_or_resume(options, dataset, space, study, url, budget=budget, left_out=left_out)
+        assert made.user_attrs[BASELINES_LEFT_OUT] == left_out
+        assert [line.split(" is not trained: ")[0] for line in left_out] == [
+            b for b in ("book-2e", "book-3e", "book-selu", "book-cnn")
+            if b not in {t.user_attrs.get(BASELINE) for t in made.get_trials(deepcopy=False)}]
+        return made.get_trials(deepcopy=False)
+
+    tight = study_under(0.01, "tight")
+    assert [t.user_attrs[WARM_START] for t in tight] == ["small-convnet"]  # and not one baseline
+    assert tight[0].system_attrs["fixed_params"]["epochs"] == MIN_START_EPOCHS
+    roomy = study_under(24 * 3600.0, "roomy")
+    assert [t.user_attrs.get(BASELINE) for t in roomy[1:]] == ["book-2e", "book-3e", "book-selu", "book-cnn"]
+    assert roomy[0].system_attrs["fixed_params"]["epochs"] == designed_start("conv")[0].values["epochs"]
+
+
 @pytest.mark.slow
 def test_a_conv_study_searches_convnets_and_trains_the_books_cnn_beside_the_dense_defaults(
         run_cli, tmp_path: Path) -> None:
@@ -173,8 +227,8 @@ def test_a_conv_study_searches_convnets_and_trains_the_books_cnn_beside_the_dens
 
     root = _write_halves(tmp_path / "halves")
     url = f"sqlite:///{tmp_path / 'conv.db'}"
-    done = run_cli("search", "--dataset", f"images:{root}", "--space", "conv", "--study", "halves", "--storage", url,
-                   "--n-trials", "2", "--max-epochs", "2", "--no-final", "--quiet")
+    done = run_cli("search", "--dataset", f"images:{root}", "--study", "halves", "--storage", url,
+                   "--n-trials", "4", "--max-epochs", "2", "--no-final", "--quiet")
     assert done.code == 0, done.err
     trials = optuna.load_study(study_name="halves", storage=url).trials
     baselines = {t.user_attrs["baseline"]: t for t in trials if "baseline" in t.user_attrs}
@@ -183,7 +237,8 @@ def test_a_conv_study_searches_convnets_and_trains_the_books_cnn_beside_the_dens
     assert baselines["book-2e"].user_attrs["config"]["family"] == "dense"
     searched = [t for t in trials if "baseline" not in t.user_attrs]
     assert searched and all(t.user_attrs["config"]["family"] == "conv" for t in searched)
-    assert not any("warm_start" in t.user_attrs for t in trials)  # no dense designed start in a conv space
+    # The conv space's own designed start, never a dense one.
+    assert [t.user_attrs["warm_start"] for t in trials if "warm_start" in t.user_attrs] == ["small-convnet"]
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in baselines.values())
     assert not any(t.state == optuna.trial.TrialState.FAIL for t in trials), [t.user_attrs.get("reason") for t in trials]
 

@@ -210,6 +210,17 @@ def test_headline_names_the_winner_and_the_paired_difference() -> None:
     assert "autodnn evaluate" not in page
 
 
+def test_the_report_says_which_book_baselines_the_budget_could_not_pay_for() -> None:
+    study = make_study()
+    assert "Book baseline" not in html.unescape(render([gather(study)]))
+    line = ("book-cnn is not trained: its 3 trainings are predicted at 3h31m on this machine, and the baselines would "
+            "take more than half of the 2h budget; give --timeout 8h02m or more to compare with it")
+    study.set_user_attr("baselines_left_out", [line])
+    data = gather(study)
+    assert data.left_out == [line]
+    assert f"Book baseline {line}." in html.unescape(render([data]))
+
+
 def test_verdict_says_when_the_book_wins() -> None:
     study = make_study()
     evaluation = study.user_attrs["evaluation"]

@@ -107,6 +107,28 @@ def test_tables_and_images_get_their_own_designed_start_in_order() -> None:
         assert [t.user_attrs["warm_start"] for t in waiting] == [s.name for s in designed_start(kind)]
 
 
+def test_a_convolutional_space_starts_from_its_own_convnet_shortened_to_the_epochs_the_budget_gives() -> None:
+    from autodnn.config import TrialConfig
+
+    (convnet,) = designed_start("conv")
+    space = load_space("conv")
+    params = project(space, convnet.values)
+    # Every value the start sets lies inside the conv space, so the search trains it as designed.
+    assert {k: convnet.values[k] for k in params} == params
+    assert set(params) >= {"conv_filters", "conv_groups", "conv_blocks", "learning_rate", "schedule", "epochs"}
+    given: list[TrialConfig] = []
+
+    def three(config: TrialConfig) -> int:
+        given.append(config)
+        return 3
+
+    study = optuna.create_study(direction="maximize")
+    assert enqueue_warm_starts(study, space, 100, n_train=45_000, kind="conv", epochs=three) == 1
+    (waiting,) = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    assert waiting.system_attrs["fixed_params"]["epochs"] == 3 and waiting.user_attrs["warm_start"] == convnet.name
+    assert given[0].family == "conv" and given[0].epochs == convnet.values["epochs"]
+
+
 def test_every_warm_start_says_where_its_figures_come_from() -> None:
     for start in WARM_STARTS:
         assert "validation" in start.why and "test" not in start.why, start.name

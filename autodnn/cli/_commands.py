@@ -22,9 +22,11 @@ def _search(args: argparse.Namespace) -> int:
     from autodnn.study.records import best_trial, searched_count
     from autodnn.study.urls import redact
     from autodnn.tuning import SearchOptions
+    from autodnn.tuning.options import space_name
     from autodnn.tuning.run import search
 
     began = time.monotonic()
+    args.space = space_name(args.space, args.dataset)
     select_backend(args.backend, family=load_space(args.space).family)
     configure_device(args.precision)
     if args.seeds < 1:

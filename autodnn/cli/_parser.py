@@ -31,8 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     search = sub.add_parser("search", help="run or resume a hyperparameter search", epilog=EPILOG)
     _data_args(search)
     _metric_args(search)
-    search.add_argument("--space", default="default", help="search space: a name in search_spaces/ or a YAML path "
-                        "(default: default, everything chapter 11 teaches for dense nets)")
+    search.add_argument("--space", default="auto", help="search space: a name in search_spaces/ or a YAML path "
+                        "(default: auto, conv for images (mnist, fashion_mnist, cifar10, images:PATH), else default: "
+                        "everything chapter 11 teaches for dense nets)")
     _study_args(search, required=False)
     search.add_argument("--n-trials", type=int, default=100,
                         help="at most this many finished trials in the study; a rerun adds only the missing ones "

@@ -11,6 +11,6 @@ Importing this package loads neither Keras, TensorFlow, JAX nor Optuna.
 from __future__ import annotations
 
 from autodnn.datasets._dataset import Dataset
-from autodnn.datasets._load import dataset_names, load_dataset
+from autodnn.datasets._load import dataset_names, is_image_spec, load_dataset
 
-__all__ = ["Dataset", "dataset_names", "load_dataset"]
+__all__ = ["Dataset", "dataset_names", "is_image_spec", "load_dataset"]

@@ -37,6 +37,12 @@ def dataset_names() -> tuple[str, ...]:
     return (*SKLEARN_LOADERS, *_VISION_LOADERS)
 
 
+def is_image_spec(spec: str) -> bool:
+    """Whether ``spec`` names image data without reading it: ``mnist``, ``fashion_mnist``, ``cifar10`` or
+    ``images:PATH``."""
+    return spec in _VISION_LOADERS or spec.startswith("images:")
+
+
 def load_dataset(
     spec: str,
     *,

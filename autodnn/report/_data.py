@@ -26,6 +26,7 @@ from autodnn.report._search import ParamColumn, SearchData, gather_search, trial
 from autodnn.study.options import stored_options
 from autodnn.study.trial_record import (
     BASELINE,
+    BASELINES_LEFT_OUT,
     CONFIG,
     EPOCH_TIMES,
     HISTORY,
@@ -152,6 +153,7 @@ class ReportData:
     curves_metric: str = "val_accuracy"
     predictions: Predictions | None = None
     predictions_note: str = ""
+    left_out: list[str] = field(default_factory=list)
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -282,6 +284,7 @@ def gather(study: optuna.Study) -> ReportData:
         curves_metric=curve_metric,
         predictions=predictions,
         predictions_note=note,
+        left_out=[str(line) for line in study.user_attrs.get(BASELINES_LEFT_OUT) or []],
     )
 
 

@@ -53,6 +53,8 @@ TEST_RUN = "test_run"
 NOT_STARTED = "not_started"
 #: ``host:pid`` of the worker that ran the trial.
 WORKER = "worker"
+#: A study's attribute: why each book baseline its budget could not pay for is not trained (one line each).
+BASELINES_LEFT_OUT = "baselines_left_out"
 #: What KerasTuner said of a trial it drove (strategy, its trial id, the bracket's epochs).
 ENGINE = "engine"
 #: What a training measures on the test split: kept out of :data:`RESULT`, which the search reads.

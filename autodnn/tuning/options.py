@@ -33,7 +33,8 @@ class SearchOptions:
 
     Attributes:
         dataset: Dataset spec (``digits``, ``cifar10``, ``csv:PATH`` ...).
-        space: Search-space name in ``search_spaces/`` or a YAML path.
+        space: Search-space name in ``search_spaces/`` or a YAML path; ``auto`` (:func:`space_name`): ``conv`` for
+            images, ``default`` for anything else.
         study: Study name; defaults to ``<dataset>-<space>``.
         storage: SQLAlchemy URL; defaults to ``sqlite:///studies/<study>.db``.
         n_trials: Finished (complete or pruned) trials the study should reach.
@@ -82,7 +83,7 @@ class SearchOptions:
     """
 
     dataset: str = "digits"
-    space: str = "default"
+    space: str = "auto"
     study: str | None = None
     storage: str | None = None
     n_trials: int = 100
@@ -161,6 +162,16 @@ class SearchOptions:
                 raise UsageError("--tensorboard writes the logs of autodnn's own trial loop, not of --engine "
                                  "keras-tuner; leave out one of the two")
             check_tensorboard(self.tensorboard)
+
+
+def space_name(space: str, dataset: str) -> str:
+    """The search space ``--space`` names; ``auto`` is the convolutional space for image data (``mnist``,
+    ``fashion_mnist``, ``cifar10``, ``images:PATH``) and chapter 11's dense ``default`` for anything else."""
+    from autodnn.datasets import is_image_spec
+
+    if space != "auto":
+        return space
+    return "conv" if is_image_spec(dataset) else "default"
 
 
 def _check_choice(flag: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -20,13 +20,16 @@ from autodnn.study.deadline import Deadline
 from autodnn.study.records import finished_count, queued_count, run_target
 from autodnn.study.storage import heartbeat_settings, open_storage
 from autodnn.study.strategy import TPE_SAMPLERS, make_pruner, make_sampler, resumed_seed
-from autodnn.study.trial_record import BASELINE, CONFIG, TITLE
+from autodnn.study.trial_record import BASELINE, BASELINES_LEFT_OUT, CONFIG, TITLE
 from autodnn.study.urls import default_study_name, normalize_url, storage_url
 from autodnn.tuning.budget import TimeBudget, default_seconds
-from autodnn.tuning.options import SearchOptions, check_same, record_options, update_options
+from autodnn.tuning.options import SearchOptions, check_same, record_options, space_name, update_options
 from autodnn.tuning.warm_start import enqueue_warm_starts
 from autodnn.workers import StudyLock, check_outcome, launch_workers, plan_workers, share_gpu_memory, study_lock
 from autodnn.workers import run_trials as loop
+
+if TYPE_CHECKING:
+    from autodnn.defaults import Baseline
 
 
 def prepare(options: SearchOptions) -> tuple[Any, Any, str, str]:
@@ -43,6 +46,7 @@ def prepare(options: SearchOptions) -> tuple[Any, Any, str, str]:
 
     options.check()
     heartbeat_settings()
+    options.space = space_name(options.space, options.dataset)
     space = load_space(options.space)
     dataset = load_dataset(
         options.dataset,
@@ -74,7 +78,8 @@ def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str
     """Creates the study, or resumes it after checking that it was made for the same dataset and space.
 
     ``reused`` is filled with the book baselines taken from another study (:func:`enqueue_baselines`);
-    ``left_out`` with a line for each that ``budget`` cannot pay for (:meth:`TimeBudget.too_dear`).
+    ``left_out`` with a line for each that ``budget`` cannot pay for in a convolutional study
+    (:class:`autodnn.tuning.budget.BaselineGate`), whose designed start shortens to what the budget leaves it.
 
     Raises:
         StudyError: The existing study holds another dataset or space and ``force`` is not set.
@@ -101,15 +106,24 @@ def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str
         # Names the objective in Optuna's own tools (optuna-dashboard shows "val_accuracy", not "Objective 0").
         study.set_metric_names([f"val_{searched_of(dataset.task, options.metric)}"])
         record_options(study, options, dataset, space)
+    conv = space.family == "conv"
+    gate = budget.baseline_gate(study, dataset) if budget is not None and conv else None
+    # A convolutional designed start shortens to what the budget leaves it after the baselines it can pay for.
+    reserved = gate.plan(offered_baselines(space, regression=dataset.is_regression)) if gate and options.baselines else 0.0
     # The warm starts first: they are cheap and reach a good result in the search's first minutes; the
     # baselines follow, and the sampler learns from both before its own draws.
     if options.warm_start and options.engine == "optuna" and options.sampler in TPE_SAMPLERS:
-        kind = "conv" if space.family == "conv" else "images" if dataset.image_shape is not None else "tables"
-        enqueue_warm_starts(study, space, options.n_trials, n_train=len(dataset.x_train), kind=kind)
+        kind = "conv" if conv else "images" if dataset.image_shape is not None else "tables"
+        epochs = None
+        if budget is not None and conv:
+            epochs = partial(budget.start_epochs, study, dataset, reserved=reserved)
+        enqueue_warm_starts(study, space, options.n_trials, n_train=len(dataset.x_train), kind=kind, epochs=epochs)
     if options.baselines:
-        dear = None if budget is None else partial(budget.too_dear, study, dataset)
-        enqueue_baselines(study, space, regression=dataset.is_regression, reused=reused, dear=dear,
-                          left_out=left_out)
+        lines: list[str] = []
+        enqueue_baselines(study, space, regression=dataset.is_regression, reused=reused, dear=gate, left_out=lines)
+        study.set_user_attr(BASELINES_LEFT_OUT, lines)  # the report says which the budget could not pay for
+        if left_out is not None:
+            left_out.extend(lines)
     return study
 
 
@@ -121,6 +135,20 @@ def reused_line(reused: dict[str, str]) -> str:
     said = "; ".join(f"{', '.join(names)} from study '{donor}'" for donor, names in by_study.items())
     return (f"Reused the book baselines' runs {said}: the same data, backend, seed and settings train them alike, "
             "so they are not trained again.")
+
+
+def offered_baselines(space: Any, *, regression: bool = False) -> tuple[Baseline, ...]:
+    """The book's defaults a study of ``space`` trains, in order: the dense ones, with the space's depth and width
+    where it fixes both (else exercise 8's 20 x 100), and in a convolutional space chapter 14's CNN
+    (:data:`autodnn.defaults.BOOK_CNN`)."""
+    from autodnn.defaults import BOOK_CNN, book_baselines
+
+    fixed = {p.name: p.value for p in space.params if p.kind == "fixed" and not p.when}
+    shape = {}
+    if "n_hidden" in fixed and "n_units" in fixed:
+        shape = {"n_hidden": fixed["n_hidden"], "n_units": fixed["n_units"]}
+    cnn = (BOOK_CNN,) if space.family == "conv" else ()
+    return (*book_baselines(**shape, regression=regression), *cnn)
 
 
 def enqueue_baselines(study: optuna.Study, space: Any, *, regression: bool = False,
@@ -136,22 +164,17 @@ def enqueue_baselines(study: optuna.Study, space: Any, *, regression: bool = Fal
     Args:
         reused: Filled with baseline name -> the study its run was taken from.
         dear: Says why a baseline that no study of the storage trained is too dear to train here (None where it
-            is not); such a baseline is left out, and the line appended to ``left_out``.
+            is not; :class:`autodnn.tuning.budget.BaselineGate`); such a baseline is left out, and the line
+            appended to ``left_out``.
 
     Returns:
         How many were enqueued or reused.
     """
-    from autodnn.defaults import BOOK_CNN, book_baselines
     from autodnn.study.reuse import reuse_baseline
 
-    fixed = {p.name: p.value for p in space.params if p.kind == "fixed" and not p.when}
-    shape = {}
-    if "n_hidden" in fixed and "n_units" in fixed:
-        shape = {"n_hidden": fixed["n_hidden"], "n_units": fixed["n_units"]}
     present = {t.user_attrs.get(BASELINE) for t in study.get_trials(deepcopy=False)}
     added = 0
-    cnn = (BOOK_CNN,) if space.family == "conv" else ()
-    for baseline in (*book_baselines(**shape, regression=regression), *cnn):
+    for baseline in offered_baselines(space, regression=regression):
         if baseline.name in present:
             continue
         added += 1
