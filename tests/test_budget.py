@@ -254,6 +254,8 @@ def test_a_conv_studys_baselines_are_admitted_in_order_while_every_seed_of_them_
     assert all(half_hour.values())
     assert half_hour["book-2e"].startswith("book-2e is not trained: its 3 trainings are predicted at 18m")
     assert "more than half of the 30m budget; give --timeout 37m" in half_hour["book-2e"]
+    # A budget that pays for book-3e pays for book-2e before it too.
+    assert "give --timeout 1h14m or more" in half_hour["book-3e"]
     hour = decided(1.0)
     assert hour["book-2e"] is None and hour["book-3e"] and hour["book-selu"]
     assert "give --timeout 1h14m or more" in hour["book-3e"]  # with book-2e's trainings
@@ -301,6 +303,7 @@ def test_before_anything_ran_a_conv_study_without_baselines_estimates_its_evalua
     one = budget.one_training_seconds(study, _Cifar(), start)
     assert nothing < 60.0 < one  # a first estimate of seconds would leave the search all of the budget
     assert budget.evaluation_seconds(study, _Cifar()) == pytest.approx(nothing - 3 * 3.0 + 3 * one)
+    assert "the final evaluation (3 seed(s) of the best) is estimated at" in budget.describe(study, _Cifar())
 
 
 def test_a_conv_study_enqueues_the_baselines_its_gate_admits_and_says_why_of_the_others() -> None:

@@ -212,13 +212,29 @@ def test_headline_names_the_winner_and_the_paired_difference() -> None:
 
 def test_the_report_says_which_book_baselines_the_budget_could_not_pay_for() -> None:
     study = make_study()
-    assert "Book baseline" not in html.unescape(render([gather(study)]))
+    page = " ".join(html.unescape(render([gather(study)])).split())
+    assert "Book baseline" not in page and "search for deep dense networks" in page and "chapter 14" not in page
+    study.set_user_attr("space", {**study.user_attrs["space"], "params": {"family": {"value": "conv"}}})
+    page = " ".join(html.unescape(render([gather(study)])).split())
+    assert "search for deep convolutional networks" in page and "and chapter 14's CNN" in page
     line = ("book-cnn is not trained: its 3 trainings are predicted at 3h31m on this machine, and the baselines would "
             "take more than half of the 2h budget; give --timeout 8h02m or more to compare with it")
     study.set_user_attr("baselines_left_out", [line])
     data = gather(study)
     assert data.left_out == [line]
     assert f"Book baseline {line}." in html.unescape(render([data]))
+
+
+def test_the_report_says_which_book_baselines_were_reused_from_another_study() -> None:
+    study = make_study()
+    assert "was reused from study" not in render([gather(study)])
+    book_2e = next(t for t in study.trials if t.user_attrs.get("baseline") == "book-2e")
+    study.add_trial(create_trial(value=book_2e.value, params={}, distributions={},
+                                 user_attrs={**book_2e.user_attrs, "reused_from": {"study": "cifar10-default", "trial": 4}}))
+    data = gather(study)
+    assert data.reused == {"book-2e": "cifar10-default"}
+    page = " ".join(html.unescape(render([data])).split())
+    assert "Book baseline book-2e was reused from study 'cifar10-default': the same data, backend" in page
 
 
 def test_verdict_says_when_the_book_wins() -> None:

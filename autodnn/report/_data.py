@@ -24,6 +24,7 @@ from autodnn.report._predictions import Predictions, gather_predictions
 from autodnn.report._scores import BASELINE_TITLES, Comparison, Headline, Score, entry_score, headline
 from autodnn.report._search import ParamColumn, SearchData, gather_search, trial_value
 from autodnn.study.options import stored_options
+from autodnn.study.reuse import REUSED
 from autodnn.study.trial_record import (
     BASELINE,
     BASELINES_LEFT_OUT,
@@ -154,6 +155,7 @@ class ReportData:
     predictions: Predictions | None = None
     predictions_note: str = ""
     left_out: list[str] = field(default_factory=list)
+    reused: dict[str, str] = field(default_factory=dict)
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -285,6 +287,8 @@ def gather(study: optuna.Study) -> ReportData:
         predictions=predictions,
         predictions_note=note,
         left_out=[str(line) for line in study.user_attrs.get(BASELINES_LEFT_OUT) or []],
+        reused={str(t.user_attrs[BASELINE]): str(t.user_attrs[REUSED]["study"]) for t in trials
+                if t.user_attrs.get(BASELINE) and isinstance(t.user_attrs.get(REUSED), dict)},
     )
 
 

@@ -16,6 +16,7 @@ from autodnn.evaluate import in_points
 from autodnn.report import _figures
 from autodnn.report._data import ReportData, generated_at
 from autodnn.report._measures import format_units, format_value, title_of
+from autodnn.space import stored_family
 from autodnn.study.strategy import engine_label, pruning_rule
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -259,6 +260,11 @@ def _environment(name: str) -> jinja2.Environment:
     return env
 
 
+def _networks(space: dict[str, Any]) -> str:
+    """What a study's space searches, in a word: ``convolutional`` or ``dense``."""
+    return "convolutional" if space and stored_family({"space": space}) == "conv" else "dense"
+
+
 def render(data: Sequence[ReportData], *, generated: str | None = None) -> str:
     """Renders one or more studies as a self-contained HTML page.
 
@@ -281,6 +287,7 @@ def render(data: Sequence[ReportData], *, generated: str | None = None) -> str:
         assumptions=ASSUMPTIONS,
         show_engine=any(s["engine"] for s in studies),
         classification_only=classification_only,
+        networks=" and ".join(sorted({_networks(d.space) for d in data})) or "dense",
         predicted=any(d.predictions is not None for d in data),
         generated=generated or generated_at(),
         plotly_js=Markup(plotly.offline.get_plotlyjs()),

@@ -174,10 +174,11 @@ class TimeBudget:
         best = best_trial(study)
         if best is not None:
             per_run = SEED_SPREAD * trained_seconds(best) + mc_dropout(best.user_attrs[CONFIG])
-        else:  # the dearest baseline to come, or where none comes the dearest designed start
+        else:  # the dearest baseline to come, or where none comes the dearest convolutional start (whose prior
+            # was measured on it; the dense prior errs long on the dense starts' wide nets)
             pending = [predicted(t.user_attrs[CONFIG]) for t in trials
                        if is_baseline(t) and CONFIG in t.user_attrs]
-            pending = pending or [predicted(config) for config in waiting_starts(study)]
+            pending = pending or [predicted(c) for c in waiting_starts(study) if c["family"] == "conv"]
             per_run = max(pending, default=fixed)
         tree_seconds = 0.0
         if self.reference and getattr(dataset, "image_shape", None) is None:
@@ -228,8 +229,9 @@ class TimeBudget:
         said = f" ({self.why})" if self.why else ""
         if self.seeds < 1:
             return f"Time budget {clock(self.total)}{said}: all of it to the search (no final evaluation)."
-        line = (f"Time budget {clock(self.total)}{said}: the final evaluation ({self.seeds} seed(s) of the best and of "
-                f"each book baseline) is estimated at {clock(evaluation)}")
+        baselines = " and of each book baseline" if any(map(is_baseline, study.get_trials(deepcopy=False))) else ""
+        line = (f"Time budget {clock(self.total)}{said}: the final evaluation ({self.seeds} seed(s) of the best"
+                f"{baselines}) is estimated at {clock(evaluation)}")
         if not any(t.user_attrs.get(MEASURED) for t in study.get_trials(deepcopy=False)):
             return (f"{line} before any epoch is measured (every epoch of the budget at the cost model's prior "
                     f"rates, an upper bound); the first trials measure it, and the search stops in time for it.")
@@ -253,6 +255,7 @@ class BaselineGate:
         self.study = study
         self.dataset = dataset
         self.admitted = 0.0
+        self._offered = 0.0
         self._decided: dict[str, str | None] = {}
 
     def plan(self, baselines: Iterable[Any]) -> float:
@@ -266,11 +269,12 @@ class BaselineGate:
             return self._decided[name]
         trainings = max(1, self.budget.seeds)
         seconds = trainings * self.budget.one_training_seconds(self.study, self.dataset, config)
+        self._offered += seconds
         why = None
         if self.admitted + seconds <= BASELINE_SHARE * self.budget.total:
             self.admitted += seconds
-        else:
-            need = (self.admitted + seconds) / BASELINE_SHARE
+        else:  # a budget that pays for it pays for the baselines before it too
+            need = self._offered / BASELINE_SHARE
             what = "its training is" if trainings == 1 else f"its {trainings} trainings are"
             why = (f"{name} is not trained: {what} predicted at {clock(seconds)} on this machine, and the baselines "
                    f"would take more than half of the {clock(self.budget.total)} budget; give --timeout "
