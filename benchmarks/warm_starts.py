@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         # Before Keras is imported: the backend the CLI's --backend picks for the start's family.
         select_backend(args.backend, family=start.values.get("family", "dense"))
         from autodnn import load_dataset
+        from autodnn.training.trainer import train
 
         variants = [json.loads(text) for text in (args.vary or ["{}"])]
         dataset = load_dataset(args.dataset, data_dir=args.data_dir, seed=0)
@@ -65,8 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'variant':<44} {'val acc':>8}{tested} {'epochs':>6} {'kept':>5} {'seconds':>8}")
     rows = []
     for variant, config in zip(variants, configs):
-        from autodnn.training.trainer import train
-
         began = time.perf_counter()
         result = train(config, dataset, max_epochs=args.max_epochs, seed=args.seed, evaluate_test=args.test)
         seconds = time.perf_counter() - began

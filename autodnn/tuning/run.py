@@ -114,9 +114,7 @@ def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str
     # baselines follow, and the sampler learns from both before its own draws.
     if options.warm_start and options.engine == "optuna" and options.sampler in TPE_SAMPLERS:
         kind = "conv" if conv else "images" if dataset.image_shape is not None else "tables"
-        epochs = None
-        if budget is not None and conv:
-            epochs = partial(budget.start_epochs, study, dataset, reserved=reserved)
+        epochs = None if gate is None else partial(gate.budget.start_epochs, study, dataset, reserved=reserved)
         enqueue_warm_starts(study, space, options.n_trials, n_train=len(dataset.x_train), kind=kind, epochs=epochs)
     if options.baselines:
         lines: list[str] = []
