@@ -275,8 +275,10 @@ class Objective:
     def _check_affordable(self, trial: optuna.Trial, config: TrialConfig, *, sampled: bool) -> float:
         """Records the predicted epoch time; under a deadline, refuses what the search should not start.
 
-        A trial whose first epoch cannot end before the deadline is not started; after
-        :data:`UNAFFORDABLE_IN_A_ROW` such in a row the search's time counts as spent (``spent``), so that the
+        A trial that cannot train the fewest epochs it could end at before the deadline is not started: the
+        deadline would stop it and the search would keep nothing of it. Those are its own epochs (its schedule's
+        horizon), or its early-stopping patience and one where that is sooner; one epoch for a budget of one.
+        After :data:`UNAFFORDABLE_IN_A_ROW` such in a row the search's time counts as spent (``spent``), so that the
         loop does not draw configurations until the clock runs out. A sampled configuration (not a baseline,
         a warm start or a retry) whose epoch would cost more than :data:`COST_GROWTH` times the priciest epoch
         the study has measured is not started either: the search starts cheap and grows its cost step by step,
@@ -301,13 +303,15 @@ class Objective:
         if not self.deadline.bounded:
             return predicted
         left = self.deadline.left()
-        first = predicted + cost.fixed_seconds(trials)
-        if first > left:
+        fewest = min(config.trained_epochs(self.max_epochs), config.patience + 1)
+        needed = predicted * fewest + cost.fixed_seconds(trials)
+        if needed > left:
             self._refused += 1
             if self._refused >= UNAFFORDABLE_IN_A_ROW:
                 self.deadline.spend()
-            self._refuse(trial, f"not started: its first epoch would take about {first:.1f} s (predicted, building "
-                                f"and compiling included) and the search has {max(left, 0.0):.1f} s left")
+            what = "its first epoch" if fewest == 1 else f"the {fewest} epochs it trains at least"
+            self._refuse(trial, f"not started: {what} would take about {needed:.1f} s (predicted, building and "
+                                f"compiling included) and the search has {max(left, 0.0):.1f} s left")
         self._refused = 0
         frontier = (cost.frontier(trials, data.n_features, data.n_outputs, rows, rates, shape, config.family)
                     if sampled else None)

@@ -168,6 +168,48 @@ def test_under_a_deadline_the_search_grows_its_cost_cheapest_first() -> None:
     assert predicted > 0 and unbounded.user_attrs[PREDICTED] == predicted
 
 
+def test_a_trial_the_deadline_would_cut_before_its_fewest_epochs_is_not_started() -> None:
+    from autodnn.datasets import load_dataset
+    from autodnn.objective import Objective
+    from autodnn.space import load_space
+    from autodnn.study import cost
+    from autodnn.study.deadline import Deadline
+    from autodnn.study.trial_record import NOT_STARTED
+
+    study = optuna.create_study(direction="maximize")
+    iris = load_dataset("iris")
+    config = TrialConfig(n_hidden=1, n_units=16, epochs=10, patience=10)
+    epoch = cost.predict_epoch_seconds(config, iris.n_features, iris.n_outputs, len(iris.x_train),
+                                       cost.calibrate([], iris.n_features, iris.n_outputs, len(iris.x_train)))
+    fixed = cost.fixed_seconds([])
+    left = fixed + 5.5 * epoch  # pays for a first epoch, not for ten
+
+    class Frozen(Deadline):  # a clock that does not run while the test does
+        def __init__(self, seconds: float) -> None:
+            super().__init__(end=0.0)
+            self.seconds = seconds
+
+        def left(self) -> float:
+            return self.seconds
+
+    for trial_config, fewest, starts in ((config, 10, False), (config.replace(epochs=5), 5, True),
+                                         (config.replace(epochs=None, patience=3), 4, True),
+                                         (config.replace(epochs=None, patience=6), 7, False)):
+        objective = Objective(load_space("quick"), iris, 50, deadline=Frozen(left))
+        trial = study.ask()
+        if starts:
+            objective._check_affordable(trial, trial_config, sampled=False)
+            assert NOT_STARTED not in trial.user_attrs, fewest
+        else:
+            with pytest.raises(optuna.TrialPruned, match=f"not started: the {fewest} epochs it trains at least "):
+                objective._check_affordable(trial, trial_config, sampled=False)
+            assert trial.user_attrs[NOT_STARTED] is True
+        study.tell(trial, state=TrialState.PRUNED)
+    one = Objective(load_space("quick"), iris, 1, deadline=Frozen(fixed + 0.5 * epoch))
+    with pytest.raises(optuna.TrialPruned, match="not started: its first epoch would take about "):
+        one._check_affordable(study.ask(), config, sampled=False)
+
+
 def test_a_baseline_the_search_did_not_reach_is_evaluated_all_the_same() -> None:
     from autodnn.evaluate import evaluation_entries
 
