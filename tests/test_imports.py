@@ -7,41 +7,46 @@ import os
 import subprocess
 import sys
 
-import pytest
 from conftest import REPO
 
 HEAVY = ("keras", "tensorflow", "jax", "torch", "optuna")
 
 
-def modules_after(module: str) -> set[str]:
-    """Every module (dotted name) that importing ``module`` loads, in a fresh interpreter."""
-    code = f"import sys, json, {module}; print(json.dumps(sorted(sys.modules)))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO, check=False,
+def modules_after_each(modules: list[str]) -> dict[str, set[str]]:
+    """Every module (dotted name) loaded once each of ``modules`` is imported, in order, in one fresh interpreter.
+
+    Imports only add to ``sys.modules``: what is loaded after a module holds everything that module loads alone,
+    so a package absent after the last of them was loaded by none, and the first module after which it appears
+    is the one that loads it.
+    """
+    code = ("import importlib, json, sys\nafter = {}\n"
+            f"for name in {modules!r}:\n    importlib.import_module(name)\n    after[name] = sorted(sys.modules)\n"
+            "print(json.dumps(after))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO, check=False,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr
-    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {name: set(loaded) for name, loaded in json.loads(done.stdout.strip().splitlines()[-1]).items()}
 
 
-def loaded_after(module: str) -> set[str]:
-    """The top-level packages that importing ``module`` loads, in a fresh interpreter."""
-    return {name.split(".")[0] for name in modules_after(module)}
+def packages(modules: set[str]) -> set[str]:
+    """The top-level packages of ``modules``."""
+    return {name.split(".")[0] for name in modules}
 
 
-@pytest.mark.parametrize("module", ["autodnn", "autodnn.space", "autodnn.config", "autodnn.datasets",
-                                    "autodnn.cli", "autodnn.progress"])
-def test_light_modules_load_neither_keras_nor_optuna(module: str) -> None:
-    assert not loaded_after(module) & set(HEAVY)
+def test_light_modules_load_neither_keras_nor_optuna() -> None:
+    for module, loaded in modules_after_each(["autodnn", "autodnn.space", "autodnn.config", "autodnn.datasets",
+                                              "autodnn.cli", "autodnn.progress"]).items():
+        assert not packages(loaded) & set(HEAVY), module
 
 
-@pytest.mark.parametrize("module", ["autodnn.training.trainer", "autodnn.network.model", "autodnn.optim",
-                                    "autodnn.training.lr_finder", "autodnn.training.tensorboard",
-                                    "autodnn.training.population", "autodnn.training.programs",
-                                    "autodnn.training.session", "autodnn.training.restore",
-                                    "autodnn.training.loops", "autodnn.training.jax_loop"])
-def test_training_modules_never_load_optuna(module: str) -> None:
-    loaded = loaded_after(module)
-    assert "keras" in loaded
-    assert "optuna" not in loaded
+def test_training_modules_never_load_optuna() -> None:
+    for module, loaded in modules_after_each(["autodnn.training.trainer", "autodnn.network.model", "autodnn.optim",
+                                              "autodnn.training.lr_finder", "autodnn.training.tensorboard",
+                                              "autodnn.training.population", "autodnn.training.programs",
+                                              "autodnn.training.session", "autodnn.training.restore",
+                                              "autodnn.training.loops", "autodnn.training.jax_loop"]).items():
+        assert "keras" in packages(loaded), module
+        assert "optuna" not in packages(loaded), module
 
 
 #: The floors of DESIGN.md, lowest first: a module may import only from floors below its own (or from its own
@@ -187,21 +192,22 @@ def test_the_layering_test_sees_an_import_against_it(tmp_path) -> None:
     assert _layer("autodnn.objective") > _layer("autodnn.training.loops")
 
 
-@pytest.mark.parametrize("module", ["autodnn.workers", "autodnn.engines", "autodnn.objective", "autodnn.evaluate"])
-def test_workers_engines_and_evaluation_never_load_the_search(module: str) -> None:
-    loaded = modules_after(module)
-    assert not {m for m in loaded if m == "autodnn.tuning" or m.startswith("autodnn.tuning.")}
+def test_workers_engines_and_evaluation_never_load_the_search() -> None:
+    for module, loaded in modules_after_each(["autodnn.workers", "autodnn.engines", "autodnn.objective",
+                                              "autodnn.evaluate"]).items():
+        assert not {m for m in loaded if m == "autodnn.tuning" or m.startswith("autodnn.tuning.")}, module
 
 
-@pytest.mark.parametrize("module", ["autodnn.study.urls", "autodnn.study.storage", "autodnn.study.artifacts",
-                                    "autodnn.study.strategy", "autodnn.study.cost", "autodnn.study.records",
-                                    "autodnn.study.options", "autodnn.study.trial_record",
-                                    "autodnn.study.deadline", "autodnn.export"])
-def test_the_lower_study_layers_load_neither_keras_nor_the_trainer(module: str) -> None:
-    loaded = modules_after(module)
-    assert not {m.split(".")[0] for m in loaded} & set(HEAVY) - {"optuna"}
-    assert not loaded & {"autodnn.training.trainer", "autodnn.objective", "autodnn.workers", "autodnn.tuning.run"}
+def test_the_lower_study_layers_load_neither_keras_nor_the_trainer() -> None:
+    for module, loaded in modules_after_each(["autodnn.study.urls", "autodnn.study.storage",
+                                              "autodnn.study.artifacts", "autodnn.study.strategy", "autodnn.study.cost",
+                                              "autodnn.study.records", "autodnn.study.options",
+                                              "autodnn.study.trial_record", "autodnn.study.deadline",
+                                              "autodnn.export"]).items():
+        assert not packages(loaded) & set(HEAVY) - {"optuna"}, module
+        assert not loaded & {"autodnn.training.trainer", "autodnn.objective", "autodnn.workers",
+                             "autodnn.tuning.run"}, module
 
 
 def test_the_url_layer_loads_no_optuna() -> None:
-    assert "optuna" not in loaded_after("autodnn.study.urls")
+    assert "optuna" not in packages(modules_after_each(["autodnn.study.urls"])["autodnn.study.urls"])
