@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -309,6 +310,36 @@ def test_a_conv_studys_baselines_are_admitted_in_order_while_every_seed_of_them_
     gate = TimeBudget(total=3600.0, seeds=3, max_epochs=50).baseline_gate(study, _Cifar())
     first = gate.plan(offered)
     assert gate.plan(offered) == first and gate("book-2e", offered[0].config) is None
+
+
+def test_a_baseline_another_study_trained_costs_a_conv_studys_gate_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from autodnn.defaults import BOOK_CNN, book_baselines
+    from autodnn.study.reuse import SAME
+    from autodnn.study.trial_record import BASELINE, CONFIG, TEST_RUN
+    from autodnn.tuning.run import to_train
+
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    offered = (*book_baselines(), BOOK_CNN)
+
+    def made(name: str, fingerprint: str = "cifar") -> optuna.Study:
+        study = optuna.create_study(study_name=name, storage=url, direction="maximize")
+        attrs = {"dataset": {"fingerprint": fingerprint}, "environment": {"backend": "tensorflow", "precision": None},
+                 "settings": {key: 0 for key in SAME}}
+        for key, value in attrs.items():
+            study.set_user_attr(key, value)
+        return study
+
+    made("dense").add_trial(optuna.trial.create_trial(value=0.5, user_attrs={
+        BASELINE: "book-2e", CONFIG: offered[0].config.to_dict(), TEST_RUN: {"seed": 0, "test_accuracy": 0.5}}))
+    conv = made("conv")
+    assert [b.name for b in to_train(conv, offered)] == ["book-3e", "book-selu", "book-cnn"]
+    assert len(to_train(made("other", fingerprint="mnist"), offered)) == 4, "other data reuses nothing"
+    gate = TimeBudget(total=3600.0, seeds=3, max_epochs=50).baseline_gate(conv, _Cifar())
+    gate.plan(to_train(conv, offered))  # an hour pays for one dense baseline: the one after the reused one
+    assert gate("book-3e", offered[1].config) is None
+    assert "give --timeout 1h14m or more" in gate("book-selu", offered[2].config)
 
 
 def test_a_convolutional_start_shortens_its_epochs_to_what_the_budget_leaves_after_the_baselines(

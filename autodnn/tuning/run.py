@@ -109,7 +109,8 @@ def create_or_resume(options: SearchOptions, dataset: Any, space: Any, name: str
     conv = space.family == "conv"
     gate = budget.baseline_gate(study, dataset) if budget is not None and conv else None
     # A convolutional designed start shortens to what the budget leaves it after the baselines it can pay for.
-    reserved = gate.plan(offered_baselines(space, regression=dataset.is_regression)) if gate and options.baselines else 0.0
+    reserved = (gate.plan(to_train(study, offered_baselines(space, regression=dataset.is_regression)))
+                if gate and options.baselines else 0.0)
     # The warm starts first: they are cheap and reach a good result in the search's first minutes; the
     # baselines follow, and the sampler learns from both before its own draws.
     if options.warm_start and options.engine == "optuna" and options.sampler in TPE_SAMPLERS:
@@ -147,6 +148,14 @@ def offered_baselines(space: Any, *, regression: bool = False) -> tuple[Baseline
         shape = {"n_hidden": fixed["n_hidden"], "n_units": fixed["n_units"]}
     cnn = (BOOK_CNN,) if space.family == "conv" else ()
     return (*book_baselines(**shape, regression=regression), *cnn)
+
+
+def to_train(study: optuna.Study, baselines: tuple[Baseline, ...]) -> tuple[Baseline, ...]:
+    """``baselines`` less those that another study of the storage trained on the same data and settings: those
+    are reused (:func:`enqueue_baselines`), so they cost this study nothing."""
+    from autodnn.study.reuse import donor_run
+
+    return tuple(b for b in baselines if donor_run(study, b.name, b.config.to_dict()) is None)
 
 
 def enqueue_baselines(study: optuna.Study, space: Any, *, regression: bool = False,
