@@ -70,6 +70,9 @@ def test_the_key_knows_the_data_shape_and_the_plan():
     assert key(BASE) == key(BASE, epochs=5)  # a constant rate has no table
     assert key(BASE) != key(BASE, n_features=13)
     assert key(BASE) != key(BASE, precision="mixed_bfloat16")
+    # Images come as flat rows that the network unflattens: as many pixels in another shape is another program.
+    assert key(BASE, n_features=3072, image_shape=(32, 32, 3)) != key(BASE, n_features=3072, image_shape=(64, 16, 3))
+    assert key(BASE, n_features=3072, image_shape=(32, 32, 3)) != key(BASE, n_features=3072)
 
 
 def test_a_run_keys_its_program_by_the_epochs_it_trains(dataset):

@@ -51,6 +51,7 @@ def population_key(config: TrialConfig, dataset: Dataset, *, max_epochs: int, pr
         steps=loops.steps_per_epoch(len(dataset.x_train), config.batch_size),
         batch=loops.effective_batch_size(len(dataset.x_train), config.batch_size), epochs=epochs,
         precision=precision or keras.config.dtype_policy().name, loss=loss_key(config, dataset),
+        image_shape=dataset.image_shape,
     )
 
 

@@ -52,7 +52,7 @@ def _structure(config: TrialConfig) -> dict[str, Any]:
 
 def program_key(
     config: TrialConfig, *, n_features: int, n_classes: int, steps: int, batch: int, epochs: int, precision: str,
-    loss: Hashable = None,
+    loss: Hashable = None, image_shape: tuple[int, ...] | None = None,
 ) -> tuple:
     """A hashable key equal for two trainings exactly when one compiled epoch serves both.
 
@@ -66,11 +66,14 @@ def program_key(
         precision: The dtype policy's name.
         loss: What of the loss the program holds besides the configuration (the class weights,
             :func:`autodnn.training.losses.loss_key`).
+        image_shape: ``(height, width, channels)`` of image rows, which the network unflattens them to; None
+            for tables.
     """
     fixed = {k: v for k, v in config.to_dict().items() if k not in HELD_FIELDS | HOST_FIELDS}
     structure = _structure(config)
     table = steps * epochs + 1 if structure["tabulated"] or structure["cycled"] else 0
     shape = (n_features, n_classes, steps, batch, table, precision) + ((loss,) if loss is not None else ())
+    shape += (tuple(image_shape),) if image_shape is not None else ()
     return (*shape, *sorted((k, _hashable(v)) for k, v in {**fixed, **structure}.items()))
 
 

@@ -175,6 +175,7 @@ def prepare(
         config, n_features=dataset.n_features, n_classes=dataset.n_outputs, steps=steps_per_epoch,
         batch=loops.effective_batch_size(len(dataset.x_train), config.batch_size), epochs=epochs,
         precision=keras.config.dtype_policy().name, loss=loss_key(config, dataset),
+        image_shape=dataset.image_shape,
     )
     callbacks = [*schedule_callbacks, early_stopping, monitor, *_tensorboard(tensorboard_dir, hparams)]
     return Run(config, dataset, model, callbacks, seed, learning_rate, finder_result, key, epochs, monitor,
@@ -277,7 +278,8 @@ def sweep_learning_rate(
     batch = loops.effective_batch_size(len(dataset.x_train), config.batch_size)
     key = program_key(config.replace(schedule="constant"), n_features=dataset.n_features,
                       n_classes=dataset.n_outputs, steps=0, batch=batch, epochs=1,
-                      precision=keras.config.dtype_policy().name, loss=loss_key(config, dataset))
+                      precision=keras.config.dtype_policy().name, loss=loss_key(config, dataset),
+                      image_shape=dataset.image_shape)
     steps = loops.sweep_steps(model, dataset, batch=batch, program_key=key)
     return finder.find(model, dataset.x_train, dataset.y_train, batch_size=config.batch_size, steps=steps)
 
