@@ -275,9 +275,12 @@ class Objective:
     def _check_affordable(self, trial: optuna.Trial, config: TrialConfig, *, sampled: bool) -> float:
         """Records the predicted epoch time; under a deadline, refuses what the search should not start.
 
-        A trial that cannot train the fewest epochs it could end at before the deadline is not started: the
+        A trial whose first epoch cannot end before the deadline is not started. Nor is a sampled one that
+        cannot train the fewest epochs it could end at, once a trial of its family has measured this machine's
+        rate (before, the deadline rests on the priors' upper bound of the final evaluation and moves later): the
         deadline would stop it and the search would keep nothing of it. Those are its own epochs (its schedule's
-        horizon), or its early-stopping patience and one where that is sooner; one epoch for a budget of one.
+        horizon), or its early-stopping patience and one where that is sooner. The designed start and the
+        baselines, whose time the budget plans, need their first epoch only.
         After :data:`UNAFFORDABLE_IN_A_ROW` such in a row the search's time counts as spent (``spent``), so that the
         loop does not draw configurations until the clock runs out. A sampled configuration (not a baseline,
         a warm start or a retry) whose epoch would cost more than :data:`COST_GROWTH` times the priciest epoch
@@ -303,7 +306,9 @@ class Objective:
         if not self.deadline.bounded:
             return predicted
         left = self.deadline.left()
-        fewest = min(config.trained_epochs(self.max_epochs), config.patience + 1)
+        frontier = (cost.frontier(trials, data.n_features, data.n_outputs, rows, rates, shape, config.family)
+                    if sampled else None)
+        fewest = 1 if frontier is None else min(config.trained_epochs(self.max_epochs), config.patience + 1)
         needed = predicted * fewest + cost.fixed_seconds(trials)
         if needed > left:
             self._refused += 1
@@ -313,8 +318,6 @@ class Objective:
             self._refuse(trial, f"not started: {what} would take about {needed:.1f} s (predicted, building and "
                                 f"compiling included) and the search has {max(left, 0.0):.1f} s left")
         self._refused = 0
-        frontier = (cost.frontier(trials, data.n_features, data.n_outputs, rows, rates, shape, config.family)
-                    if sampled else None)
         if frontier is not None and predicted > self._growth * frontier:
             reason = (f"not started: its epochs would take about {predicted:.2g} s, more than {self._growth:g} x "
                       f"those of the priciest configuration the search has trained ({frontier:.2g} s); the search "

@@ -169,20 +169,20 @@ def test_under_a_deadline_the_search_grows_its_cost_cheapest_first() -> None:
     assert predicted > 0 and unbounded.user_attrs[PREDICTED] == predicted
 
 
-def test_a_trial_the_deadline_would_cut_before_its_fewest_epochs_is_not_started() -> None:
+def test_a_sampled_trial_the_deadline_would_cut_before_its_fewest_epochs_is_not_started() -> None:
     from autodnn.datasets import load_dataset
     from autodnn.objective import Objective
     from autodnn.space import load_space
     from autodnn.study import cost
     from autodnn.study.deadline import Deadline
-    from autodnn.study.trial_record import NOT_STARTED
+    from autodnn.study.trial_record import MEASURED, NOT_STARTED
 
-    study = optuna.create_study(direction="maximize")
     iris = load_dataset("iris")
     config = TrialConfig(n_hidden=1, n_units=16, epochs=10, patience=10)
-    epoch = cost.predict_epoch_seconds(config, iris.n_features, iris.n_outputs, len(iris.x_train),
-                                       cost.calibrate([], iris.n_features, iris.n_outputs, len(iris.x_train)))
-    fixed = cost.fixed_seconds([])
+    study = _study(_trial(1.0, 0.9, config=config.to_dict(), **{MEASURED: 0.01}))  # the machine's rate measured
+    rates = cost.calibrate(study.trials, iris.n_features, iris.n_outputs, len(iris.x_train))
+    epoch = cost.predict_epoch_seconds(config, iris.n_features, iris.n_outputs, len(iris.x_train), rates)
+    fixed = cost.fixed_seconds(study.trials)
     left = fixed + 5.5 * epoch  # pays for a first epoch, not for ten
 
     class Frozen(Deadline):  # a clock that does not run while the test does
@@ -193,22 +193,27 @@ def test_a_trial_the_deadline_would_cut_before_its_fewest_epochs_is_not_started(
         def left(self) -> float:
             return self.seconds
 
-    for trial_config, fewest, starts in ((config, 10, False), (config.replace(epochs=5), 5, True),
-                                         (config.replace(epochs=None, patience=3), 4, True),
-                                         (config.replace(epochs=None, patience=6), 7, False)):
-        objective = Objective(load_space("quick"), iris, 50, deadline=Frozen(left))
-        trial = study.ask()
-        if starts:
-            objective._check_affordable(trial, trial_config, sampled=False)
-            assert NOT_STARTED not in trial.user_attrs, fewest
-        else:
-            with pytest.raises(optuna.TrialPruned, match=f"not started: the {fewest} epochs it trains at least "):
-                objective._check_affordable(trial, trial_config, sampled=False)
-            assert trial.user_attrs[NOT_STARTED] is True
-        study.tell(trial, state=TrialState.PRUNED)
-    one = Objective(load_space("quick"), iris, 1, deadline=Frozen(fixed + 0.5 * epoch))
+    def check(target: optuna.Study, trial_config: TrialConfig, *, sampled: bool = True, budget: int = 50,
+              seconds: float = left) -> optuna.trial.Trial:
+        trial = target.ask()
+        try:
+            Objective(load_space("quick"), iris, budget, deadline=Frozen(seconds))._check_affordable(
+                trial, trial_config, sampled=sampled)
+        finally:
+            target.tell(trial, state=TrialState.PRUNED)
+        return trial
+
+    for trial_config, fewest in ((config, 10), (config.replace(epochs=None, patience=6), 7)):
+        with pytest.raises(optuna.TrialPruned, match=f"not started: the {fewest} epochs it trains at least "):
+            check(study, trial_config)
+    for trial_config in (config.replace(epochs=5), config.replace(epochs=None, patience=3)):  # 5 and 4 epochs
+        assert NOT_STARTED not in check(study, trial_config).user_attrs
+    # The designed start and the baselines, planned by the budget, need their first epoch only; so does any
+    # trial before the machine's rate is measured, when the deadline is the priors' upper bound.
+    assert NOT_STARTED not in check(study, config, sampled=False).user_attrs
+    assert NOT_STARTED not in check(optuna.create_study(direction="maximize"), config).user_attrs
     with pytest.raises(optuna.TrialPruned, match="not started: its first epoch would take about "):
-        one._check_affordable(study.ask(), config, sampled=False)
+        check(study, config, sampled=False, seconds=fixed + 0.5 * epoch)
 
 
 def test_a_baseline_the_search_did_not_reach_is_evaluated_all_the_same() -> None:

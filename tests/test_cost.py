@@ -126,8 +126,7 @@ def test_a_search_whose_time_cannot_pay_for_a_first_epoch_starts_no_training(tmp
     # because nothing was started, and the queued warm starts stay queued.
     for trial in (t for t in trials if t.state != TrialState.WAITING):
         assert trial.state == TrialState.PRUNED
-        fewest = TrialConfig.from_dict(trial.user_attrs["config"]).patience + 1  # the quick space trains to 50
-        assert trial.user_attrs["reason"].startswith(f"not started: the {fewest} epochs it trains at least would take ")
+        assert trial.user_attrs["reason"].startswith("not started: its first epoch would take about ")
         assert "history" not in trial.user_attrs
     # Warm starts still queued when the time ran out stay queued, untrained.
     for trial in trials:

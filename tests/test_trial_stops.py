@@ -107,11 +107,9 @@ def test_at_the_deadline_the_trial_in_flight_stops_and_is_kept_with_its_curve(tm
     import autodnn
 
     space = tmp_path / "long.yaml"
-    # Without the deadline this trial would train for thousands of epochs: at so low a rate its validation loss
-    # keeps falling, and early stopping waits for 20 epochs without a better one. Those 21 epochs, the fewest it
-    # could train, fit in the time left, so the search starts it.
-    space.write_text("params:\n  n_hidden: 1\n  n_units: 32\n  learning_rate: 1.0e-5\n  batch_size: 64\n"
-                     "  patience: 20\n")
+    # Without the deadline this trial would train 100,000 epochs (patience keeps early stopping away).
+    space.write_text("params:\n  n_hidden: 1\n  n_units: 32\n  learning_rate: 1.0e-3\n  batch_size: 64\n"
+                     "  patience: 10000\n")
     url = f"sqlite:///{tmp_path / 'd.db'}"
     start = time.monotonic()
     # 20 s: setting up (imports, data, the study) takes a few seconds, so the trial is affordable when it starts
