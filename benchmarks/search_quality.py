@@ -1,6 +1,7 @@
 """Search quality at an equal wall time: ``autodnn search`` as a user types it, against what a user writes by
 hand without autodnn (a plain Optuna script with TPE and the median pruner, the same with random search, and
-KerasTuner's Hyperband and Bayesian optimization; see ``benchmarks/competitors.py``). Three more rows tell what
+KerasTuner's Hyperband and Bayesian optimization; see ``benchmarks/competitors.py``; on images KerasTuner's own
+``HyperResNet``, ``benchmarks/hyperresnet.py``, against the conv space). Three more rows tell what
 autodnn's designed start is worth from what its search is worth: autodnn with ``--no-warm-start``, the plain
 Optuna script with the designed start enqueued, and the designed start alone (trained once each, no search).
 
@@ -21,6 +22,10 @@ elsewhere the best book baseline of autodnn's study with the same seed.
     python benchmarks/search_quality.py --datasets wine --seeds 1 --budget 30
     python benchmarks/search_quality.py                       # digits, wine, CIFAR-10 (from ../shared/data)
     python benchmarks/search_quality.py --suite benchmarks/out/suite.json   # the suite's search against its start
+    python benchmarks/search_quality.py --datasets cifar10 --space conv --methods autodnn,kt-hyperresnet --budget 3600
+
+The dense rows run on JAX; convnets on TensorFlow (autodnn's own ``--backend auto`` on a CPU, and the backend
+KerasTuner's users get by default).
 
 autodnn's studies stay in ``benchmarks/out/search_quality.db``; the JSON of every run goes to ``--json``; a
 dated block is appended to ``benchmarks/RESULTS.md`` unless ``--no-record``.
@@ -43,7 +48,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ["KERAS_BACKEND"] = "jax"
+os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,7 +70,10 @@ METHODS = {
     "random": "Optuna script: random search",
     "kt-hyperband": "KerasTuner Hyperband",
     "kt-bayesian": "KerasTuner Bayesian",
+    "kt-hyperresnet": "KerasTuner HyperResNet (Hyperband)",
 }
+#: The rivals whose gap to autodnn a table states, where they ran.
+RIVALS = ("kt-hyperband", "kt-bayesian", "kt-hyperresnet")
 
 
 @dataclass(frozen=True)
@@ -107,7 +115,7 @@ def spawn(setting: Setting, method: str, seed: int) -> dict[str, Any]:
     # Every budget counts from the start of the process a user would start, as autodnn's --timeout does.
     job = {"setting": asdict(setting), "method": method, "seed": seed, "launched": time.time()}
     with tempfile.TemporaryDirectory(prefix="autodnn-jax-cache-") as cache:
-        env = {**os.environ, "KERAS_BACKEND": "jax", "AUTODNN_COMPILATION_CACHE": cache}
+        env = {**os.environ, "KERAS_BACKEND": backend(setting, method), "AUTODNN_COMPILATION_CACHE": cache}
         done = subprocess.run([sys.executable, __file__, "--run", json.dumps(job)], cwd=REPO, env=env,
                               capture_output=True, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -115,6 +123,12 @@ def spawn(setting: Setting, method: str, seed: int) -> dict[str, Any]:
         tail = "\n".join((done.stderr.strip() or done.stdout.strip()).splitlines()[-15:])
         raise SystemExit(f"{method} seed {seed} on {setting.dataset} failed (exit {done.returncode}):\n{tail}")
     return json.loads(lines[-1])
+
+
+def backend(setting: Setting, method: str) -> str:
+    """The Keras backend of a run's process: TensorFlow for convnets (autodnn's ``--backend auto`` on a CPU, and
+    Keras' default that KerasTuner's users get), JAX for the dense rows."""
+    return "tensorflow" if setting.space == "conv" or method == "kt-hyperresnet" else "jax"
 
 
 def run_autodnn(setting: Setting, seed: int, *, warm_start: bool = True) -> dict[str, Any]:
@@ -138,7 +152,9 @@ def run_autodnn(setting: Setting, seed: int, *, warm_start: bool = True) -> dict
     command += ["--space", setting.space] if setting.space else []
     command += [] if warm_start else ["--no-warm-start"]
     started, start = dt.datetime.now(), time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    # A convnet study picks its backend itself (--backend auto), as the command a user types does.
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND" or setting.space != "conv"}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{shlex.join(command)} failed (exit {done.returncode}):\n{done.stderr.strip()[-3000:]}")
@@ -226,10 +242,14 @@ def run_competitor(setting: Setting, method: str, seed: int, launched: float) ->
                                         start=competitors.designed_start_params(kind, setting.max_epochs))
     elif method == "random":
         result = competitors.run_optuna(dataset, sampler="random", **budget)
+    elif method == "kt-hyperresnet":
+        from hyperresnet import run_hyperresnet
+
+        result = run_hyperresnet(dataset, **budget)  # tests the model KerasTuner kept, as its users do
     else:
         result = competitors.run_keras_tuner(dataset, algorithm=method.removeprefix("kt-"), **budget)
-    test = None
-    if result["best_params"] is not None:
+    test = result.get("test_accuracy")
+    if result["best_params"] is not None and test is None:
         test = competitors.test_accuracy(result["best_params"], dataset, max_epochs=setting.max_epochs, seed=seed)
     return {**result, "seconds": spent + result["seconds"], "startup_seconds": spent, "test_accuracy": test,
             "trace": [(spent + seconds, best) for seconds, best in result["trace"]]}
@@ -321,9 +341,10 @@ def table(setting: Setting, runs: list[dict[str, Any]], rows: list[dict[str, Any
         lines.append(f"(autodnn's trials exclude the book baselines, which share its budget: "
                      f"{statistics.mean(r['baselines'] for r in mine):.1f} of "
                      f"{statistics.mean(r['baselines_queued'] for r in mine):.0f} finished on average)")
-    gap = lead(runs)
-    if gap is not None:
-        lines.append(f"autodnn ahead of kt-hyperband: {gap:+.1f} points test (mean of seeds)")
+    for rival in RIVALS:
+        gap = lead(runs, rival)
+        if gap is not None:
+            lines.append(f"autodnn ahead of {rival}: {gap:+.1f} points test (mean of seeds)")
     return "\n".join(lines)
 
 
