@@ -50,6 +50,9 @@ CHANCE_EPOCHS = 3
 #: A sampled trial whose measured epochs cost more than this many times what the cost frontier let it start with
 #: is stopped (:class:`TrialReporter`): the cost model mispredicted it, and low cost first holds on measurements.
 MEASURED_GROWTH = 2.0
+#: Epochs measured under this many seconds are never stopped as too slow: their times jitter by more than they
+#: cost (0.01 to 0.19 s for one net's epochs on digits), and the most such a trial can overrun is seconds.
+SLOW_FLOOR = 1.0
 
 
 class TrialReporter:
@@ -85,7 +88,7 @@ class TrialReporter:
         cost_limit: Seconds an epoch of this trial was allowed to cost when it started (the cost frontier's,
             :meth:`Objective._check_affordable`), or None for no limit. From its second epoch on (the first holds
             building, compiling and the LR finder), a trial whose epochs measure more than
-            :data:`MEASURED_GROWTH` times that is stopped: a draw the cost model mispredicted (14 x 651 units at
+            :data:`MEASURED_GROWTH` times that (and :data:`SLOW_FLOOR` seconds) is stopped: a draw the cost model mispredicted (14 x 651 units at
             batch 16 on CIFAR-10, predicted 13 s an epoch, took 43 to 102) would otherwise spend the search's budget alone.
     """
 
@@ -135,7 +138,7 @@ class TrialReporter:
         if not self.prune or last:
             return None
         if self.cost_limit is not None and self._epoch_seconds is not None \
-                and self._epoch_seconds > MEASURED_GROWTH * self.cost_limit:
+                and self._epoch_seconds > max(MEASURED_GROWTH * self.cost_limit, SLOW_FLOOR):
             return (f"pruned at epoch {self._epoch + 1}: too slow: its epochs take {self._epoch_seconds:.3g} s, more "
                     f"than {MEASURED_GROWTH:g} x the {self.cost_limit:.2g} s the search let it start with; the search "
                     "grows its cost step by step, cheapest first")

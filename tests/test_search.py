@@ -227,5 +227,5 @@ def test_a_nan_loss_prunes_the_trial_with_its_reason_and_the_search_goes_on(run_
         assert trial.state == TrialState.PRUNED
         assert trial.user_attrs["reason"].startswith("loss became nan") or "inf" in trial.user_attrs["reason"]
         assert trial.user_attrs["result"]["stopped"] == "nan"
-    assert all(t.state == TrialState.COMPLETE for t in sane)
+    assert all(t.state == TrialState.COMPLETE for t in sane), [(t.state, t.user_attrs.get("reason")) for t in sane]
     assert len(finished(study)) == 4

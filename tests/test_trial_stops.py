@@ -220,6 +220,21 @@ def test_a_sampled_trial_whose_measured_epochs_cost_twice_its_allowance_is_stopp
         assert said.startswith("pruned at epoch 2: too slow: its epochs take 3 s, more than 2 x the 1 s")
 
 
+@pytest.mark.parametrize(("seconds", "stopped"), [(0.19, False), (1.5, True)])
+def test_epochs_under_a_second_are_never_too_slow_whatever_their_allowance(
+        monkeypatch: pytest.MonkeyPatch, seconds: float, stopped: bool) -> None:
+    from autodnn import objective
+
+    # A digits net's epochs measured 0.01 s and, once, 0.19 s: a jitter, not a cost worth a stop.
+    clock = iter([0.0, seconds])
+    monkeypatch.setattr(objective.time, "monotonic", lambda: next(clock))
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    reporter = TrialReporter(study.ask(), max_epochs=10, cost_limit=0.01)
+    reporter.report(0, {"val_accuracy": 0.5})
+    reporter.report(1, {"val_accuracy": 0.6})
+    assert (reporter.should_stop() is not None) == stopped
+
+
 def test_a_baseline_or_a_trial_without_an_allowance_is_never_stopped_for_its_cost(monkeypatch: pytest.MonkeyPatch) -> None:
     from autodnn import objective
 
