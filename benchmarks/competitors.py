@@ -323,24 +323,33 @@ def run_keras_tuner(dataset: Any, *, algorithm: str, budget: float, max_epochs: 
             tuner = keras_tuner.BayesianOptimization(hypermodel, objective="val_accuracy", max_trials=100_000,
                                                      seed=seed, directory=directory, project_name="bayesian",
                                                      overwrite=True)
-        start = hypermodel.start = time.monotonic()
-        try:
-            tuner.search(dataset.x_train, dataset.y_train, validation_data=(dataset.x_valid, dataset.y_valid),
-                         epochs=max_epochs, verbose=0,
-                         callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE),
-                                    Deadline(start + budget, TunerOutOfTime)])
-        except TunerOutOfTime:
-            pass
-        seconds = time.monotonic() - start
-        best = tuner.oracle.get_best_trials(1)
-        finished = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
+        hypermodel.start = time.monotonic()
+        seconds, best, finished = search_until(tuner, hypermodel.start + budget, dataset.x_train, dataset.y_train,
+                                               validation_data=(dataset.x_valid, dataset.y_valid), epochs=max_epochs)
     params = None
     if best:
         values = best[0].hyperparameters.values
         params = {name: values.get(name) for name in PARAMS}
         params["epochs"] = values.get("epochs", max_epochs)
         params["weight_decay"] = values.get("weight_decay") if params["optimizer"] == "adamw" else 0.0
-    return outcome(params, best[0].score if best else None, len(finished), seconds, hypermodel.trace)
+    return outcome(params, best[0].score if best else None, finished, seconds, hypermodel.trace)
+
+
+def search_until(tuner: keras_tuner.Tuner, deadline: float, *args: Any, **kwargs: Any) -> tuple[float, list[Any], int]:
+    """``tuner.search(*args, **kwargs)`` with early stopping after :data:`PATIENCE` epochs, stopped at
+    ``deadline`` (``time.monotonic()``) as Ctrl-C stops it (the trial in flight is lost).
+
+    Returns:
+        The search's wall seconds, its best trial (a list of at most one), and how many trials completed.
+    """
+    start = time.monotonic()
+    try:
+        tuner.search(*args, verbose=0, callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE),
+                                                  Deadline(deadline, TunerOutOfTime)], **kwargs)
+    except TunerOutOfTime:
+        pass
+    finished = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
+    return time.monotonic() - start, tuner.oracle.get_best_trials(1), finished
 
 
 def outcome(params: dict[str, Any] | None, best_val: float | None, trials: int, seconds: float,

@@ -10,7 +10,8 @@ after :data:`competitors.PATIENCE` epochs without a better ``val_loss`` and is s
 ``val_accuracy``, as KerasTuner does. The images are autodnn's arrays (the same split, scaled alike) in their
 shape, the labels one-hot (``HyperResNet`` compiles ``categorical_crossentropy``).
 
-The search ends at a deadline the way Ctrl-C ends it (:class:`competitors.Deadline`): the trial in flight is lost.
+The search ends at a deadline the way Ctrl-C ends it (:func:`competitors.search_until`): the trial in flight is
+lost.
 The winner is the model KerasTuner kept from its best trial (``tuner.get_best_models()[0]``, the weights of that
 trial's best epoch), tested once: what a user of ``tuner.search`` holds at the end of the hour.
 """
@@ -23,7 +24,7 @@ from typing import Any
 
 import keras
 import keras_tuner
-from competitors import PATIENCE, Deadline, TunerOutOfTime, outcome
+from competitors import outcome, search_until
 
 
 class TracedResNet(keras_tuner.applications.HyperResNet):
@@ -75,21 +76,14 @@ def run_hyperresnet(dataset: Any, *, budget: float, max_epochs: int, seed: int) 
         tuner = keras_tuner.Hyperband(hypermodel, objective="val_accuracy", max_epochs=max_epochs, factor=3,
                                       hyperband_iterations=100_000, seed=seed, directory=directory,
                                       project_name="hyperresnet", overwrite=True)
-        start = hypermodel.start = time.monotonic()
-        try:
-            tuner.search(images(dataset.x_train, shape), hot["train"],
-                         validation_data=(images(dataset.x_valid, shape), hot["valid"]), epochs=max_epochs,
-                         verbose=0, callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE),
-                                               Deadline(start + budget, TunerOutOfTime)])
-        except TunerOutOfTime:
-            pass
-        seconds = time.monotonic() - start
-        best = tuner.oracle.get_best_trials(1)
-        finished = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
+        hypermodel.start = time.monotonic()
+        seconds, best, finished = search_until(
+            tuner, hypermodel.start + budget, images(dataset.x_train, shape), hot["train"],
+            validation_data=(images(dataset.x_valid, shape), hot["valid"]), epochs=max_epochs)
         test = None
         if best:
             model = tuner.get_best_models(1)[0]
             test = float(model.evaluate(images(dataset.x_test, shape), hot["test"], verbose=0)[1])
     params = dict(best[0].hyperparameters.values) if best else None
-    return {**outcome(params, best[0].score if best else None, len(finished), seconds, hypermodel.trace),
+    return {**outcome(params, best[0].score if best else None, finished, seconds, hypermodel.trace),
             "test_accuracy": test}
