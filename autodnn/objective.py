@@ -88,8 +88,9 @@ class TrialReporter:
         cost_limit: Seconds an epoch of this trial was allowed to cost when it started (the cost frontier's,
             :meth:`Objective._check_affordable`), or None for no limit. From its second epoch on (the first holds
             building, compiling and the LR finder), a trial whose epochs measure more than
-            :data:`MEASURED_GROWTH` times that (and :data:`SLOW_FLOOR` seconds) is stopped: a draw the cost model mispredicted (14 x 651 units at
-            batch 16 on CIFAR-10, predicted 13 s an epoch, took 43 to 102) would otherwise spend the search's budget alone.
+            :data:`MEASURED_GROWTH` times that, and more than :data:`SLOW_FLOOR`, is stopped: a draw the cost
+            model mispredicted (14 x 651 units at batch 16 on CIFAR-10, predicted 13 s an epoch, took 43 to 102)
+            would otherwise spend the search's budget alone.
     """
 
     def __init__(self, trial: optuna.Trial, *, prune: bool = True, max_epochs: int | None = None,
@@ -283,8 +284,8 @@ class Objective:
         rate (before, the deadline rests on the priors' upper bound of the final evaluation and moves later): the
         deadline would stop it and the search would keep nothing of it. Those are its own epochs (its schedule's
         horizon), or its early-stopping patience and one where that is sooner. The designed start and the
-        baselines, whose time the budget plans, need their first epoch only.
-        After :data:`UNAFFORDABLE_IN_A_ROW` such in a row the search's time counts as spent (``spent``), so that the
+        baselines, whose time the budget plans, need their first epoch only. After
+        :data:`UNAFFORDABLE_IN_A_ROW` such in a row the search's time counts as spent (``spent``), so that the
         loop does not draw configurations until the clock runs out. A sampled configuration (not a baseline,
         a warm start or a retry) whose epoch would cost more than :data:`COST_GROWTH` times the priciest epoch
         the study has measured is not started either: the search starts cheap and grows its cost step by step,
