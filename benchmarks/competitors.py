@@ -340,7 +340,8 @@ def search_until(tuner: keras_tuner.Tuner, deadline: float, *args: Any, **kwargs
     ``deadline`` (``time.monotonic()``) as Ctrl-C stops it (the trial in flight is lost).
 
     Returns:
-        The search's wall seconds, its best trial (a list of at most one), and how many trials completed.
+        The search's wall seconds, its best completed trial (a list of at most one: KerasTuner pads its best
+        trials with unfinished ones, whose checkpoint may not exist), and how many trials completed.
     """
     start = time.monotonic()
     try:
@@ -349,7 +350,8 @@ def search_until(tuner: keras_tuner.Tuner, deadline: float, *args: Any, **kwargs
     except TunerOutOfTime:
         pass
     finished = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
-    return time.monotonic() - start, tuner.oracle.get_best_trials(1), finished
+    best = [t for t in tuner.oracle.get_best_trials(1) if t.status == "COMPLETED"]
+    return time.monotonic() - start, best, finished
 
 
 def outcome(params: dict[str, Any] | None, best_val: float | None, trials: int, seconds: float,

@@ -28,6 +28,9 @@ def test_hyperresnet_searches_within_its_budget_and_tests_the_model_it_kept() ->
     dataset = SimpleNamespace(image_shape=(32, 32, 3), class_names=["a", "b"],
                               **{f"{axis}_{name}": part[i] for name, part in parts.items()
                                  for i, axis in enumerate("xy")})
+    # A budget that ends the first trial in flight: no winner (KerasTuner would offer the unfinished trial).
+    nothing = run_hyperresnet(dataset, budget=0.0, max_epochs=2, seed=0)
+    assert nothing["trials"] == 0 and nothing["best_params"] is None and nothing["test_accuracy"] is None
     result = run_hyperresnet(dataset, budget=240.0, max_epochs=2, seed=0)
     assert result["trials"] >= 1 and result["trace"], "at least one trial ended within the budget"
     assert result["best_params"]["version"] in ("v1", "v2", "next")
