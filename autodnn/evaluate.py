@@ -7,6 +7,8 @@ report. A book baseline's own search run was tested at its end and counts as its
 fixed configuration that nobody chose by its score, so its test accuracy is as unbiased as a retrained one's,
 and the evaluation trains each baseline one time fewer. A baseline reused from another study of the same data and
 settings (:mod:`autodnn.study.reuse`) brings that study's evaluation runs too, and only the seeds it lacks train.
+On a validation split under ``SMALL_VALIDATION`` rows the best is chosen by cross-validation among the
+search's top few and the baselines (:mod:`autodnn.training.crossval`), then retrained with every seed.
 It also keeps the best configuration's trained network, of the seed of median validation accuracy (never
 chosen by a test figure), in the study's database (:mod:`autodnn.export`), for ``autodnn export``.
 On a table it also trains gradient-boosted trees with the same seeds (:mod:`autodnn.training.reference`), kept
@@ -41,14 +43,16 @@ from autodnn.study.verdict import (  # noqa: F401 - how an evaluation is told, r
     strongest_baseline,
     verdict_line,
 )
+from autodnn.training.crossval import FOLDS, EpochRelay, better_first, cross_validate, finite_mean, rank_key
 
 #: Seeds of the final evaluation start here above the search's seed, so that no retrained run repeats a
 #: searched one.
 SEED_OFFSET = 10_000
 #: Below :data:`autodnn.config.SMALL_VALIDATION` validation rows one row moves validation accuracy by a tenth
 #: of a point or more, and the search's pick (one training run each) among its top trials is mostly the luck of
-#: the seed: the final evaluation then retrains the top ``FINALISTS`` with every seed and keeps the one with the
-#: best mean validation accuracy (lower mean validation loss on a tie). The test split is never used to choose.
+#: the seed and of the split: the final evaluation then cross-validates the top ``FINALISTS`` and the book's
+#: baselines (:mod:`autodnn.training.crossval`) and keeps the one of best mean validation figure over the folds (lower
+#: mean validation loss on a tie). The test split is never used to choose.
 FINALISTS = 3
 
 
@@ -66,10 +70,14 @@ def finalists(study: optuna.Study, n: int = FINALISTS) -> list[FrozenTrial]:
     return chosen
 
 
-def contenders(study: optuna.Study, n_valid: int) -> list[FrozenTrial]:
-    """The finalists the evaluation retrains with every seed to pick the best (:func:`finalists`): on a validation
-    split under :data:`SMALL_VALIDATION` rows and where there are two or more; [] where the search's best stands."""
-    candidates = finalists(study) if n_valid < SMALL_VALIDATION else []
+def contenders(study: optuna.Study, entries: list[dict[str, Any]], n_valid: int) -> list[dict[str, Any]]:
+    """What the evaluation cross-validates to pick the best (:mod:`autodnn.training.crossval`): under
+    :data:`SMALL_VALIDATION` validation rows, the :func:`finalists` (named ``trial N``) and the baselines among
+    ``entries``, where they are two or more; [] where the search's best stands alone."""
+    if n_valid >= SMALL_VALIDATION:
+        return []
+    candidates = [{**_entry(trial), "name": f"trial {trial.number}"} for trial in finalists(study)]
+    candidates += [dict(entry) for entry in entries[1:] if entry.get("kind") == "baseline"]
     return candidates if len(candidates) >= 2 else []
 
 
@@ -168,8 +176,6 @@ def evaluate(
         of another study's evaluation of a reused baseline as theirs; their networks are gone (None).
         """
         config = TrialConfig.from_dict(entry["config"])
-        if options.get("class_weight") and entry["kind"] == "baseline":
-            config = config.replace(class_weight=options["class_weight"])
         entry["runs"] = list(reused)
         files: list[bytes | None] = [None] * len(entry["runs"])  # one a run; None for a run not kept
         entry_predictions: list[list[float] | None] = [None] * len(entry["runs"])
@@ -182,7 +188,7 @@ def evaluate(
             start = time.perf_counter()
             if on_start is not None:
                 on_start(entry, seed, config.trained_epochs(budget))
-            relay = _EpochRelay(entry, seed, on_epoch) if on_epoch is not None else None
+            relay = EpochRelay(entry, seed, on_epoch) if on_epoch is not None else None
             result = train(config, dataset, max_epochs=budget, seed=seed, evaluate_test=True,
                            mc_samples=mc_samples if config.has_dropout else 0, keep_model=True,
                            metric=options.get("metric"), reporter=relay)
@@ -203,10 +209,16 @@ def evaluate(
     score = f"val_{searched_of(dataset.task, metric)}"
     wanted = options.get("reference", True) if reference is None else reference
     trees_wanted = wanted and reference_module.applies(dataset)
+    for entry in entries[1:] if options.get("class_weight") else []:  # the baselines train with the study's weights
+        entry["config"] = {**entry["config"], "class_weight": options["class_weight"]}
+    candidates = contenders(study, entries, dataset.sizes["valid"])
     if on_plan is not None:
-        n_best = max(1, len(contenders(study, dataset.sizes["valid"])))
-        on_plan((n_best + len(entries) - 1 + int(trees_wanted)) * seeds)
-    files, selection = _choose_best(study, entries, dataset.sizes["valid"], retrain, score)
+        on_plan((len(entries) + int(trees_wanted)) * seeds + len(candidates) * FOLDS)
+    if candidates:
+        cross_validate(candidates, dataset, score=score, max_epochs=budget, seed=base_seed,
+                       metric=options.get("metric"),
+                       callbacks={"on_start": on_start, "on_epoch": on_epoch, "on_run": on_run})
+    files, selection = _choose_best(entries, candidates, dataset.sizes["valid"], retrain, score)
     reusable = budget == int(options.get("max_epochs", 50))
     book_files = {}
     for entry in entries[1:]:
@@ -215,7 +227,10 @@ def evaluate(
         book_files[entry["name"]] = retrain(entry, reused=[
             *([search_run] if search_run else []),
             *(reused_evaluation_runs(trial, wanted_seeds, budget, mc_samples) if search_run else [])])
-    files = _against_the_book(entries, files, book_files, score, selection)
+    if selection.get("baseline"):
+        files = _as_best(entries, next(e for e in entries[1:] if e["name"] == selection["baseline"]), book_files)
+    elif not candidates:
+        files = _against_the_book(entries, files, book_files, score, selection)
     chance = Chance.of_dataset(dataset, metric)
     majority = chance.score if chance is not None else reference_module.majority_share(dataset)
     evaluation = {"seeds": [base_seed + i for i in range(seeds)], "max_epochs": budget, "entries": entries,
@@ -259,52 +274,45 @@ def evaluate(
     return evaluation
 
 
-def _choose_best(study: optuna.Study, entries: list[dict[str, Any]], n_valid: int, retrain: Callable[..., list[bytes | None]],
-                 score: str = "val_accuracy") -> tuple[list[bytes | None], dict[str, Any]]:
-    """Trains the best entry (``entries[0]``), or picks it among the finalists where validation is small.
+def _choose_best(entries: list[dict[str, Any]], candidates: list[dict[str, Any]], n_valid: int,
+                 retrain: Callable[..., list[bytes | None]], score: str) -> tuple[list[bytes | None], dict[str, Any]]:
+    """Trains the best entry (``entries[0]``), or the cross-validated :func:`contenders`' first; a baseline so chosen
+    is only named in the selection (it trains as a baseline, then :func:`_as_best` copies it).
 
     Returns:
-        The kept networks of the chosen entry's seeds, and how it was chosen (stored as ``selection``).
+        The kept networks of the chosen entry's seeds ([] for a chosen baseline), and how it was chosen (stored
+        as ``selection``).
     """
-    candidates = contenders(study, n_valid)
     what = f"validation {score[4:].replace('_', ' ')}"
     if not candidates:
         return retrain(entries[0]), {
             "rule": f"the search's trial of best {what}", "n_valid": n_valid, "finalists": []}
-    results = []
-    for trial in candidates:
-        entry = {**_entry(trial), "name": f"trial {trial.number}"}  # named as a finalist until chosen
-        results.append((entry, retrain(entry)))
-    summary = [{"trial_number": entry["trial_number"], f"{score}_mean": _finite_mean(r[score] for r in entry["runs"]),
-                "val_loss_mean": _finite_mean(r["val_loss"] for r in entry["runs"])} for entry, _ in results]
-    chosen = min(range(len(results)), key=lambda i: _validation_key(results[i][0], score))
-    entries[0] = {**results[chosen][0], "name": "best"}
-    rule = (f"the one of best mean {what} over the seeds among the search's top {len(results)} (trial "
-            f"{entries[0]['trial_number']}): validation has {n_valid} rows, under {SMALL_VALIDATION}, too few for "
-            "one run each to tell them apart; the test split was not used to choose")
-    return results[chosen][1], {"rule": rule, "n_valid": n_valid, "finalists": summary,
-                                "chosen": entries[0]["trial_number"]}
-
-
-class _EpochRelay:
-    """The trainer's reporter during the final evaluation: passes each epoch on, never stops a training."""
-
-    def __init__(self, entry: dict[str, Any], seed: int,
-                 on_epoch: Callable[[dict[str, Any], int, int, dict[str, float]], None]) -> None:
-        self.entry, self.seed, self.on_epoch = entry, seed, on_epoch
-
-    def report(self, epoch: int, metrics: dict[str, float]) -> None:
-        self.on_epoch(self.entry, self.seed, epoch, metrics)
-
-    def should_stop(self) -> str | None:
-        return None
+    ranked = sorted(candidates, key=lambda c: rank_key(c, score))
+    summary = [{"name": c["name"], "kind": c["kind"], "trial_number": c["trial_number"],
+                f"{score}_mean": c["cv"][f"{score}_mean"], "val_loss_mean": c["cv"]["val_loss_mean"]} for c in ranked]
+    chosen = ranked[0]
+    searched = [c for c in ranked if c["kind"] == "best"]
+    top = [f"the search's top {len(searched)}" if len(searched) > 1 else "the search's best"] * bool(searched)
+    among = " and ".join(top + ["the book's baselines"] * any(c["kind"] == "baseline" for c in ranked))
+    rule = (f"the one of best mean {what} over {FOLDS}-fold cross-validation of the training and validation rows "
+            f"among {among} ({chosen['name']}): validation has {n_valid} rows, under {SMALL_VALIDATION}, too few for "
+            "one split to tell them apart; the test split was not used to choose")
+    selection = {"rule": rule, "n_valid": n_valid, "finalists": summary, "folds": FOLDS,
+                 "chosen": chosen["trial_number"]}
+    if chosen["kind"] == "baseline":
+        selection["baseline"] = chosen["name"]
+        if searched:
+            selection["searched_best"] = {"trial_number": searched[0]["trial_number"],
+                                          f"{score}_mean": searched[0]["cv"][f"{score}_mean"]}
+        return [], selection
+    entries[0] = {**chosen, "name": "best"}
+    return retrain(entries[0]), selection
 
 
 def _validation_key(entry: dict[str, Any], score: str) -> tuple[float, float]:
     """Sorts entries best first by mean validation ``score`` over their runs, then by lower mean validation loss."""
-    value = _finite_mean(r.get(score) for r in entry["runs"])
-    loss = _finite_mean(r.get("val_loss") for r in entry["runs"])
-    return (-value if math.isfinite(value) else math.inf, loss if math.isfinite(loss) else math.inf)
+    runs = entry["runs"]
+    return better_first(finite_mean(r.get(score) for r in runs), finite_mean(r.get("val_loss") for r in runs))
 
 
 def _against_the_book(entries: list[dict[str, Any]], files: list[bytes | None], book_files: dict[str, list[bytes | None]],
@@ -329,10 +337,17 @@ def _against_the_book(entries: list[dict[str, Any]], files: list[bytes | None], 
     what = f"validation {score[4:].replace('_', ' ')}"
     selection["baseline"] = rival["name"]
     selection["searched_best"] = {"trial_number": searched["trial_number"],
-                                  f"{score}_mean": _finite_mean(r.get(score) for r in searched["runs"])}
+                                  f"{score}_mean": finite_mean(r.get(score) for r in searched["runs"])}
     selection["rule"] = (f"{rival['name']}'s configuration: its mean {what} over the seeds beat the search's pick "
                          f"(trial {searched['trial_number']}), and the best is the configuration the validation split "
                          "prefers, the book's included; the test split was not used to choose")
+    return _as_best(entries, rival, book_files)
+
+
+def _as_best(entries: list[dict[str, Any]], rival: dict[str, Any],
+             book_files: dict[str, list[bytes | None]]) -> list[bytes | None]:
+    """Copies the baseline ``rival`` as the best (``entries[0]``), its ``baseline`` key naming it; returns its
+    networks."""
     entries[0] = {**rival, "name": "best", "kind": "best", "baseline": rival["name"],
                   "title": f"{rival['name']}'s configuration (nothing searched did better on validation)"}
     return book_files[rival["name"]]
@@ -357,11 +372,6 @@ def sample(values: list[float]) -> list[float]:
     if n <= MAX_POINTS:
         return list(values)
     return [values[i] for i in sorted({int(i * n / MAX_POINTS) for i in range(MAX_POINTS)})]
-
-
-def _finite_mean(values: Any) -> float:
-    finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    return statistics.fmean(finite) if finite else math.nan
 
 
 def median_run(values: list[float | None]) -> int | None:

@@ -13,6 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 from autodnn.config import TrialConfig
+from autodnn.evaluate import FINALISTS, FOLDS
 from autodnn.tuning.budget import MIN_SEARCH_SHARE, SEED_SPREAD, TimeBudget, clock, epoch_share
 
 
@@ -55,11 +56,14 @@ def test_measured_trainings_make_the_estimate_a_tested_baseline_one_seed_fewer()
     assert TimeBudget(total=3600.0, seeds=0, max_epochs=20).evaluation_seconds(study, _Data()) == 0.0
 
 
-def test_on_small_validation_the_finalists_are_counted() -> None:
-    study = _study(_trial(20.0, 0.95))
-    small = TimeBudget(total=3600.0, seeds=2, max_epochs=20).evaluation_seconds(study, _Data(n_valid=200))
-    large = TimeBudget(total=3600.0, seeds=2, max_epochs=20).evaluation_seconds(study, _Data(n_valid=5000))
-    assert small - 10.0 == pytest.approx(3 * (large - 10.0))  # the overhead once, the trainings thrice
+def test_on_small_validation_the_cross_validation_of_the_finalists_and_the_baselines_is_counted() -> None:
+    study = _study(_trial(60.0, 0.90, baseline="book-2e", test_run={"seed": 5, "test_accuracy": 0.9}),
+                   _trial(40.0, 0.85, baseline="book-3e"), _trial(20.0, 0.95))
+    budget = TimeBudget(total=3600.0, seeds=3, max_epochs=20)
+    small = budget.evaluation_seconds(study, _Data(n_valid=200))
+    large = budget.evaluation_seconds(study, _Data(n_valid=5000))
+    # A run a fold for each of the FINALISTS (priced as the best) and each baseline, whatever seeds it reuses.
+    assert small - large == pytest.approx(FOLDS * SEED_SPREAD * (FINALISTS * 20 + 60 + 40))
 
 
 def test_the_search_deadline_leaves_the_evaluation_its_share_but_never_less_than_a_quarter_to_search() -> None:

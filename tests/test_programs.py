@@ -157,3 +157,16 @@ def test_a_repeated_architecture_sweeps_and_trains_without_compiling(dataset):
     result = train(config.replace(momentum_max=0.9, dropout=0.0), dataset, max_epochs=2, seed=1)
     assert result.lr_finder is not None
     assert jax_loop.TRACES[0] == traces
+
+
+def test_the_same_architecture_on_fewer_training_rows_sweeps_and_trains_with_programs_of_its_own(dataset):
+    # As cross-validation's folds do: the first training leaves its 1cycle optimizer on the model the sweep's program
+    # was built for; a new number of rows, kept under the same key, retraced that program with it and failed.
+    import dataclasses
+
+    config = BASE.replace(lr_finder=True, schedule="1cycle", optimizer="momentum")
+    jax_loop.PROGRAMS.clear()
+    train(config, dataset, max_epochs=2, seed=0)
+    fewer = dataclasses.replace(dataset, x_train=dataset.x_train[:500], y_train=dataset.y_train[:500])
+    result = train(config, fewer, max_epochs=2, seed=0)
+    assert result.lr_finder is not None and np.isfinite(result.val_loss)

@@ -262,9 +262,10 @@ def test_the_final_evaluation_shows_a_bar_of_its_runs_with_the_running_epoch_on_
     out = run_in_terminal(command(tmp_path, *FINAL), tmp_path)
     after = out[out.index("Final evaluation"):]
     frames = [frame for frame in re.split(r"[\r\n]", after) if "runs [" in frame]
-    # Two finalists (digits' 144 validation rows are few) and the trees, one seed each.
-    assert any(re.search(r"run trial \d+ seed 10000 epoch [123]/3 val \d\.\d{4}", f) for f in frames), frames
-    assert any(re.search(r"100%\|.*\| 3/3 runs", frame) for frame in frames), frames[-3:]
+    # Two finalists cross-validated (digits' 144 validation rows are few), the best and the trees, one seed each.
+    assert any(re.search(r"run trial \d+ fold 1/5 seed 10000 epoch [123]/3 val \d\.\d{4}", f) for f in frames), frames
+    assert any(re.search(r"run best seed 10000 epoch [123]/3 val \d\.\d{4}", f) for f in frames), frames
+    assert any(re.search(r"100%\|.*\| 12/12 runs", frame) for frame in frames), frames[-3:]
     assert re.search(r"^  \S+ +seed 10000: test_accuracy \d\.\d{4} \(\d+ boosting rounds", after.replace("\r", "\n"),
                      re.MULTILINE), "the trees' run has its line above the bar"
 
@@ -276,7 +277,7 @@ def test_the_final_evaluation_writes_plain_epoch_lines_to_a_pipe_with_the_time_l
     assert done.returncode == 0, done.stderr
     assert "\r" not in done.stdout and not ANSI.search(done.stdout)
     after = done.stdout[done.stdout.index("Final evaluation"):].splitlines()
-    epochs = [line for line in after if re.match(r"Run trial \d+ seed 10000\s+epoch\s+\d/3\s+val_accuracy \d\.\d{4}", line)]
+    epochs = [line for line in after if re.match(r"Run trial \d+ fold 1/5 seed 10000\s+epoch\s+\d/3\s+val_accuracy \d\.\d{4}", line)]
     assert epochs, after
-    assert re.search(r"\[0 of 3 done, .* elapsed, .* left of the time budget\]", epochs[0]), epochs[0]
+    assert re.search(r"\[0 of 12 done, .* elapsed, .* left of the time budget\]", epochs[0]), epochs[0]
     assert any("boosting rounds" in line for line in after)

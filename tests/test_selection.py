@@ -1,15 +1,16 @@
-"""How the final evaluation picks the best configuration: on small validation sets, among finalists retrained
-with every seed; against the book's baselines trained with the same seeds; on validation only."""
+"""How the final evaluation picks the best configuration: on small validation sets, among the finalists and the
+book's baselines by cross-validation; elsewhere against the baselines trained with the same seeds; on validation
+only."""
 
 from __future__ import annotations
 
-import math
+import re
 
 import optuna
 import pytest
 
 from autodnn.config import SMALL_VALIDATION, TrialConfig
-from autodnn.evaluate import _against_the_book, _choose_best, _entry, finalists
+from autodnn.evaluate import _against_the_book, _choose_best, _entry, contenders, finalists
 from autodnn.study.verdict import plain_lines, verdict_line
 
 
@@ -23,19 +24,27 @@ def _study(values: dict[int, float]) -> optuna.Study:
     return study
 
 
-def _fake_retrain(val: dict[int, tuple[float, float]], calls: list[int]):
-    """Stands in for training: each trial's seeds reach the given (validation accuracy, loss), and a test
-    accuracy ranked the opposite way (one minus the validation accuracy, a lower loss testing worse), so that a
-    selector that read the test split would pick another trial than one that reads validation alone."""
+def _fake_retrain(calls: list[int]):
+    """Stands in for training the chosen entry with every seed: records which trial trained."""
 
     def retrain(entry: dict) -> list[bytes]:
         calls.append(entry["trial_number"])
-        accuracy, loss = val[entry["trial_number"]]
-        test = (1.0 - accuracy) + (0.0 if math.isnan(loss) else loss) / 100
-        entry["runs"] = [{"val_accuracy": accuracy, "val_loss": loss, "test_accuracy": test}] * 2
+        entry["runs"] = [{"val_accuracy": 0.5, "val_loss": 1.0, "test_accuracy": 0.5}] * 2
         return [b"model"] * 2
 
     return retrain
+
+
+def _cross_validated(study: optuna.Study, cv: dict[int, tuple[float, float]]) -> tuple[list[dict], list[dict]]:
+    """The study's entries and contenders on 144 validation rows, each contender given the mean (validation
+    accuracy, loss) over its folds from ``cv`` (by trial number) as :func:`cross_validate` would store it."""
+    entries = [_entry(study.trials[1]), {"name": "book-2e", "kind": "baseline", "trial_number": 4,
+                                         "config": TrialConfig().to_dict()}]
+    candidates = contenders(study, entries, 144)
+    for candidate in candidates:
+        accuracy, loss = cv[candidate["trial_number"]]
+        candidate["cv"] = {"folds": 5, "runs": [], "val_accuracy_mean": accuracy, "val_loss_mean": loss}
+    return entries, candidates
 
 
 def test_finalists_are_the_top_searched_trials_with_distinct_configurations() -> None:
@@ -43,26 +52,45 @@ def test_finalists_are_the_top_searched_trials_with_distinct_configurations() ->
     assert [t.number for t in finalists(study)] == [1, 2, 0]  # the baseline (0.99) is not a finalist
 
 
-def test_on_small_validation_the_best_mean_validation_accuracy_of_the_finalists_wins() -> None:
+def test_contenders_are_the_finalists_and_the_baselines_on_small_validation_only() -> None:
     study = _study({32: 0.90, 64: 0.95, 128: 0.93, 256: 0.80})
-    entries = [_entry(study.trials[1])]
+    entries = [_entry(study.trials[1]), {"name": "book-2e", "kind": "baseline", "trial_number": 4, "config": {}}]
+    assert [c["name"] for c in contenders(study, entries, 144)] == ["trial 1", "trial 2", "trial 0", "book-2e"]
+    assert contenders(study, entries, SMALL_VALIDATION) == []
+    alone = _study({32: 0.90})
+    assert contenders(alone, entries[:1], 144) == [], "one configuration: nothing to choose between"
+
+
+def test_on_small_validation_the_best_cross_validated_finalist_is_retrained_alone() -> None:
+    study = _study({32: 0.90, 64: 0.95, 128: 0.93, 256: 0.80})
+    entries, candidates = _cross_validated(study, {0: (0.91, 0.3), 1: (0.92, 0.3), 2: (0.94, 0.4), 4: (0.90, 0.2)})
     calls: list[int] = []
-    # Retrained with every seed, trial 2 validates best, although trial 1 had the search's best single run.
-    retrain = _fake_retrain({0: (0.91, 0.3), 1: (0.92, 0.3), 2: (0.94, 0.4)}, calls)
-    files, selection = _choose_best(study, entries, 144, retrain)
-    assert sorted(calls) == [0, 1, 2]
-    assert entries[0]["trial_number"] == 2 and entries[0]["name"] == "best"
-    assert selection["chosen"] == 2 and len(selection["finalists"]) == 3
-    assert "144 rows" in selection["rule"] and "test split was not used" in selection["rule"]
-    assert files == [b"model"] * 2
+    files, selection = _choose_best(entries, candidates, 144, _fake_retrain(calls), "val_accuracy")
+    # Trial 1 had the search's best single run; over the folds trial 2 validates best.
+    assert calls == [2] and entries[0]["trial_number"] == 2 and entries[0]["name"] == "best"
+    assert entries[0]["cv"]["val_accuracy_mean"] == 0.94 and files == [b"model"] * 2
+    assert [f["name"] for f in selection["finalists"]] == ["trial 2", "trial 1", "trial 0", "book-2e"]
+    assert selection["chosen"] == 2 and selection["folds"] == 5 and "baseline" not in selection
+    assert "5-fold cross-validation" in selection["rule"] and "144 rows" in selection["rule"]
+    assert "test split was not used" in selection["rule"]
 
 
-def test_equal_validation_accuracy_is_settled_by_the_lower_validation_loss() -> None:
+def test_equal_cross_validated_accuracy_is_settled_by_the_lower_validation_loss() -> None:
     study = _study({32: 0.90, 64: 0.95, 128: 0.93})
-    entries = [_entry(study.trials[1])]
-    retrain = _fake_retrain({0: (0.93, 0.5), 1: (0.93, 0.2), 2: (0.93, float("nan"))}, [])
-    _choose_best(study, entries, 144, retrain)
+    entries, candidates = _cross_validated(study, {0: (0.93, 0.5), 1: (0.93, 0.2), 2: (0.93, float("nan")),
+                                                   4: (0.93, 0.3)})
+    _choose_best(entries, candidates, 144, _fake_retrain([]), "val_accuracy")
     assert entries[0]["trial_number"] == 1
+
+
+def test_a_baseline_that_cross_validates_best_is_named_and_no_searched_trial_is_retrained() -> None:
+    study = _study({32: 0.90, 64: 0.95, 128: 0.93})
+    entries, candidates = _cross_validated(study, {0: (0.91, 0.3), 1: (0.92, 0.3), 2: (0.90, 0.4), 4: (0.95, 0.3)})
+    calls: list[int] = []
+    files, selection = _choose_best(entries, candidates, 144, _fake_retrain(calls), "val_accuracy")
+    assert calls == [] and files == []
+    assert selection["baseline"] == "book-2e" and selection["chosen"] == 4
+    assert selection["searched_best"] == {"trial_number": 1, "val_accuracy_mean": 0.92}
 
 
 @pytest.mark.parametrize("n_valid", [SMALL_VALIDATION, 5000])
@@ -70,20 +98,25 @@ def test_on_large_validation_the_searchs_best_is_evaluated_alone(n_valid: int) -
     study = _study({32: 0.90, 64: 0.95, 128: 0.93})
     entries = [_entry(study.trials[1])]
     calls: list[int] = []
-    _, selection = _choose_best(study, entries, n_valid, _fake_retrain({1: (0.9, 0.3)}, calls))
+    _, selection = _choose_best(entries, contenders(study, entries, n_valid), n_valid, _fake_retrain(calls),
+                                "val_accuracy")
     assert calls == [1] and entries[0]["trial_number"] == 1
     assert selection["finalists"] == [] and selection["rule"] == "the search's trial of best validation accuracy"
 
 
-def test_the_cli_says_how_the_winner_was_chosen_and_shows_finalists_by_validation(run_cli, sqlite_url: str) -> None:
+def test_the_cli_says_how_the_winner_was_chosen_and_shows_the_folds_by_validation(run_cli, sqlite_url: str) -> None:
     result = run_cli("search", "--dataset", "digits", "--space", "quick", "--max-epochs", "3", "--no-baselines",
                      "--n-trials", "4", "--pruner", "none", "--seeds", "1", "--storage", sqlite_url, "--study", "s")
     assert result.code == 0, result.err
-    assert "The best configuration is the one of best mean validation accuracy" in result.out
-    finalist_lines = [line for line in result.out.splitlines() if line.strip().startswith("trial ")]
-    assert len(finalist_lines) == 3 and all("val_accuracy" in line for line in finalist_lines)
+    assert "Validation has 144 rows, too few to choose on" in result.out
+    assert "The best configuration is the one of best mean validation accuracy over 5-fold" in result.out
+    fold_lines = [line for line in result.out.splitlines() if re.match(r"\s+trial \d+ fold [1-5]/5 seed", line)]
+    assert len(fold_lines) == 3 * 5 and all("val_accuracy" in line and "test" not in line for line in fold_lines)
     evaluation = optuna.load_study(study_name="s", storage=sqlite_url).user_attrs["evaluation"]
     assert evaluation["entries"][0]["trial_number"] == evaluation["selection"]["chosen"]
+    cv = evaluation["entries"][0]["cv"]
+    assert [run["fold"] for run in cv["runs"]] == [1, 2, 3, 4, 5]
+    assert cv["val_accuracy_mean"] == pytest.approx(sum(r["val_accuracy"] for r in cv["runs"]) / 5)
     report = run_cli("report", "s", "--storage", sqlite_url, "-o", sqlite_url.replace("sqlite:///", "") + ".html")
     assert report.code == 0, report.err
 
@@ -161,14 +194,12 @@ def test_where_every_searched_configuration_trains_badly_the_best_is_the_book_co
     chosen = best["baseline"]
     assert best["runs"] == book[chosen]["runs"] and evaluation["selection"]["baseline"] == chosen
     searched = evaluation["selection"]["searched_best"]["val_accuracy_mean"]
-    assert _validation(book[chosen]) > searched, "chosen on validation: it beat the search's pick there"
+    ranked = evaluation["selection"]["finalists"]  # iris has 12 validation rows: chosen by cross-validation
+    assert ranked[0]["name"] == chosen and ranked[0]["val_accuracy_mean"] > searched, "it beat the search's pick"
     assert f"The search found nothing better than the book's {chosen} on validation" in result.out
     assert "strongest other book baseline" in result.out
-    assert f"The best configuration is {chosen}'s configuration" in result.out
+    assert re.search(r"5-fold cross-validation of the training and validation rows among the search's (top \d|best) "
+                     rf"and the book's baselines \({chosen}\)", result.out)
     report = run_cli("report", "h", "--storage", storage, "-o", tmp_path / "r.html")
     assert report.code == 0, report.err
     assert "(nothing searched did better on validation)" in (tmp_path / "r.html").read_text()
-
-
-def _validation(entry: dict) -> float:
-    return sum(r["val_accuracy"] for r in entry["runs"]) / len(entry["runs"])

@@ -149,13 +149,20 @@ def _run_evaluation(study: Any, seeds: int, *, quiet: bool, max_epochs: int | No
                     reference: bool | None = None, deadline: float | None = None) -> None:
     """Runs the final evaluation with its progress (``deadline``: ``time.monotonic()`` at which the command's
     budget ends, for the bar's time left) and prints its table and verdict."""
-    from autodnn.evaluate import evaluate
+    from autodnn.config import SMALL_VALIDATION
+    from autodnn.evaluate import FOLDS, contenders, evaluate, evaluation_entries
     from autodnn.progress import EvaluationProgress, progress_mode, score_name
     from autodnn.study.options import stored_options
 
     metric_name = stored_options(study).get("metric") or "accuracy"
     print(f"\nFinal evaluation: retraining the best configuration and the baselines with {seeds} seed(s), "
           "each tested once.", flush=True)
+    n_valid = study.user_attrs.get("dataset", {}).get("sizes", {}).get("valid", SMALL_VALIDATION)
+    candidates = contenders(study, evaluation_entries(study), n_valid)
+    if candidates:
+        print(f"Validation has {n_valid} rows, too few to choose on: the best is first chosen among "
+              f"{', '.join(c['name'] for c in candidates)} by {FOLDS}-fold cross-validation of the training and "
+              "validation rows (validation figures only).", flush=True)
     with EvaluationProgress(progress_mode(sys.stdout, not quiet), score=score_name(study),
                             test=f"test_{metric_name}", deadline=deadline) as progress:
         evaluation = evaluate(study, seeds=seeds, max_epochs=max_epochs, reference=reference, **progress.callbacks())

@@ -11,6 +11,7 @@ Importing this package loads neither Keras, TensorFlow, JAX nor Optuna.
 from __future__ import annotations
 
 from autodnn.datasets._dataset import Dataset
+from autodnn.datasets._folds import folds
 from autodnn.datasets._load import dataset_names, is_image_spec, load_dataset
 
-__all__ = ["Dataset", "dataset_names", "is_image_spec", "load_dataset"]
+__all__ = ["Dataset", "dataset_names", "folds", "is_image_spec", "load_dataset"]

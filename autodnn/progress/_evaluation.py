@@ -48,10 +48,10 @@ class EvaluationProgress(Shown):
         self.display.epoch(f"{entry['name']} seed {seed}", epoch + 1, self._epochs, metrics.get(self.score), self.score)
 
     def on_run(self, entry: dict[str, Any], run: dict[str, Any]) -> None:
-        """A run ended (or a search run was reused): its line, and the bar moves on. A finalist (small validation:
-        the best is chosen among the top few) shows its validation figure only, never a test figure."""
-        finalist = entry["name"] != "best" and entry["kind"] == "best"
-        metric = self.score if finalist else self.test
+        """A run ended (or a search run was reused): its line, and the bar moves on. A fold of the cross-validation
+        (small validation: the best is chosen among the top few and the baselines) shows its validation figure
+        only: it was never tested."""
+        metric = self.score if entry["kind"] == "fold" else self.test
         unit = "boosting rounds" if entry["kind"] == "reference" else "epochs"
         self.done += 1
         value = run.get(metric)

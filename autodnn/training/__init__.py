@@ -7,6 +7,7 @@
   members of one program trained together.
 - :mod:`~autodnn.training.lr_finder`, :mod:`~autodnn.training.restore` (which epoch a run keeps),
   :mod:`~autodnn.training.session` (seeds, a fresh Keras session), :mod:`~autodnn.training.tensorboard`.
+- :mod:`~autodnn.training.crossval`: a few configurations compared by cross-validation on small data.
 
 Keras 3 only, never Optuna: the search talks to it through a reporter (report an epoch, ask whether to stop).
 """

@@ -117,7 +117,9 @@ def _program(model: keras.Model, data: _DeviceData, steps: int, batch: int, key:
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     spec = _state_spec(model)
-    full_key = (compile_epoch.__name__, key, steps, batch)
+    # The training rows' shape too: the program takes them whole, and a new shape would retrace it with the model
+    # it was first built for (whose optimizer may since have changed, as after the LR finder's sweep).
+    full_key = (compile_epoch.__name__, key, steps, batch, data.x_train.shape)
     program = PROGRAMS.get(full_key) if key is not None else None
     if program is None or program.spec != spec:
         program = _Program(compile_epoch(model, steps, batch), JaxEvaluator(model), spec)

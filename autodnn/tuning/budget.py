@@ -1,9 +1,9 @@
 """The time budget of a search command: what the final evaluation will take, and what is left to search.
 
 ``autodnn search --timeout T`` bounds the whole command, final evaluation included. The evaluation
-(:mod:`autodnn.evaluate`) retrains the best configuration with every seed (the top few on small validation)
-and each book baseline with every seed but one (its search run was tested and counts as one). Each training
-costs about what the same configuration took in the search; one the search has not trained yet costs its
+(:mod:`autodnn.evaluate`) retrains the best configuration with every seed (on small validation it first
+cross-validates the top few and the baselines, a run a fold) and each book baseline with every seed but one
+(its search run was tested and counts as one). Each training costs about what the same configuration took in the search; one the search has not trained yet costs its
 predicted epoch time (:mod:`autodnn.study.cost`) times the epochs the study's trials train before early
 stopping (all of the budget, until one has). On a table, gradient-boosted trees with every seed add
 :func:`autodnn.training.reference.estimated_seconds` each. The search's deadline is the
@@ -35,6 +35,7 @@ from autodnn.study.records import best_trial, is_baseline
 from autodnn.study.reuse import reused_evaluation_runs
 from autodnn.study.trial_record import BASELINE, CONFIG, MEASURED, RESULT, TEST_RUN, WARM_START
 from autodnn.training import reference as trees
+from autodnn.training.crossval import FOLDS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -155,7 +156,7 @@ class TimeBudget:
             tested = len(dataset.y_valid) + len(dataset.x_test)
             return self.mc_samples * tested / rows * FORWARD_SHARE * epoch_of(config)
 
-        baselines: dict[str, float] = {}
+        baselines: dict[str, tuple[float, int]] = {}  # a name: (seconds of one run, runs to train)
         first = int(stored_options(study).get("seed", 0)) + SEED_OFFSET
         seeds = [first + i for i in range(self.seeds)]
         for trial in trials:
@@ -167,10 +168,11 @@ class TimeBudget:
                 if reused:  # and a baseline reused from another study brings that study's evaluation runs
                     reused += len(reused_evaluation_runs(trial, seeds, self.max_epochs, self.mc_samples))
                 # MC dropout is included in its run; another seed may train longer (SEED_SPREAD).
-                baselines[name] = SEED_SPREAD * trained_seconds(trial) * max(0, self.seeds - reused)
+                baselines[name] = (SEED_SPREAD * trained_seconds(trial), max(0, self.seeds - reused))
             elif name not in baselines:
-                baselines[name] = predicted(trial.user_attrs[CONFIG]) * self.seeds
-        n_best = FINALISTS if len(dataset.y_valid) < SMALL_VALIDATION else 1
+                baselines[name] = (predicted(trial.user_attrs[CONFIG]), self.seeds)
+        # On small validation the finalists and the baselines are cross-validated first, a run a fold.
+        folds = FOLDS if len(dataset.y_valid) < SMALL_VALIDATION else 0
         best = best_trial(study)
         if best is not None:
             per_run = SEED_SPREAD * trained_seconds(best) + mc_dropout(best.user_attrs[CONFIG])
@@ -183,7 +185,8 @@ class TimeBudget:
         tree_seconds = 0.0
         if self.reference and getattr(dataset, "image_shape", None) is None:
             tree_seconds = self.seeds * trees.estimated_seconds(rows, dataset.n_features, dataset.n_outputs)
-        trainings = sum(baselines.values()) + n_best * self.seeds * per_run
+        trainings = (sum(one * runs for one, runs in baselines.values()) + self.seeds * per_run
+                     + folds * (FINALISTS * per_run + sum(one for one, _ in baselines.values())))
         return trainings + tree_seconds + EVALUATION_OVERHEAD + self.reload
 
     def epoch_seconds(self, study: optuna.Study, dataset: Any, config: TrialConfig) -> float:
