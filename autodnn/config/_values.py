@@ -32,7 +32,8 @@ DOWNSAMPLES = ("max_pool", "stride")
 CONV_HEADS = ("gap", "flatten")
 
 #: Validation splits under this many rows are small: one row moves the accuracy by more than 0.1 points, so
-#: a run keeps its best-loss epoch there (``restore_best: auto``) and the final evaluation picks among finalists.
+#: a run keeps its best-loss epoch there (``restore_best: auto``) and the final evaluation picks the best by
+#: cross-validation among the search's finalists and the baselines.
 SMALL_VALIDATION = 1000
 #: MC-dropout passes with which a net with dropout is tested (the final evaluation, and a baseline's search run
 #: that counts as one of its seeds there), unless ``--mc-samples`` says otherwise.
