@@ -5,6 +5,7 @@ only."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import optuna
 import pytest
@@ -117,8 +118,14 @@ def test_the_cli_says_how_the_winner_was_chosen_and_shows_the_folds_by_validatio
     cv = evaluation["entries"][0]["cv"]
     assert [run["fold"] for run in cv["runs"]] == [1, 2, 3, 4, 5]
     assert cv["val_accuracy_mean"] == pytest.approx(sum(r["val_accuracy"] for r in cv["runs"]) / 5)
-    report = run_cli("report", "s", "--storage", sqlite_url, "-o", sqlite_url.replace("sqlite:///", "") + ".html")
+    html = sqlite_url.replace("sqlite:///", "") + ".html"
+    report = run_cli("report", "s", "--storage", sqlite_url, "-o", html)
     assert report.code == 0, report.err
+    text = re.sub(r"<[^>]+>", " ", Path(html).read_text())
+    table = text[text.index("How the best was chosen"):]
+    chosen = f"trial {evaluation['selection']['chosen']}"
+    assert re.search(rf"{chosen}\s+0\.\d+\s+\d\.\d+\s+chosen", table), table[:400]
+    assert all(f"trial {f['trial_number']}" in table for f in evaluation["selection"]["finalists"])
 
 
 def test_the_kept_network_is_the_seed_of_median_validation_accuracy_whatever_the_test_says() -> None:

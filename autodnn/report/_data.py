@@ -148,6 +148,7 @@ class ReportData:
     trials: list[TrialRow]
     compute: Compute
     selection: str = ""
+    choice: list[dict[str, Any]] = field(default_factory=list)
     task: str = "classification"
     target: dict[str, Any] = field(default_factory=dict)
     reference_relative: float | None = None
@@ -280,6 +281,7 @@ def gather(study: optuna.Study) -> ReportData:
         trials=[_row(t) for t in trials],
         compute=_compute(trials, options, entries),
         selection=str(_dict(evaluation.get("selection")).get("rule") or ""),
+        choice=_choice(_dict(evaluation.get("selection"))),
         task=task,
         target=_target(evaluation, dataset) if task == "regression" else {},
         reference_relative=relative,
@@ -377,3 +379,18 @@ def _compute(trials: list[FrozenTrial], options: dict[str, Any], entries: list[d
 def generated_at() -> str:
     """The local time a report is made, for its footer."""
     return datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
+
+
+def _choice(selection: dict[str, Any]) -> list[dict[str, Any]]:
+    """The cross-validated candidates of a small-validation study, best first: name, mean validation figure (its
+    name), mean validation loss; [] where the best was not chosen by cross-validation."""
+    if not selection.get("folds"):
+        return []
+    rows = []
+    for candidate in selection.get("finalists") or []:
+        metric = next((k for k in candidate if k.endswith("_mean") and k != "val_loss_mean"), "")
+        rows.append({"name": str(candidate.get("name", "")), "metric": metric.removesuffix("_mean"),
+                     "value": candidate.get(metric), "loss": candidate.get("val_loss_mean"),
+                     "chosen": candidate.get("trial_number") == selection.get("chosen")})
+    return rows
+
