@@ -75,7 +75,7 @@ LAYERS = [
     ("autodnn.cli",),
 ]
 #: What the package root holds: the public entry points only; everything else lives in a floor's package.
-ROOT_MODULES = {"__init__", "__main__", "objective", "evaluate", "export", "errors", "defaults", "backend", "metrics"}
+ROOT_MODULES = {"__init__", "__main__", "objective", "export", "errors", "defaults", "backend", "metrics"}
 MAX_LINES = 400
 
 

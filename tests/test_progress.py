@@ -222,6 +222,27 @@ def test_plain_epoch_lines_come_at_most_once_an_interval(monkeypatch: pytest.Mon
     assert lines[0].startswith("Trial   0       started   2 x 64") and lines[-1].endswith("0.6000")
 
 
+@pytest.mark.parametrize("mode", ["bar", "lines"])
+def test_the_evaluations_plan_shrinks_when_a_baseline_is_chosen_and_the_bar_ends_full(mode: str) -> None:
+    from autodnn.progress import EvaluationProgress
+
+    out = _Terminal()
+    progress = EvaluationProgress(mode, score="val_accuracy", test="test_accuracy", file=out, interval=0)
+    progress.on_plan(4)
+    fold = {"name": "book-2e fold 1/2", "kind": "fold"}
+    for seed in (0, 1):
+        progress.on_run(fold, {"seed": seed, "val_accuracy": 0.9, "epochs": 3, "seconds": 0.1})
+    progress.on_plan(3)  # the best's seed is not trained
+    progress.on_run({"name": "book-2e", "kind": "baseline"},
+                    {"seed": 9, "test_accuracy": 0.8, "epochs": 3, "seconds": 0.1})
+    progress.display.close()
+    shown = out.getvalue()
+    assert progress.display.target == 3 and progress.done == 3
+    assert "fold 1/2 seed 0: val_accuracy 0.9000" in shown and "book-2e    seed 9: test_accuracy 0.8000" in shown
+    if mode == "bar":
+        assert re.search(r"100%\|.*\| 3/3 runs", shown), shown
+
+
 def test_progress_modes_and_the_configuration_phrase() -> None:
     assert progress_mode(_Terminal(), True) == progress_mode(_Terminal(), None) == "bar"
     assert progress_mode(io.StringIO(), True) == "lines" and progress_mode(io.StringIO(), None) == "off"

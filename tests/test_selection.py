@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from autodnn.config import SMALL_VALIDATION, TrialConfig
-from autodnn.evaluate import _against_the_book, _choose_best, _entry, contenders, finalists
+from autodnn.evaluate._choice import against_the_book, choose_best, contenders, finalists, searched_entry
 from autodnn.study.verdict import plain_lines, verdict_line
 
 
@@ -39,7 +39,7 @@ def _fake_retrain(calls: list[int]):
 def _cross_validated(study: optuna.Study, cv: dict[int, tuple[float, float]]) -> tuple[list[dict], list[dict]]:
     """The study's entries and contenders on 144 validation rows, each contender given the mean (validation
     accuracy, loss) over its folds from ``cv`` (by trial number) as :func:`cross_validate` would store it."""
-    entries = [_entry(study.trials[1]), {"name": "book-2e", "kind": "baseline", "trial_number": 4,
+    entries = [searched_entry(study.trials[1]), {"name": "book-2e", "kind": "baseline", "trial_number": 4,
                                          "config": TrialConfig().to_dict()}]
     candidates = contenders(study, entries, 144)
     for candidate in candidates:
@@ -55,7 +55,7 @@ def test_finalists_are_the_top_searched_trials_with_distinct_configurations() ->
 
 def test_contenders_are_the_finalists_and_the_baselines_on_small_validation_only() -> None:
     study = _study({32: 0.90, 64: 0.95, 128: 0.93, 256: 0.80})
-    entries = [_entry(study.trials[1]), {"name": "book-2e", "kind": "baseline", "trial_number": 4, "config": {}}]
+    entries = [searched_entry(study.trials[1]), {"name": "book-2e", "kind": "baseline", "trial_number": 4, "config": {}}]
     assert [c["name"] for c in contenders(study, entries, 144)] == ["trial 1", "trial 2", "trial 0", "book-2e"]
     assert contenders(study, entries, SMALL_VALIDATION) == []
     alone = _study({32: 0.90})
@@ -66,7 +66,7 @@ def test_on_small_validation_the_best_cross_validated_finalist_is_retrained_alon
     study = _study({32: 0.90, 64: 0.95, 128: 0.93, 256: 0.80})
     entries, candidates = _cross_validated(study, {0: (0.91, 0.3), 1: (0.92, 0.3), 2: (0.94, 0.4), 4: (0.90, 0.2)})
     calls: list[int] = []
-    files, selection = _choose_best(entries, candidates, 144, _fake_retrain(calls), "val_accuracy")
+    files, selection = choose_best(entries, candidates, 144, _fake_retrain(calls), "val_accuracy")
     # Trial 1 had the search's best single run; over the folds trial 2 validates best.
     assert calls == [2] and entries[0]["trial_number"] == 2 and entries[0]["name"] == "best"
     assert entries[0]["cv"]["val_accuracy_mean"] == 0.94 and files == [b"model"] * 2
@@ -80,7 +80,7 @@ def test_equal_cross_validated_accuracy_is_settled_by_the_lower_validation_loss(
     study = _study({32: 0.90, 64: 0.95, 128: 0.93})
     entries, candidates = _cross_validated(study, {0: (0.93, 0.5), 1: (0.93, 0.2), 2: (0.93, float("nan")),
                                                    4: (0.93, 0.3)})
-    _choose_best(entries, candidates, 144, _fake_retrain([]), "val_accuracy")
+    choose_best(entries, candidates, 144, _fake_retrain([]), "val_accuracy")
     assert entries[0]["trial_number"] == 1
 
 
@@ -88,7 +88,7 @@ def test_a_baseline_that_cross_validates_best_is_named_and_no_searched_trial_is_
     study = _study({32: 0.90, 64: 0.95, 128: 0.93})
     entries, candidates = _cross_validated(study, {0: (0.91, 0.3), 1: (0.92, 0.3), 2: (0.90, 0.4), 4: (0.95, 0.3)})
     calls: list[int] = []
-    files, selection = _choose_best(entries, candidates, 144, _fake_retrain(calls), "val_accuracy")
+    files, selection = choose_best(entries, candidates, 144, _fake_retrain(calls), "val_accuracy")
     assert calls == [] and files == []
     assert selection["baseline"] == "book-2e" and selection["chosen"] == 4
     assert selection["searched_best"] == {"trial_number": 1, "val_accuracy_mean": 0.92}
@@ -97,9 +97,9 @@ def test_a_baseline_that_cross_validates_best_is_named_and_no_searched_trial_is_
 @pytest.mark.parametrize("n_valid", [SMALL_VALIDATION, 5000])
 def test_on_large_validation_the_searchs_best_is_evaluated_alone(n_valid: int) -> None:
     study = _study({32: 0.90, 64: 0.95, 128: 0.93})
-    entries = [_entry(study.trials[1])]
+    entries = [searched_entry(study.trials[1])]
     calls: list[int] = []
-    _, selection = _choose_best(entries, contenders(study, entries, n_valid), n_valid, _fake_retrain(calls),
+    _, selection = choose_best(entries, contenders(study, entries, n_valid), n_valid, _fake_retrain(calls),
                                 "val_accuracy")
     assert calls == [1] and entries[0]["trial_number"] == 1
     assert selection["finalists"] == [] and selection["rule"] == "the search's trial of best validation accuracy"
@@ -156,7 +156,7 @@ def test_a_book_baseline_that_validates_better_than_the_searched_best_becomes_th
     entries = _evaluated(0.90, {"book-2e": 0.93, "book-selu": 0.95})
     book_files = {"book-2e": [b"2e-a", b"2e-b"], "book-selu": [None, b"selu-b"]}
     selection: dict = {"rule": "the search's trial of best validation accuracy", "finalists": []}
-    files = _against_the_book(entries, [b"searched"] * 2, book_files, "val_accuracy", selection)
+    files = against_the_book(entries, [b"searched"] * 2, book_files, "val_accuracy", selection)
     best = entries[0]
     assert best["baseline"] == "book-selu" and best["name"] == "best" and best["kind"] == "best"
     assert best["runs"] == entries[2]["runs"] and best["trial_number"] == entries[2]["trial_number"]
@@ -173,14 +173,14 @@ def test_a_book_baseline_that_validates_better_than_the_searched_best_becomes_th
 def test_the_searched_best_stays_where_no_baseline_validates_better(book_val: float) -> None:
     entries = _evaluated(0.90, {"book-2e": book_val})
     selection: dict = {"rule": "r", "finalists": []}
-    files = _against_the_book(entries, [b"searched"] * 2, {"book-2e": [b"a", b"b"]}, "val_accuracy", selection)
+    files = against_the_book(entries, [b"searched"] * 2, {"book-2e": [b"a", b"b"]}, "val_accuracy", selection)
     assert files == [b"searched"] * 2 and "baseline" not in entries[0] and selection == {"rule": "r", "finalists": []}
 
 
 def test_a_validation_tie_goes_to_the_lower_validation_loss() -> None:
     entries = _evaluated(0.90, {"book-2e": 0.90})
     entries[1]["runs"] = [{**r, "val_loss": 0.1} for r in entries[1]["runs"]]
-    _against_the_book(entries, [b"s"] * 2, {"book-2e": [b"a", b"b"]}, "val_accuracy", {"rule": "r", "finalists": []})
+    against_the_book(entries, [b"s"] * 2, {"book-2e": [b"a", b"b"]}, "val_accuracy", {"rule": "r", "finalists": []})
     assert entries[0].get("baseline") == "book-2e"
 
 

@@ -128,6 +128,15 @@ class SearchProgress:
             self._ticker = threading.Thread(target=self._tick, name="autodnn-progress", daemon=True)
             self._ticker.start()
 
+    def retarget(self, target: int) -> None:
+        """The target changed while the display is open (the final evaluation's plan shrank)."""
+        with self._lock:
+            self.target = target
+            if self._bar is not None and not self.timeout:
+                self._bar.total = target
+            if self._bar is not None:
+                self._bar.set_postfix_str(self._postfix(), refresh=True)
+
     def _make_bar(self) -> Any:
         bar_class = text_tqdm
         if self.notebook:

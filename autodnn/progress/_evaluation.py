@@ -28,13 +28,20 @@ class EvaluationProgress(Shown):
         self.score, self.test, self.deadline = score, test, deadline
         self.done = 0
         self._epochs = 0
+        self._planned = False
 
     def callbacks(self) -> dict[str, Any]:
         """Every callback, as keyword arguments of :func:`autodnn.evaluate.evaluate`."""
         return {"on_plan": self.on_plan, "on_start": self.on_start, "on_epoch": self.on_epoch, "on_run": self.on_run}
 
     def on_plan(self, runs: int) -> None:
-        """The evaluation will train (or reuse) ``runs`` runs: starts the display."""
+        """The evaluation will train (or reuse) ``runs`` runs in all: starts the display, or where it has started
+        (the plan changed: a baseline chosen by cross-validation leaves the best's seeds untrained) sets its
+        target."""
+        if self._planned:
+            self.display.retarget(runs)
+            return
+        self._planned = True
         timeout = None if self.deadline is None else max(1.0, self.deadline - time.monotonic())
         self.display.open(target=runs, timeout=timeout)
 

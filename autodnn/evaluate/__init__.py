@@ -1,7 +1,7 @@
 """Final evaluation: retrain the best configuration and the book's defaults with several seeds, test once.
 
 The search picks configurations by their validation score (the study's metric, :mod:`autodnn.metrics`) and
-never reads the test split to choose. Each
+never reads the test split to choose; how the evaluation chooses the best is :mod:`autodnn.evaluate._choice`. Each
 retrained network is tested once; mean and spread go into the study (``evaluation`` attribute) for the
 report. A book baseline's own search run was tested at its end and counts as its first seed here: it is a
 fixed configuration that nobody chose by its score, so its test accuracy is as unbiased as a retrained one's,
@@ -24,10 +24,19 @@ from collections.abc import Callable
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
-from autodnn.config import DEFAULT_MC_SAMPLES, SMALL_VALIDATION, TrialConfig
+from autodnn.config import DEFAULT_MC_SAMPLES, TrialConfig
 from autodnn.errors import SearchFailed, UsageError
+from autodnn.evaluate._choice import (  # noqa: F401 - the rules of the choice, read by the budget and the CLI
+    FINALISTS,
+    against_the_book,
+    as_best,
+    choose_best,
+    contenders,
+    finalists,
+    searched_entry,
+)
 from autodnn.metrics import searched_of
 from autodnn.study.chance import Chance
 from autodnn.study.options import dataset_of, stored_options
@@ -43,48 +52,11 @@ from autodnn.study.verdict import (  # noqa: F401 - how an evaluation is told, r
     strongest_baseline,
     verdict_line,
 )
-from autodnn.training.crossval import FOLDS, EpochRelay, better_first, cross_validate, finite_mean, rank_key
+from autodnn.training.crossval import FOLDS, EpochRelay, cross_validate
 
 #: Seeds of the final evaluation start here above the search's seed, so that no retrained run repeats a
 #: searched one.
 SEED_OFFSET = 10_000
-#: Below :data:`autodnn.config.SMALL_VALIDATION` validation rows one row moves validation accuracy by a tenth
-#: of a point or more, and the search's pick (one training run each) among its top trials is mostly the luck of
-#: the seed and of the split: the final evaluation then cross-validates the top ``FINALISTS`` and the book's
-#: baselines (:mod:`autodnn.training.crossval`) and keeps the one of best mean validation figure over the folds (lower
-#: mean validation loss on a tie). The test split is never used to choose.
-FINALISTS = 3
-
-
-def finalists(study: optuna.Study, n: int = FINALISTS) -> list[FrozenTrial]:
-    """The ``n`` complete searched trials of highest validation accuracy, distinct configurations, best first."""
-    ranked = sorted((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                     if not is_baseline(t) and t.value is not None and CONFIG in t.user_attrs),
-                    key=lambda t: (-t.value, t.number))
-    chosen: list[FrozenTrial] = []
-    for trial in ranked:
-        if all(trial.user_attrs[CONFIG] != other.user_attrs[CONFIG] for other in chosen):
-            chosen.append(trial)
-        if len(chosen) == n:
-            break
-    return chosen
-
-
-def contenders(study: optuna.Study, entries: list[dict[str, Any]], n_valid: int) -> list[dict[str, Any]]:
-    """What the evaluation cross-validates to pick the best (:mod:`autodnn.training.crossval`): under
-    :data:`SMALL_VALIDATION` validation rows, the :func:`finalists` (named ``trial N``) and the baselines among
-    ``entries``, where they are two or more; [] where the search's best stands alone."""
-    if n_valid >= SMALL_VALIDATION:
-        return []
-    candidates = [{**_entry(trial), "name": f"trial {trial.number}"} for trial in finalists(study)]
-    candidates += [dict(entry) for entry in entries[1:] if entry.get("kind") == "baseline"]
-    return candidates if len(candidates) >= 2 else []
-
-
-def _entry(trial: FrozenTrial) -> dict[str, Any]:
-    return {"name": "best", "title": f"Best found (trial {trial.number})", "kind": "best",
-            "trial_number": trial.number, "config": trial.user_attrs[CONFIG]}
-
 
 def evaluation_entries(study: optuna.Study) -> list[dict[str, Any]]:
     """The configurations to evaluate: the best searched trial first, then every baseline of the study.
@@ -98,7 +70,7 @@ def evaluation_entries(study: optuna.Study) -> list[dict[str, Any]]:
     best = best_trial(study)
     if best is None:
         raise SearchFailed(f"study '{study.study_name}' has no completed trial to evaluate yet; run 'autodnn search'")
-    entries = [_entry(best)]
+    entries = [searched_entry(best)]
     # A baseline still queued when the search's time ran out is trained here, with every seed.
     trained = baseline_trials(study)
     names = {t.user_attrs[BASELINE] for t in trained}
@@ -212,13 +184,16 @@ def evaluate(
     for entry in entries[1:] if options.get("class_weight") else []:  # the baselines train with the study's weights
         entry["config"] = {**entry["config"], "class_weight": options["class_weight"]}
     candidates = contenders(study, entries, dataset.sizes["valid"])
+    planned = (len(entries) + int(trees_wanted)) * seeds + len(candidates) * FOLDS
     if on_plan is not None:
-        on_plan((len(entries) + int(trees_wanted)) * seeds + len(candidates) * FOLDS)
+        on_plan(planned)
     if candidates:
         cross_validate(candidates, dataset, score=score, max_epochs=budget, seed=base_seed,
                        metric=options.get("metric"),
                        callbacks={"on_start": on_start, "on_epoch": on_epoch, "on_run": on_run})
-    files, selection = _choose_best(entries, candidates, dataset.sizes["valid"], retrain, score)
+    files, selection = choose_best(entries, candidates, dataset.sizes["valid"], retrain, score)
+    if on_plan is not None and selection.get("baseline"):
+        on_plan(planned - seeds)  # the chosen baseline trains as one: the best's seeds are not trained
     reusable = budget == int(options.get("max_epochs", 50))
     book_files = {}
     for entry in entries[1:]:
@@ -228,9 +203,9 @@ def evaluate(
             *([search_run] if search_run else []),
             *(reused_evaluation_runs(trial, wanted_seeds, budget, mc_samples) if search_run else [])])
     if selection.get("baseline"):
-        files = _as_best(entries, next(e for e in entries[1:] if e["name"] == selection["baseline"]), book_files)
+        files = as_best(entries, next(e for e in entries[1:] if e["name"] == selection["baseline"]), book_files)
     elif not candidates:
-        files = _against_the_book(entries, files, book_files, score, selection)
+        files = against_the_book(entries, files, book_files, score, selection)
     chance = Chance.of_dataset(dataset, metric)
     majority = chance.score if chance is not None else reference_module.majority_share(dataset)
     evaluation = {"seeds": [base_seed + i for i in range(seeds)], "max_epochs": budget, "entries": entries,
@@ -272,86 +247,6 @@ def evaluate(
         # The trainings took minutes: store their results even when the database refused the model.
         study.set_user_attr("evaluation", evaluation)
     return evaluation
-
-
-def _choose_best(entries: list[dict[str, Any]], candidates: list[dict[str, Any]], n_valid: int,
-                 retrain: Callable[..., list[bytes | None]], score: str) -> tuple[list[bytes | None], dict[str, Any]]:
-    """Trains the best entry (``entries[0]``), or the cross-validated :func:`contenders`' first; a baseline so chosen
-    is only named in the selection (it trains as a baseline, then :func:`_as_best` copies it).
-
-    Returns:
-        The kept networks of the chosen entry's seeds ([] for a chosen baseline), and how it was chosen (stored
-        as ``selection``).
-    """
-    what = f"validation {score[4:].replace('_', ' ')}"
-    if not candidates:
-        return retrain(entries[0]), {
-            "rule": f"the search's trial of best {what}", "n_valid": n_valid, "finalists": []}
-    ranked = sorted(candidates, key=lambda c: rank_key(c, score))
-    summary = [{"name": c["name"], "kind": c["kind"], "trial_number": c["trial_number"],
-                f"{score}_mean": c["cv"][f"{score}_mean"], "val_loss_mean": c["cv"]["val_loss_mean"]} for c in ranked]
-    chosen = ranked[0]
-    searched = [c for c in ranked if c["kind"] == "best"]
-    top = [f"the search's top {len(searched)}" if len(searched) > 1 else "the search's best"] * bool(searched)
-    among = " and ".join(top + ["the book's baselines"] * any(c["kind"] == "baseline" for c in ranked))
-    rule = (f"the one of best mean {what} over {FOLDS}-fold cross-validation of the training and validation rows "
-            f"among {among} ({chosen['name']}): validation has {n_valid} rows, under {SMALL_VALIDATION}, too few for "
-            "one split to tell them apart; the test split was not used to choose")
-    selection = {"rule": rule, "n_valid": n_valid, "finalists": summary, "folds": FOLDS,
-                 "chosen": chosen["trial_number"]}
-    if chosen["kind"] == "baseline":
-        selection["baseline"] = chosen["name"]
-        if searched:
-            selection["searched_best"] = {"trial_number": searched[0]["trial_number"],
-                                          f"{score}_mean": searched[0]["cv"][f"{score}_mean"]}
-        return [], selection
-    entries[0] = {**chosen, "name": "best"}
-    return retrain(entries[0]), selection
-
-
-def _validation_key(entry: dict[str, Any], score: str) -> tuple[float, float]:
-    """Sorts entries best first by mean validation ``score`` over their runs, then by lower mean validation loss."""
-    runs = entry["runs"]
-    return better_first(finite_mean(r.get(score) for r in runs), finite_mean(r.get("val_loss") for r in runs))
-
-
-def _against_the_book(entries: list[dict[str, Any]], files: list[bytes | None], book_files: dict[str, list[bytes | None]],
-                      score: str, selection: dict[str, Any]) -> list[bytes | None]:
-    """Makes a book baseline the best where it did better on mean validation than the searched best.
-
-    The search's pick and every baseline are trained with the same seeds by then; the best is the one the
-    validation split prefers (:func:`_validation_key`), so what autodnn recommends is never worse on validation
-    than the book's defaults. The entry of a baseline so chosen is copied as the best, its ``baseline`` key naming
-    it, and ``selection`` says so; the test split still chooses nothing.
-
-    Returns:
-        The networks of the best entry's runs (a baseline's where one was chosen).
-    """
-    searched = entries[0]
-    book = [e for e in entries[1:] if e.get("kind") == "baseline" and any(f is not None for f in book_files[e["name"]])]
-    if not book:
-        return files
-    rival = min(book, key=lambda e: _validation_key(e, score))
-    if _validation_key(rival, score) >= _validation_key(searched, score):
-        return files
-    what = f"validation {score[4:].replace('_', ' ')}"
-    selection["baseline"] = rival["name"]
-    selection["searched_best"] = {"trial_number": searched["trial_number"],
-                                  f"{score}_mean": finite_mean(r.get(score) for r in searched["runs"])}
-    selection["rule"] = (f"{rival['name']}'s configuration: its mean {what} over the seeds beat the search's pick "
-                         f"(trial {searched['trial_number']}), and the best is the configuration the validation split "
-                         "prefers, the book's included; the test split was not used to choose")
-    return _as_best(entries, rival, book_files)
-
-
-def _as_best(entries: list[dict[str, Any]], rival: dict[str, Any],
-             book_files: dict[str, list[bytes | None]]) -> list[bytes | None]:
-    """Copies the baseline ``rival`` as the best (``entries[0]``), its ``baseline`` key naming it; returns its
-    networks."""
-    entries[0] = {**rival, "name": "best", "kind": "best", "baseline": rival["name"],
-                  "title": f"{rival['name']}'s configuration (nothing searched did better on validation)"}
-    return book_files[rival["name"]]
-
 
 #: Where a regression's kept entry holds its seeds' test predictions until the kept seed is known.
 PREDICTIONS = "test_predictions"
