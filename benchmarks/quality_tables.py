@@ -136,8 +136,8 @@ def suite_table(paths: list[str]) -> str:
     """The development-suite row: each suite run's best (``benchmarks/suite.py --start-alone --json``) against the
     designed start alone in the same study, paired by seed, in the metric's units with + when the search is better.
 
-    The summary counts the datasets where the search is ahead, behind within the paired differences' spread, and
-    behind beyond it; the average is over classification tables in points and over regressions in percent of
+    The summary counts the datasets where the search is ahead, level (the same test figures, mostly the same
+    configuration chosen), behind within the paired differences' spread, and behind beyond it; the average is over classification tables in points and over regressions in percent of
     the start's error.
     """
     from autodnn.evaluate import in_points, lower_is_better
@@ -150,14 +150,15 @@ def suite_table(paths: list[str]) -> str:
                    f"(+ = the search is better)"),
                   f"{'dataset':<16}{'metric':<19}{'search':>17}{'start alone':>30}{'difference':>18}"]
         lines.append("-" * len(lines[-1]))
-        ahead, within, behind, points, percent = 0, 0, 0, [], []
+        ahead, level, within, behind, points, percent = 0, 0, 0, 0, [], []
         for row in rows:
             metric, best, alone = row["metric"], row["entries"]["best"], row["start_alone"]
             gap = alone["search_minus_start"]
             sign = -1.0 if lower_is_better(metric) else 1.0
             better, spread = sign * gap["mean"], gap["std"] or 0.0
             ahead += better > 0
-            within += better <= 0 and -better <= spread
+            level += better == 0
+            within += better < 0 and -better <= spread
             behind += better < 0 and -better > spread
             if in_points(metric):
                 points.append(100 * better)
@@ -169,8 +170,8 @@ def suite_table(paths: list[str]) -> str:
                          f"{better:+.3g} ± {spread:.2g}")
             lines.append(f"{row['dataset']:<16}{metric[5:]:<19}{cells[0]:>17}{cells[1] + ' ' + alone['start']:>30}"
                          f"{cells[2]:>18}")
-        lines.append(f"search ahead on {ahead} of {len(rows)}, behind within the spread on {within}, behind beyond it "
-                     f"on {behind}; mean difference {statistics.fmean(points) if points else float('nan'):+.2f} points "
+        lines.append(f"search ahead on {ahead} of {len(rows)}, level on {level}, behind within the spread on {within}, "
+                     f"behind beyond it on {behind}; mean difference {statistics.fmean(points) if points else float('nan'):+.2f} points "
                      f"(classification), {statistics.fmean(percent) if percent else float('nan'):+.1f}% of the error "
                      f"(regression)")
     return "\n".join(lines)
