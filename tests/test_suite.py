@@ -58,3 +58,22 @@ def test_a_whole_number_quantity_is_searched_as_the_regression_it_is(tmp_path: P
     table = next(d for d in suite.DATASETS if d.name == "penguins")
     argv = suite.command(table, tmp_path, tmp_path, [])
     assert argv[argv.index("--target") + 1] == "species" and "--task" not in argv
+
+
+def test_the_suite_row_counts_ahead_level_and_behind_by_the_paired_spread(tmp_path: Path) -> None:
+    import json
+
+    from quality_tables import suite_table
+
+    def row(name: str, metric: str, mean: float, std: float) -> dict:
+        return {"dataset": name, "metric": metric, "entries": {"best": {"mean": 0.9, "std": 0.01}},
+                "start_alone": {"start": "s", "mean": 0.9, "std": 0.01,
+                                "search_minus_start": {"mean": mean, "std": std}}}
+
+    rows = [row("a", "test_accuracy", 0.02, 0.01), row("b", "test_accuracy", 0.0, 0.0),
+            row("c", "test_accuracy", -0.005, 0.01), row("d", "test_accuracy", -0.03, 0.01),
+            row("e", "test_rmse", -0.1, 0.05)]  # an RMSE lower by 0.1: the search is ahead
+    path = tmp_path / "suite.json"
+    path.write_text(json.dumps({"machine": "m", "rows": rows}))
+    summary = suite_table([str(path)]).splitlines()[-1]
+    assert summary.startswith("search ahead on 2 of 5, level on 1, behind within the spread on 1, behind beyond it on 1")
