@@ -58,6 +58,7 @@ from autodnn.training.crossval import FOLDS, EpochRelay, cross_validate
 #: searched one.
 SEED_OFFSET = 10_000
 
+
 def evaluation_entries(study: optuna.Study) -> list[dict[str, Any]]:
     """The configurations to evaluate: the best searched trial first, then every baseline of the study.
 
@@ -247,6 +248,7 @@ def evaluate(
         # The trainings took minutes: store their results even when the database refused the model.
         study.set_user_attr("evaluation", evaluation)
     return evaluation
+
 
 #: Where a regression's kept entry holds its seeds' test predictions until the kept seed is known.
 PREDICTIONS = "test_predictions"

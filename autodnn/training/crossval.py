@@ -20,8 +20,8 @@ from typing import Any
 
 from autodnn.config import TrialConfig
 
-#: Folds of the cross-validation: every row scored once, each network trained on four fifths of the rows (as many
-#: as a study's training split holds at its usual validation fraction).
+#: Folds of the cross-validation: every row scored once, each network trained on four fifths of the training and
+#: validation rows, about as many as a study's training split (75 to 90% of them, :mod:`autodnn.datasets`).
 FOLDS = 5
 
 #: The callbacks of a fold's training, as the final evaluation's (:func:`autodnn.evaluate.evaluate`): ``on_start``
