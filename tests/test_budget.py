@@ -64,6 +64,9 @@ def test_on_small_validation_the_cross_validation_of_the_finalists_and_the_basel
     large = budget.evaluation_seconds(study, _Data(n_valid=5000))
     # A run a fold for each of the FINALISTS (priced as the best) and each baseline, whatever seeds it reuses.
     assert small - large == pytest.approx(FOLDS * SEED_SPREAD * (FINALISTS * 20 + 60 + 40))
+    said = "(3 seed(s) of the best and of each book baseline, after 5-fold cross-validation of the top 3 and the " \
+           "baselines to choose it)"
+    assert said in budget.describe(study, _Data(n_valid=200)) and said not in budget.describe(study, _Data())
 
 
 def test_the_search_deadline_leaves_the_evaluation_its_share_but_never_less_than_a_quarter_to_search() -> None:

@@ -233,8 +233,12 @@ class TimeBudget:
         if self.seeds < 1:
             return f"Time budget {clock(self.total)}{said}: all of it to the search (no final evaluation)."
         baselines = " and of each book baseline" if any(map(is_baseline, study.get_trials(deepcopy=False))) else ""
+        folds = ""
+        if len(dataset.y_valid) < SMALL_VALIDATION:
+            among = f"the top {FINALISTS}" + (" and the baselines" if baselines else "")
+            folds = f", after {FOLDS}-fold cross-validation of {among} to choose it"
         line = (f"Time budget {clock(self.total)}{said}: the final evaluation ({self.seeds} seed(s) of the best"
-                f"{baselines}) is estimated at {clock(evaluation)}")
+                f"{baselines}{folds}) is estimated at {clock(evaluation)}")
         if not any(t.user_attrs.get(MEASURED) for t in study.get_trials(deepcopy=False)):
             return (f"{line} before any epoch is measured (every epoch of the budget at the cost model's prior "
                     f"rates, an upper bound); the first trials measure it, and the search stops in time for it.")
