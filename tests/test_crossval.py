@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -62,3 +63,22 @@ def test_each_candidate_trains_once_a_fold_with_the_folds_seeds_and_never_reads_
         assert not any(key.startswith("test") for run in runs for key in run)
     assert good["cv"]["val_accuracy_mean"] > stuck["cv"]["val_accuracy_mean"]
     assert min([stuck, good], key=lambda c: rank_key(c, "val_accuracy")) is good
+
+
+def test_a_candidate_that_diverges_on_one_fold_ranks_last_whatever_its_other_folds(
+        iris, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from autodnn.training import trainer
+
+    def fake_train(config, dataset, *, seed, **_):
+        broken = config.n_units == 8 and seed == 2  # the 8-unit net diverges on the third fold
+        score = math.nan if broken else (0.99 if config.n_units == 8 else 0.80)
+        return SimpleNamespace(score=score, val_loss=math.nan if broken else 0.5, epochs=3)
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    fragile = {"name": "fragile", "config": TrialConfig(n_units=8).to_dict()}
+    steady = {"name": "steady", "config": TrialConfig(n_units=16).to_dict()}
+    cross_validate([fragile, steady], iris, score="val_accuracy", max_epochs=3, seed=0, folds=4)
+    assert math.isnan(fragile["cv"]["val_accuracy_mean"]) and steady["cv"]["val_accuracy_mean"] == pytest.approx(0.8)
+    assert min([fragile, steady], key=lambda c: rank_key(c, "val_accuracy")) is steady

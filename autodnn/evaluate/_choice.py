@@ -8,6 +8,8 @@ place (:func:`against_the_book`). The test split chooses nothing.
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from autodnn.config import SMALL_VALIDATION
 from autodnn.study.records import is_baseline
 from autodnn.study.trial_record import CONFIG
-from autodnn.training.crossval import FOLDS, better_first, finite_mean, rank_key
+from autodnn.training.crossval import FOLDS, better_first, rank_key
 
 #: Below :data:`autodnn.config.SMALL_VALIDATION` validation rows one row moves validation accuracy by a tenth
 
@@ -104,7 +106,7 @@ def choose_best(entries: list[dict[str, Any]], candidates: list[dict[str, Any]],
 def validation_key(entry: dict[str, Any], score: str) -> tuple[float, float]:
     """Sorts entries best first by mean validation ``score`` over their runs, then by lower mean validation loss."""
     runs = entry["runs"]
-    return better_first(finite_mean(r.get(score) for r in runs), finite_mean(r.get("val_loss") for r in runs))
+    return better_first(_finite_mean(r.get(score) for r in runs), _finite_mean(r.get("val_loss") for r in runs))
 
 
 def against_the_book(entries: list[dict[str, Any]], files: list[bytes | None], book_files: dict[str, list[bytes | None]],
@@ -129,7 +131,7 @@ def against_the_book(entries: list[dict[str, Any]], files: list[bytes | None], b
     what = f"validation {score[4:].replace('_', ' ')}"
     selection["baseline"] = rival["name"]
     selection["searched_best"] = {"trial_number": searched["trial_number"],
-                                  f"{score}_mean": finite_mean(r.get(score) for r in searched["runs"])}
+                                  f"{score}_mean": _finite_mean(r.get(score) for r in searched["runs"])}
     selection["rule"] = (f"{rival['name']}'s configuration: its mean {what} over the seeds beat the search's pick "
                          f"(trial {searched['trial_number']}), and the best is the configuration the validation split "
                          "prefers, the book's included; the test split was not used to choose")
@@ -143,3 +145,9 @@ def as_best(entries: list[dict[str, Any]], rival: dict[str, Any],
     entries[0] = {**rival, "name": "best", "kind": "best", "baseline": rival["name"],
                   "title": f"{rival['name']}'s configuration (nothing searched did better on validation)"}
     return book_files[rival["name"]]
+
+
+def _finite_mean(values: Any) -> float:
+    """The mean of the finite values; NaN where there is none."""
+    finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return statistics.fmean(finite) if finite else math.nan

@@ -65,8 +65,10 @@ def cross_validate(candidates: list[dict[str, Any]], dataset: Any, *, score: str
             runs.append(run)
             if on_run is not None:
                 on_run(entry, run)
-        candidate["cv"] = {"folds": folds, "runs": runs, f"{score}_mean": finite_mean(r[score] for r in runs),
-                           "val_loss_mean": finite_mean(r["val_loss"] for r in runs)}
+        # A fold that diverged (NaN) makes the mean NaN, which ranks last: a configuration that fails on some
+        # rows is not judged by the folds it survived.
+        candidate["cv"] = {"folds": folds, "runs": runs, f"{score}_mean": statistics.fmean(r[score] for r in runs),
+                           "val_loss_mean": statistics.fmean(r["val_loss"] for r in runs)}
 
 
 def rank_key(candidate: dict[str, Any], score: str) -> tuple[float, float]:
@@ -92,8 +94,3 @@ class EpochRelay:
     def should_stop(self) -> str | None:
         return None
 
-
-def finite_mean(values: Any) -> float:
-    """The mean of the finite values; NaN where there is none."""
-    finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    return statistics.fmean(finite) if finite else math.nan
