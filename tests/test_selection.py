@@ -11,7 +11,14 @@ import optuna
 import pytest
 
 from autodnn.config import SMALL_VALIDATION, TrialConfig
-from autodnn.evaluate._choice import against_the_book, choose_best, contenders, finalists, searched_entry
+from autodnn.evaluate._choice import (
+    against_the_book,
+    choose_best,
+    chosen_baseline,
+    contenders,
+    finalists,
+    searched_entry,
+)
 from autodnn.study.verdict import plain_lines, verdict_line
 
 
@@ -92,6 +99,21 @@ def test_a_baseline_that_cross_validates_best_is_named_and_no_searched_trial_is_
     assert calls == [] and files == []
     assert selection["baseline"] == "book-2e" and selection["chosen"] == 4
     assert selection["searched_best"] == {"trial_number": 1, "val_accuracy_mean": 0.92}
+
+
+@pytest.mark.parametrize("networks", [[None, b"2e-b"], [None, None]])
+def test_a_chosen_baseline_is_the_best_unless_every_run_of_it_was_reused_with_no_network(networks: list) -> None:
+    study = _study({32: 0.90, 64: 0.95, 128: 0.93})
+    entries, candidates = _cross_validated(study, {0: (0.91, 0.3), 1: (0.92, 0.3), 2: (0.90, 0.4), 4: (0.95, 0.3)})
+    _, selection = choose_best(entries, candidates, 144, _fake_retrain([]), "val_accuracy")
+    entries[1]["runs"] = [{"seed": 1, "val_accuracy": 0.95, "test_accuracy": 0.9}] * 2
+    files = chosen_baseline(entries, candidates, selection, {"book-2e": networks}, "val_accuracy")
+    if any(networks):
+        assert files == networks and entries[0]["baseline"] == "book-2e" and selection["baseline"] == "book-2e"
+    else:  # nothing to keep of book-2e: the searched trial of best mean over the folds is named for retraining
+        assert files is None and entries[0]["trial_number"] == 1 and entries[0]["name"] == "best"
+        assert "baseline" not in selection and selection["chosen"] == 1
+        assert "left no network to keep" in selection["rule"] and "(trial 1)" in selection["rule"]
 
 
 @pytest.mark.parametrize("n_valid", [SMALL_VALIDATION, 5000])

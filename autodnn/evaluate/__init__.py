@@ -33,6 +33,7 @@ from autodnn.evaluate._choice import (  # noqa: F401 - the rules of the choice, 
     against_the_book,
     as_best,
     choose_best,
+    chosen_baseline,
     contenders,
     finalists,
     searched_entry,
@@ -204,7 +205,11 @@ def evaluate(
             *([search_run] if search_run else []),
             *(reused_evaluation_runs(trial, wanted_seeds, budget, mc_samples) if search_run else [])])
     if selection.get("baseline"):
-        files = as_best(entries, next(e for e in entries[1:] if e["name"] == selection["baseline"]), book_files)
+        files = chosen_baseline(entries, candidates, selection, book_files, score)
+        if files is None:  # the baseline left no network: the searched candidate next in line trains instead
+            if on_plan is not None:
+                on_plan(planned)
+            files = retrain(entries[0])
     elif not candidates:
         files = against_the_book(entries, files, book_files, score, selection)
     chance = Chance.of_dataset(dataset, metric)

@@ -138,6 +138,26 @@ def against_the_book(entries: list[dict[str, Any]], files: list[bytes | None], b
     return as_best(entries, rival, book_files)
 
 
+def chosen_baseline(entries: list[dict[str, Any]], candidates: list[dict[str, Any]], selection: dict[str, Any],
+                    book_files: dict[str, list[bytes | None]], score: str) -> list[bytes | None] | None:
+    """The networks of the baseline the cross-validation chose (``selection["baseline"]``), once its seeds are
+    trained, copied as the best (:func:`as_best`). Where none of its runs left a network (every one reused from
+    another study), None, after naming as ``entries[0]`` the searched candidate that cross-validated best, for the
+    caller to retrain so that a network is kept; the selection's rule says so."""
+    name = selection["baseline"]
+    searched = min((c for c in candidates if c["kind"] == "best"), key=lambda c: rank_key(c, score), default=None)
+    if any(f is not None for f in book_files[name]) or searched is None:
+        return as_best(entries, next(e for e in entries[1:] if e["name"] == name), book_files)
+    for key in ("baseline", "searched_best"):
+        selection.pop(key, None)
+    selection["chosen"] = searched["trial_number"]
+    selection["rule"] += (f"; {name} cross-validated best, but every run of it was reused from another study and "
+                          f"left no network to keep, so the best is the search's first over the folds "
+                          f"({searched['name']})")
+    entries[0] = {**searched, "name": "best"}
+    return None
+
+
 def as_best(entries: list[dict[str, Any]], rival: dict[str, Any],
              book_files: dict[str, list[bytes | None]]) -> list[bytes | None]:
     """Copies the baseline ``rival`` as the best (``entries[0]``), its ``baseline`` key naming it; returns its
